@@ -1,0 +1,35 @@
+# Set-up, serving and tests. `make run` and `make test` are the two commands in the README.
+PYTHON ?= python3
+VENV ?= .venv
+BIN = $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+ADMIN ?= admin
+POSTGRES_TEST_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
+
+.PHONY: run test test-postgres install install-test
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+# torch first, pinned: this version is a CPU build on local disk; a looser spec downloads GBs.
+install: $(BIN)/python
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e .
+
+install-test: $(BIN)/python
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[test]'
+
+# Set everything up on the embedded SQLite default and start the server (and its job worker).
+run: install
+	$(BIN)/supervising-ui init --admin $(ADMIN)
+	$(BIN)/supervising-ui serve --host $(HOST) --port $(PORT)
+
+test: install-test
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+# The same suite against PostgreSQL (needs a server at POSTGRES_TEST_URL).
+test-postgres: install-test
+	SUPERVISING_UI_TEST_DATABASE_URL=$(POSTGRES_TEST_URL) $(BIN)/python -m pytest -q $(PYTEST_ARGS)

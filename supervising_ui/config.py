@@ -1,0 +1,98 @@
+"""Configuration: the one place that says where each setting comes from.
+
+Precedence, lowest first:
+1. ``DEFAULTS`` below;
+2. ``config.py`` in the instance folder (plain Python, UPPERCASE names);
+3. environment variables ``SUPERVISING_UI_<NAME>`` (e.g. ``SUPERVISING_UI_DATABASE_URL``);
+4. the mapping passed to ``create_app(test_config)``.
+
+The instance folder itself comes from ``SUPERVISING_UI_INSTANCE`` (default ``instance/``
+beside the package); it holds the SQLite database, the managed image store, trained
+models, the job queue and the generated secret key.
+"""
+import os
+import secrets
+from pathlib import Path
+
+ENV_PREFIX = "SUPERVISING_UI_"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+DEFAULTS = {
+    # Database: None means SQLite in the instance folder.
+    "DATABASE_URL": None,
+    # Secret key: None means generate once and keep in the instance folder.
+    "SECRET_KEY": None,
+    # Folder on the server under which admins may import folders and manifests.
+    "IMPORT_ROOT": None,
+    # Largest upload accepted from the browser, in bytes.
+    "MAX_CONTENT_LENGTH": 2 * 1024**3,
+    # Pillow's decompression-bomb limit: images over this many pixels are rejected.
+    "MAX_IMAGE_PIXELS": 89_478_485,
+    # How long a labeler holds an image before it goes back to the pool.
+    "LEASE_SECONDS": 300,
+    # Job queue: "sqlite" (file in the instance folder), "redis://..." or "memory" (tests).
+    "JOB_QUEUE": "sqlite",
+    # Run jobs in the calling process instead of a worker (tests only).
+    "JOBS_IMMEDIATE": False,
+    "SESSION_COOKIE_HTTPONLY": True,
+    "SESSION_COOKIE_SAMESITE": "Lax",
+    "WTF_CSRF_TIME_LIMIT": None,
+}
+
+# Settings that may come from the environment, and how to parse them.
+_ENV_PARSERS = {
+    "DATABASE_URL": str,
+    "SECRET_KEY": str,
+    "IMPORT_ROOT": str,
+    "MAX_CONTENT_LENGTH": int,
+    "MAX_IMAGE_PIXELS": int,
+    "LEASE_SECONDS": int,
+    "JOB_QUEUE": str,
+}
+
+
+def instance_path_from_env() -> str:
+    """Return the instance folder: $SUPERVISING_UI_INSTANCE or ./instance beside the package."""
+    configured = os.environ.get(ENV_PREFIX + "INSTANCE")
+    return str(Path(configured).resolve() if configured else PROJECT_ROOT / "instance")
+
+
+def load_config(app, test_config=None) -> None:
+    """Fill app.config following the precedence written at the top of this module."""
+    app.config.from_mapping(DEFAULTS)
+    app.config.from_pyfile("config.py", silent=True)
+    for name, parse in _ENV_PARSERS.items():
+        value = os.environ.get(ENV_PREFIX + name)
+        if value is not None:
+            app.config[name] = parse(value)
+    if test_config:
+        app.config.from_mapping(test_config)
+    _fill_derived(app)
+
+
+def _fill_derived(app) -> None:
+    """Resolve settings whose default depends on the instance folder."""
+    instance = Path(app.instance_path)
+    if not app.config.get("DATABASE_URL"):
+        app.config["DATABASE_URL"] = f"sqlite:///{instance / 'supervising_ui.sqlite3'}"
+    app.config["SQLALCHEMY_DATABASE_URI"] = app.config["DATABASE_URL"]
+    if not app.config.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = _persistent_secret_key(instance / "secret_key")
+    app.config.setdefault("IMAGE_STORE", str(instance / "images"))
+    app.config.setdefault("MODEL_STORE", str(instance / "models"))
+    app.config.setdefault("CACHE_DIR", str(instance / "cache"))
+
+
+def _persistent_secret_key(path: Path) -> str:
+    """Read the secret key from path, generating it (mode 0600) on first use."""
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_hex(32)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another worker process wrote it first
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key)
+    return key

@@ -1,0 +1,169 @@
+"""Manifests, records, leak-free splits, the image loader and the transform presets."""
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from PIL import Image
+
+# MSL sol ranges used by the Deep Mars paper (inclusive).
+MSL_SOL_RANGES = {"train": (3, 181), "val": (182, 564), "test": (565, 1060)}
+
+
+@dataclass(frozen=True)
+class Record:
+    """One image: where it is, its label (None if unlabelled), its group and content hash."""
+
+    path: str
+    label: str | None = None
+    group: str | None = None
+    content_hash: str | None = None
+
+
+def content_hash(path: str | os.PathLike) -> str:
+    """SHA-1 of a file's bytes: the key of cached embeddings."""
+    digest = hashlib.sha1()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def with_hashes(records: Sequence[Record]) -> list[Record]:
+    """Fill in missing content hashes."""
+    return [r if r.content_hash else Record(r.path, r.label, r.group, content_hash(r.path))
+            for r in records]
+
+
+def read_manifest(manifest: str | os.PathLike, image_root: str | os.PathLike) -> pd.DataFrame:
+    """Read a CSV manifest with a `filename` column and add the absolute `path` of each image."""
+    frame = pd.read_csv(manifest, dtype=str, keep_default_na=False)
+    if "filename" not in frame.columns:
+        raise ValueError(f"{manifest}: a manifest needs a 'filename' column, has {list(frame.columns)}")
+    root = Path(image_root)
+    frame["path"] = [str(root / name) for name in frame["filename"]]
+    missing = [p for p in frame["path"] if not os.path.isfile(p)]
+    if missing:
+        raise FileNotFoundError(f"{len(missing)} images of {manifest} are missing under "
+                                f"{image_root}, e.g. {missing[0]}")
+    return frame
+
+
+def records_from_frame(frame: pd.DataFrame, label_column: str = "label",
+                       group_column: str | None = None) -> list[Record]:
+    """Turn manifest rows into records; empty labels become None."""
+    labels = frame[label_column] if label_column in frame.columns else [""] * len(frame)
+    groups = frame[group_column] if group_column else [None] * len(frame)
+    return [Record(path, label or None, group) for path, label, group
+            in zip(frame["path"], labels, groups)]
+
+
+# --------------------------------------------------------------------------- splits
+
+
+def split_by_column(values: Sequence[str]) -> dict[str, np.ndarray]:
+    """Indices per value of a given split column (e.g. train/val/test)."""
+    values = np.asarray(values, dtype=object)
+    return {str(name): np.flatnonzero(values == name) for name in pd.unique(values) if name}
+
+
+def split_by_group(groups: Sequence[str], val_fraction: float = 0.2,
+                   seed: int = 0) -> dict[str, np.ndarray]:
+    """Train/val indices such that no group (e.g. HiRISE source_id) is on both sides."""
+    groups = np.asarray(groups, dtype=object)
+    names, counts = np.unique(groups, return_counts=True)
+    order = np.random.default_rng(seed).permutation(len(names))
+    target, taken, val_groups = val_fraction * len(groups), 0, set()
+    for index in order:
+        if taken >= target:
+            break
+        val_groups.add(names[index])
+        taken += counts[index]
+    in_val = np.array([g in val_groups for g in groups], dtype=bool)
+    return {"train": np.flatnonzero(~in_val), "val": np.flatnonzero(in_val)}
+
+
+def split_by_sol(sols: Sequence[int | float | str],
+                 ranges: dict[str, tuple[int, int]] = MSL_SOL_RANGES) -> dict[str, np.ndarray]:
+    """Indices per named inclusive sol range (MSL default: train 3-181, val 182-564, test 565-1060)."""
+    sols = np.asarray(pd.to_numeric(pd.Series(list(sols)), errors="coerce"), dtype=float)
+    return {name: np.flatnonzero((sols >= low) & (sols <= high))
+            for name, (low, high) in ranges.items()}
+
+
+def assert_no_leakage(groups: Sequence, splits: dict[str, np.ndarray]) -> None:
+    """Raise ValueError if any group appears in more than one split."""
+    groups = np.asarray(groups, dtype=object)
+    seen: dict = {}
+    for name, indices in splits.items():
+        for group in set(groups[indices]) - {None, ""}:
+            if group in seen and seen[group] != name:
+                raise ValueError(f"group {group!r} is in both {seen[group]!r} and {name!r}")
+            seen[group] = name
+
+
+# --------------------------------------------------------------------------- images
+
+
+def load_image(path: str | os.PathLike, size: int) -> torch.Tensor:
+    """The one image loader: any image -> grayscale, resized, (size, size) uint8 tensor."""
+    with Image.open(path) as image:
+        gray = image.convert("L")
+        if gray.size != (size, size):
+            gray = gray.resize((size, size), Image.Resampling.BILINEAR)
+        return torch.from_numpy(np.asarray(gray, dtype=np.uint8).copy())
+
+
+def load_images(paths: Iterable[str], size: int) -> torch.Tensor:
+    """Stack images into an (N, size, size) uint8 tensor (a 224px image takes 50 KB)."""
+    paths = list(paths)
+    stack = torch.empty((len(paths), size, size), dtype=torch.uint8)
+    for index, path in enumerate(paths):
+        stack[index] = load_image(path, size)
+    return stack
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How raw pixels become network input: size and normalisation ("tf" or "imagenet")."""
+
+    image_size: int = 224
+    normalization: str = "tf"
+
+    def to_input(self, pixels: torch.Tensor) -> torch.Tensor:
+        """(N, H, W) uint8 grayscale -> (N, 3, H, W) float32 network input, channels_last."""
+        x = pixels.float().unsqueeze(1)
+        if self.normalization == "tf":
+            x = (x - 127.0) / 128.0
+        elif self.normalization == "imagenet":
+            mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1) * 255.0
+            std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1) * 255.0
+            x = (x.expand(-1, 3, -1, -1) - mean) / std
+            return x.contiguous(memory_format=torch.channels_last)
+        else:
+            raise ValueError(f"unknown normalization {self.normalization!r}")
+        return x.expand(-1, 3, -1, -1).contiguous(memory_format=torch.channels_last)
+
+
+def dihedral(pixels: torch.Tensor, view: int) -> torch.Tensor:
+    """View 0-7 of the square images' dihedral group: rot90 by view%4, mirrored if view>=4."""
+    out = torch.rot90(pixels, view % 4, dims=(-2, -1))
+    return torch.flip(out, dims=(-1,)) if view >= 4 else out
+
+
+def augment(pixels: torch.Tensor, labels: Sequence[str | None], generator: torch.Generator,
+            views: int = 8, fixed_classes: Iterable[str] = ()) -> torch.Tensor:
+    """Random dihedral view per image (of the first `views`), except classes with a fixed orientation."""
+    fixed = set(fixed_classes)
+    choice = torch.randint(0, views, (len(pixels),), generator=generator)
+    out = pixels.clone()
+    for index in range(len(pixels)):
+        if labels[index] not in fixed and int(choice[index]):
+            out[index] = dihedral(pixels[index], int(choice[index]))
+    return out

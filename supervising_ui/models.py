@@ -1,0 +1,233 @@
+"""Database models (SQLAlchemy 2 typed mappings)."""
+from __future__ import annotations
+
+import random
+from datetime import datetime, timezone
+
+from flask_login import UserMixin
+from sqlalchemy import (JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String,
+                        Text, UniqueConstraint)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from .extensions import db
+
+ROLES = ("admin", "labeler")
+SERVING_ORDERS = ("random", "least_confidence", "margin", "entropy")
+JOB_STATES = ("queued", "running", "done", "failed")
+
+
+def utcnow() -> datetime:
+    """Return the current time as a naive UTC datetime (the form stored in every column)."""
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def new_random_key() -> float:
+    """Return the random sort key that lets assignment pick a random image through an index."""
+    return random.random()
+
+
+class User(UserMixin, db.Model):
+    """A person who logs in: an admin or a labeler."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(80), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(256))
+    role: Mapped[str] = mapped_column(String(16), default="labeler")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    def set_password(self, password: str) -> None:
+        """Store a salted hash of password."""
+        self.password_hash = generate_password_hash(password)
+
+    def check_password(self, password: str) -> bool:
+        """Return whether password matches the stored hash."""
+        return check_password_hash(self.password_hash, password)
+
+    @property
+    def is_active(self) -> bool:
+        """Deactivated users cannot log in or use tokens."""
+        return self.active
+
+    @property
+    def is_admin(self) -> bool:
+        """Return whether this user has the admin role."""
+        return self.role == "admin"
+
+
+class ApiToken(db.Model):
+    """A bearer token for scripts; only its SHA-256 digest is stored."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user.id"), index=True)
+    token_digest: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+    user: Mapped[User] = relationship()
+
+
+class Project(db.Model):
+    """A labeling project: a class list, its images and the settings of its learning loop."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(120), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    labels_per_image: Mapped[int] = mapped_column(Integer, default=1)
+    # Metadata column that groups correlated images (e.g. source observation) for held-out splits.
+    group_column: Mapped[str | None] = mapped_column(String(80))
+    serving_order: Mapped[str] = mapped_column(String(32), default="random")
+    # Share of uncertainty-ordered picks replaced by random ones, as an unbiased audit stream.
+    audit_share: Mapped[float] = mapped_column(Float, default=0.2)
+    # Share of images on which no suggestion is shown, to measure anchoring.
+    hide_suggestion_share: Mapped[float] = mapped_column(Float, default=0.0)
+    # Retrain automatically after this many new labels; 0 turns it off.
+    retrain_every: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    classes: Mapped[list[LabelClass]] = relationship(
+        back_populates="project", order_by="LabelClass.position", cascade="all, delete-orphan")
+
+    @property
+    def class_names(self) -> list[str]:
+        """Return the class names in their display order."""
+        return [label_class.name for label_class in self.classes]
+
+
+class LabelClass(db.Model):
+    """One class of a project's ordered class list."""
+
+    __table_args__ = (UniqueConstraint("project_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("project.id"), index=True)
+    name: Mapped[str] = mapped_column(String(120))
+    position: Mapped[int] = mapped_column(Integer, default=0)
+
+    project: Mapped[Project] = relationship(back_populates="classes")
+
+
+class Image(db.Model):
+    """An image in managed storage; served by id only, never by a path from a request."""
+
+    __table_args__ = (
+        UniqueConstraint("project_id", "content_hash"),
+        # Assignment walks this index from a random point: cost stays flat with project size.
+        Index("ix_image_pick", "project_id", "label_count", "random_key"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("project.id"))
+    storage_key: Mapped[str] = mapped_column(String(255))
+    original_name: Mapped[str] = mapped_column(String(512), index=True)
+    content_hash: Mapped[str] = mapped_column(String(64), index=True)
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    # Free-form metadata: instrument, sol, source observation, acquisition time...
+    meta: Mapped[dict] = mapped_column("metadata", JSON, default=dict)
+    random_key: Mapped[float] = mapped_column(Float, default=new_random_key)
+    # Number of labels so far; kept in step with the label table by the labeling code.
+    label_count: Mapped[int] = mapped_column(Integer, default=0)
+    leased_to_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    project: Mapped[Project] = relationship()
+
+
+class Label(db.Model):
+    """One labeler's decision on one image, with what the model suggested at the time."""
+
+    __table_args__ = (
+        UniqueConstraint("image_id", "user_id"),
+        UniqueConstraint("user_id", "request_id"),
+        Index("ix_label_project_created", "project_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("project.id"))
+    image_id: Mapped[int] = mapped_column(ForeignKey("image.id"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user.id"), index=True)
+    label_class_id: Mapped[int] = mapped_column(ForeignKey("label_class.id"), index=True)
+    # Client-chosen id of the submit; a retry with the same id returns the same label.
+    request_id: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    seconds_spent: Mapped[float | None] = mapped_column(Float)
+    suggestion_shown: Mapped[bool] = mapped_column(Boolean, default=False)
+    suggested_class_id: Mapped[int | None] = mapped_column(ForeignKey("label_class.id"))
+    suggestion_confidence: Mapped[float | None] = mapped_column(Float)
+    suggestion_model_version_id: Mapped[int | None] = mapped_column(ForeignKey("model_version.id"))
+
+    image: Mapped[Image] = relationship()
+    user: Mapped[User] = relationship()
+    label_class: Mapped[LabelClass] = relationship(foreign_keys=[label_class_id])
+    suggested_class: Mapped[LabelClass | None] = relationship(foreign_keys=[suggested_class_id])
+
+
+class Skip(db.Model):
+    """A labeler put an image off with "Later": others get it first."""
+
+    __table_args__ = (UniqueConstraint("image_id", "user_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    image_id: Mapped[int] = mapped_column(ForeignKey("image.id"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class ModelVersion(db.Model):
+    """A trained classifier of a project: its files on disk and its held-out metrics."""
+
+    __table_args__ = (UniqueConstraint("project_id", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("project.id"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(32))
+    path: Mapped[str] = mapped_column(String(512))
+    num_labels: Mapped[int] = mapped_column(Integer, default=0)
+    metrics: Mapped[dict] = mapped_column(JSON, default=dict)
+    is_serving: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Prediction(db.Model):
+    """A model version's prediction for one image."""
+
+    __table_args__ = (
+        UniqueConstraint("model_version_id", "image_id"),
+        Index("ix_prediction_uncertainty", "model_version_id", "uncertainty"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    model_version_id: Mapped[int] = mapped_column(ForeignKey("model_version.id"))
+    image_id: Mapped[int] = mapped_column(ForeignKey("image.id"), index=True)
+    label_class_id: Mapped[int] = mapped_column(ForeignKey("label_class.id"))
+    confidence: Mapped[float] = mapped_column(Float)
+    # Higher means more worth a human's time, under the project's serving order.
+    uncertainty: Mapped[float] = mapped_column(Float, default=0.0)
+    # Full distribution: {class name: probability}.
+    probabilities: Mapped[dict] = mapped_column(JSON, default=dict)
+
+
+class Job(db.Model):
+    """Background work (import, retraining) whose progress a page polls."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int | None] = mapped_column(ForeignKey("project.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    state: Mapped[str] = mapped_column(String(16), default="queued", index=True)
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    message: Mapped[str] = mapped_column(Text, default="")
+    error: Mapped[str | None] = mapped_column(Text)
+    log: Mapped[str] = mapped_column(Text, default="")
+    params: Mapped[dict] = mapped_column(JSON, default=dict)
+    result: Mapped[dict] = mapped_column(JSON, default=dict)
+    model_version_id: Mapped[int | None] = mapped_column(ForeignKey("model_version.id"))
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # Refreshed by the worker while it runs; a stale heartbeat means the worker died.
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime)

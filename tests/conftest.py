@@ -1,0 +1,120 @@
+"""Shared fixtures: an app on a fresh database, a client, users and a login helper.
+
+Set SUPERVISING_UI_TEST_DATABASE_URL (e.g. postgresql+psycopg://postgres@127.0.0.1:5432/test)
+to run the suite against PostgreSQL instead of a temporary SQLite file.
+"""
+import os
+import re
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from supervising_ui import create_app
+from supervising_ui.auth import create_user
+from supervising_ui.database import create_or_migrate
+from supervising_ui.extensions import db
+
+TEST_DATABASE_URL = os.environ.get("SUPERVISING_UI_TEST_DATABASE_URL")
+SHARED_HIRISE = Path(__file__).resolve().parents[2] / "shared" / "data" / "hirise"
+PASSWORD = "correct horse battery"
+_schema_ready = False
+
+
+def _reset_postgres() -> None:
+    """Migrate the PostgreSQL test database once per session, then empty its tables per test."""
+    global _schema_ready
+    if not _schema_ready:
+        with db.engine.begin() as connection:
+            connection.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+        create_or_migrate()
+        _schema_ready = True
+    tables = ", ".join(f'"{table.name}"' for table in db.metadata.sorted_tables)
+    with db.engine.begin() as connection:
+        connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture
+def app(tmp_path, monkeypatch):
+    """Return an app whose instance folder and database are fresh for this test."""
+    monkeypatch.setenv("SUPERVISING_UI_INSTANCE", str(tmp_path / "instance"))
+    for name in list(os.environ):
+        if name.startswith("SUPERVISING_UI_") and name not in (
+                "SUPERVISING_UI_INSTANCE", "SUPERVISING_UI_TEST_DATABASE_URL"):
+            monkeypatch.delenv(name)
+    config = {"TESTING": True, "SECRET_KEY": "test", "JOB_QUEUE": "memory",
+              "DATABASE_URL": TEST_DATABASE_URL or f"sqlite:///{tmp_path / 'test.sqlite3'}",
+              "IMPORT_ROOT": str(tmp_path / "import_root")}
+    app = create_app(config)
+    with app.app_context():
+        if TEST_DATABASE_URL:
+            _reset_postgres()
+        else:
+            create_or_migrate()
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def client(app):
+    """Return a test client for app."""
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    """Return a CLI runner for app's console commands."""
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def users(app):
+    """Create an admin 'ada' and two labelers 'lee' and 'liu'; return their ids by name."""
+    with app.app_context():
+        return {name: create_user(name, role=role, password=PASSWORD)[0].id
+                for name, role in (("ada", "admin"), ("lee", "labeler"), ("liu", "labeler"))}
+
+
+def csrf_token_from(html: str) -> str:
+    """Return the CSRF token embedded in a page."""
+    match = re.search(r'name="csrf-token" content="([^"]+)"', html) or \
+        re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert match, "page carries no CSRF token"
+    return match.group(1)
+
+
+class AuthActions:
+    """Log a test client in and out through the real login form."""
+
+    def __init__(self, client):
+        self._client = client
+        self.csrf_token = None
+
+    def login(self, username="ada", password=PASSWORD):
+        """Log in and remember the session's CSRF token for later POSTs."""
+        page = self._client.get("/login")
+        token = csrf_token_from(page.get_data(as_text=True))
+        response = self._client.post("/login", data={
+            "username": username, "password": password, "csrf_token": token})
+        self.csrf_token = csrf_token_from(self._client.get("/").get_data(as_text=True)) \
+            if response.status_code == 302 else None
+        return response
+
+    def logout(self):
+        """Log out through the logout form."""
+        return self._client.post("/logout", data={"csrf_token": self.csrf_token})
+
+
+@pytest.fixture
+def auth(client, users):
+    """Return login helpers for client; the users fixture has created the accounts."""
+    return AuthActions(client)
+
+
+def require_hirise():
+    """Skip the calling test when ../shared/data/hirise is absent."""
+    if not (SHARED_HIRISE / "manifest.csv").exists():
+        pytest.skip("../shared/data/hirise is not present")
+    return SHARED_HIRISE

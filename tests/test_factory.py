@@ -1,0 +1,52 @@
+"""The app factory and the configuration precedence."""
+from supervising_ui import create_app
+
+
+def test_testing_flag(app):
+    assert app.testing
+    assert not create_app({"SECRET_KEY": "x"}).testing
+
+
+def test_defaults_put_sqlite_in_instance_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("SUPERVISING_UI_INSTANCE", str(tmp_path))
+    monkeypatch.delenv("SUPERVISING_UI_DATABASE_URL", raising=False)
+    monkeypatch.delenv("SUPERVISING_UI_SECRET_KEY", raising=False)
+    app = create_app()
+    assert app.instance_path == str(tmp_path)
+    assert app.config["SQLALCHEMY_DATABASE_URI"] == f"sqlite:///{tmp_path / 'supervising_ui.sqlite3'}"
+    key = app.config["SECRET_KEY"]
+    assert len(key) >= 32 and (tmp_path / "secret_key").read_text() == key
+    assert create_app().config["SECRET_KEY"] == key, "the generated key is kept"
+
+
+def test_precedence_defaults_file_env_mapping(tmp_path, monkeypatch):
+    monkeypatch.setenv("SUPERVISING_UI_INSTANCE", str(tmp_path))
+    (tmp_path / "config.py").write_text("LEASE_SECONDS = 11\nIMPORT_ROOT = '/from/file'\n"
+                                        "JOB_QUEUE = 'from-file'\n")
+    monkeypatch.setenv("SUPERVISING_UI_LEASE_SECONDS", "22")
+    monkeypatch.setenv("SUPERVISING_UI_JOB_QUEUE", "from-env")
+    monkeypatch.setenv("SUPERVISING_UI_DATABASE_URL", "sqlite:///from-env.sqlite3")
+    app = create_app({"JOB_QUEUE": "from-mapping"})
+    assert app.config["IMPORT_ROOT"] == "/from/file"          # file beats default
+    assert app.config["LEASE_SECONDS"] == 22                  # env beats file, parsed as int
+    assert app.config["JOB_QUEUE"] == "from-mapping"          # mapping beats env
+    assert app.config["SQLALCHEMY_DATABASE_URI"] == "sqlite:///from-env.sqlite3"
+    assert app.config["MAX_IMAGE_PIXELS"] == 89_478_485       # untouched default
+
+
+def test_sqlite_runs_in_wal_mode(app):
+    from sqlalchemy import text
+    from supervising_ui.extensions import db
+    if app.config["DATABASE_URL"].startswith("sqlite"):
+        with app.app_context():
+            assert db.session.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+
+
+def test_migrations_match_models(app):
+    """The Alembic migrations create exactly the schema the models describe."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+    from supervising_ui.extensions import db
+    with app.app_context(), db.engine.connect() as connection:
+        diff = compare_metadata(MigrationContext.configure(connection), db.metadata)
+    assert diff == []
