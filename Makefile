@@ -7,7 +7,7 @@ PORT ?= 8000
 ADMIN ?= admin
 POSTGRES_TEST_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 
-.PHONY: run test test-postgres install install-test
+.PHONY: run test test-postgres install install-test schema
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,3 +33,8 @@ test: install-test
 # The same suite against PostgreSQL (needs a server at POSTGRES_TEST_URL).
 test-postgres: install-test
 	SUPERVISING_UI_TEST_DATABASE_URL=$(POSTGRES_TEST_URL) $(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+# Until the first release, the schema is one migration: regenerate it after editing models.py.
+schema: $(BIN)/python
+	rm -f supervising_ui/migrations/versions/0001_initial_schema.py
+	tmp=$$(mktemp -d) && SUPERVISING_UI_INSTANCE=$$tmp $(BIN)/supervising-ui db revision --autogenerate -m "initial schema" --rev-id 0001

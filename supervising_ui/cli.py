@@ -7,7 +7,7 @@ import click
 from flask import Flask
 from flask.cli import FlaskGroup
 
-from . import auth, database, projects
+from . import auth, database, jobs, projects
 
 
 def main() -> None:
@@ -19,7 +19,8 @@ def main() -> None:
 
 def init_app(app: Flask) -> None:
     """Register the console commands on app.cli."""
-    for command in (init_command, create_user_command, create_project_command, serve_command):
+    for command in (init_command, create_user_command, create_project_command, serve_command,
+                    worker_command):
         app.cli.add_command(command)
 
 
@@ -93,10 +94,26 @@ def serve_command(host, port, workers, threads):
                "--worker-class", "gthread", "--threads", str(threads),
                "--bind", f"{host}:{port}", "--access-logfile", "-",
                "supervising_ui:create_app()"]
-    click.echo(f"Serving on http://{host}:{port}/")
+    click.echo(f"Serving on http://{host}:{port}/ with a job worker beside it")
+    worker = subprocess.Popen([sys.executable, "-m", "supervising_ui.cli", "worker"],
+                              env=os.environ.copy())
     server = subprocess.Popen(command, env=os.environ.copy())
     try:
-        sys.exit(server.wait())
+        status = server.wait()
     except KeyboardInterrupt:
-        server.terminate()
-        server.wait()
+        status = 0
+    finally:
+        for process in (server, worker):
+            process.terminate()
+            process.wait()
+    sys.exit(status)
+
+
+@click.command("worker")
+def worker_command():
+    """Run the background job worker (retraining, imports) until interrupted."""
+    jobs.run_worker()
+
+
+if __name__ == "__main__":
+    main()

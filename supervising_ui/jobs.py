@@ -1,6 +1,205 @@
-"""Background work: enqueue, run inside an app context, report progress."""
-from flask import Flask
+"""Background work: a job is a row whose progress pages poll; Huey carries it to a worker.
+
+A handler is registered per job kind with ``@handler("kind")`` and called as
+``handler(job, reporter)`` inside an app context in the worker process; it returns a dict
+stored as the job's result. The web process only ever calls ``submit()``.
+"""
+import logging
+import threading
+import traceback
+from datetime import timedelta
+from pathlib import Path
+from typing import Callable
+
+from flask import Flask, current_app
+from huey import MemoryHuey, RedisHuey, SqliteHuey
+from sqlalchemy import and_, exists, select, update
+from sqlalchemy.orm import aliased
+
+from .extensions import db
+from .models import Job, utcnow
+
+log = logging.getLogger(__name__)
+
+HANDLERS: dict[str, Callable] = {}
+# Kinds of which a project runs one at a time.
+EXCLUSIVE_KINDS = {"retrain"}
+HEARTBEAT_SECONDS = 5
+# A running job whose heartbeat is older than this lost its worker.
+STALE_AFTER_SECONDS = 30
+# A queued exclusive job waits this long before trying again while another one runs.
+RETRY_DELAY_SECONDS = 3
+
+
+class JobBusy(Exception):
+    """A job of this kind is already queued or running for the project."""
+
+    def __init__(self, job: Job):
+        super().__init__(f"job {job.id} ({job.kind}) is already {job.state} for this project")
+        self.job = job
+
+
+def handler(kind: str):
+    """Register the decorated function as the handler of jobs of this kind."""
+    def register(function):
+        HANDLERS[kind] = function
+        return function
+    return register
 
 
 def init_app(app: Flask) -> None:
-    """Bind the job queue to app."""
+    """Create the Huey queue named by JOB_QUEUE and its one task, bound to app."""
+    queue = app.config["JOB_QUEUE"]
+    if queue == "memory":
+        huey = MemoryHuey("supervising_ui", immediate=True)
+    elif queue.startswith("redis://"):
+        huey = RedisHuey("supervising_ui", url=queue)
+    else:
+        huey = SqliteHuey("supervising_ui", filename=str(Path(app.instance_path) / "jobs.sqlite3"))
+
+    def execute(job_id: int) -> None:
+        with app.app_context():
+            run_job(job_id)
+
+    app.extensions["huey"] = huey
+    app.extensions["execute_job"] = huey.task(name="execute_job")(execute)
+
+
+def submit(kind: str, project_id: int | None = None, params: dict | None = None,
+           created_by_id: int | None = None) -> Job:
+    """Queue a job; raise JobBusy where an exclusive kind is already queued or running."""
+    if kind not in HANDLERS:
+        raise ValueError(f"no handler for job kind {kind!r}")
+    if kind in EXCLUSIVE_KINDS:
+        reap_stale_jobs()
+        active = db.session.scalar(select(Job).where(
+            Job.kind == kind, Job.project_id == project_id, Job.state.in_(("queued", "running"))))
+        if active is not None:
+            raise JobBusy(active)
+    job = Job(kind=kind, project_id=project_id, params=params or {}, created_by_id=created_by_id)
+    db.session.add(job)
+    db.session.commit()
+    current_app.extensions["execute_job"](job.id)
+    db.session.refresh(job)
+    return job
+
+
+def _claim(job: Job) -> bool:
+    """Mark a queued job running, unless an exclusive sibling runs; return whether it did."""
+    conditions = [Job.id == job.id, Job.state == "queued"]
+    if job.kind in EXCLUSIVE_KINDS:
+        sibling = aliased(Job)
+        conditions.append(~exists().where(and_(
+            sibling.project_id == job.project_id, sibling.kind == job.kind,
+            sibling.state == "running")))
+    now = utcnow()
+    result = db.session.execute(update(Job).where(*conditions).values(
+        state="running", started_at=now, heartbeat_at=now).execution_options(
+        synchronize_session=False))
+    db.session.commit()
+    return result.rowcount == 1
+
+
+def run_job(job_id: int) -> None:
+    """Run one queued job to completion in this process, recording its outcome."""
+    job = db.session.get(Job, job_id)
+    if job is None or job.state != "queued":
+        return
+    if not _claim(job):
+        log.info("job %s waits: another %s job runs for project %s", job.id, job.kind,
+                 job.project_id)
+        current_app.extensions["execute_job"].schedule((job_id,), delay=RETRY_DELAY_SECONDS)
+        return
+    db.session.refresh(job)
+    reporter = ProgressReporter(job.id)
+    reporter.start()
+    try:
+        result = HANDLERS[job.kind](job, reporter) or {}
+        _finish(job.id, state="done", progress=1.0, result=result,
+                model_version_id=result.get("model_version_id"))
+    except Exception as error:  # any failure of a job is recorded, never raised into the worker
+        db.session.rollback()
+        log.exception("job %s (%s) failed", job_id, job.kind)
+        _finish(job.id, state="failed", error=f"{type(error).__name__}: {error}",
+                log_tail=traceback.format_exc())
+    finally:
+        reporter.stop()
+
+
+def _finish(job_id: int, state: str, log_tail: str = "", **values) -> None:
+    """Store a job's final state in a transaction of its own."""
+    job = db.session.get(Job, job_id)
+    job.state = state
+    job.finished_at = utcnow()
+    job.log = (job.log or "") + log_tail
+    for name, value in values.items():
+        setattr(job, name, value)
+    db.session.commit()
+
+
+def reap_stale_jobs() -> int:
+    """Fail running jobs whose worker stopped sending heartbeats; return how many."""
+    cutoff = utcnow() - timedelta(seconds=STALE_AFTER_SECONDS)
+    result = db.session.execute(update(Job).where(
+        Job.state == "running", Job.heartbeat_at < cutoff).values(
+        state="failed", finished_at=utcnow(),
+        error="the worker stopped while running this job (killed or crashed); start it again")
+        .execution_options(synchronize_session=False))
+    db.session.commit()
+    return result.rowcount
+
+
+def job_status(job: Job) -> dict:
+    """Return the public view of a job, as the API and the admin page show it."""
+    return {"job_id": job.id, "kind": job.kind, "state": job.state,
+            "progress": round(job.progress, 4), "message": job.message, "error": job.error,
+            "model_version": job.model_version_id, "project_id": job.project_id}
+
+
+def run_worker() -> None:
+    """Consume jobs in this process until interrupted (one at a time: training uses all cores)."""
+    reap_stale_jobs()
+    huey = current_app.extensions["huey"]
+    huey.create_consumer(workers=1, worker_type="thread", periodic=False).run()
+
+
+class ProgressReporter:
+    """Writes a running job's progress, log lines and heartbeat in short transactions."""
+
+    def __init__(self, job_id: int):
+        self.job_id = job_id
+        self._engine = db.engine
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._beat, daemon=True)
+
+    def start(self) -> None:
+        """Start sending heartbeats."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop sending heartbeats."""
+        self._stopped.set()
+        self._thread.join(timeout=HEARTBEAT_SECONDS)
+
+    def progress(self, fraction: float, message: str = "") -> None:
+        """Record how far the job is (0..1) and what it is doing."""
+        self._update(progress=max(0.0, min(1.0, float(fraction))), message=message,
+                     heartbeat_at=utcnow())
+
+    def log(self, line: str) -> None:
+        """Append a line to the job's log."""
+        with self._engine.begin() as connection:
+            current = connection.execute(select(Job.log).where(Job.id == self.job_id)).scalar()
+            connection.execute(update(Job).where(Job.id == self.job_id).values(
+                log=(current or "") + line.rstrip("\n") + "\n"))
+
+    def _update(self, **values) -> None:
+        with self._engine.begin() as connection:
+            connection.execute(update(Job).where(Job.id == self.job_id).values(**values))
+
+    def _beat(self) -> None:
+        while not self._stopped.wait(HEARTBEAT_SECONDS):
+            try:
+                self._update(heartbeat_at=utcnow())
+            except Exception:  # a busy database must not kill the job; the next beat retries
+                log.warning("heartbeat of job %s failed", self.job_id, exc_info=True)

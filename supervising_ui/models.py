@@ -193,22 +193,30 @@ class ModelVersion(db.Model):
 
 
 class Prediction(db.Model):
-    """A model version's prediction for one image."""
+    """A model version's prediction for one image, with the scores that rank its uncertainty."""
 
     __table_args__ = (
         UniqueConstraint("model_version_id", "image_id"),
-        Index("ix_prediction_uncertainty", "model_version_id", "uncertainty"),
+        # One index per serving order: least confidence, smallest margin, largest entropy.
+        Index("ix_prediction_confidence", "model_version_id", "confidence"),
+        Index("ix_prediction_margin", "model_version_id", "margin"),
+        Index("ix_prediction_entropy", "model_version_id", "entropy"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     model_version_id: Mapped[int] = mapped_column(ForeignKey("model_version.id"))
     image_id: Mapped[int] = mapped_column(ForeignKey("image.id"), index=True)
     label_class_id: Mapped[int] = mapped_column(ForeignKey("label_class.id"))
+    # Probability of the predicted class.
     confidence: Mapped[float] = mapped_column(Float)
-    # Higher means more worth a human's time, under the project's serving order.
-    uncertainty: Mapped[float] = mapped_column(Float, default=0.0)
+    # Top probability minus the second one.
+    margin: Mapped[float] = mapped_column(Float)
+    # Shannon entropy of the distribution, in nats.
+    entropy: Mapped[float] = mapped_column(Float)
     # Full distribution: {class name: probability}.
     probabilities: Mapped[dict] = mapped_column(JSON, default=dict)
+
+    label_class: Mapped[LabelClass] = relationship()
 
 
 class Job(db.Model):

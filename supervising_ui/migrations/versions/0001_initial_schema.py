@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-25 21:50:00.571314
+Create Date: 2026-11-25 21:51:34.035106
 
 """
 from alembic import op
@@ -169,7 +169,8 @@ def upgrade():
     sa.Column('image_id', sa.Integer(), nullable=False),
     sa.Column('label_class_id', sa.Integer(), nullable=False),
     sa.Column('confidence', sa.Float(), nullable=False),
-    sa.Column('uncertainty', sa.Float(), nullable=False),
+    sa.Column('margin', sa.Float(), nullable=False),
+    sa.Column('entropy', sa.Float(), nullable=False),
     sa.Column('probabilities', sa.JSON(), nullable=False),
     sa.ForeignKeyConstraint(['image_id'], ['image.id'], ),
     sa.ForeignKeyConstraint(['label_class_id'], ['label_class.id'], ),
@@ -178,8 +179,10 @@ def upgrade():
     sa.UniqueConstraint('model_version_id', 'image_id')
     )
     with op.batch_alter_table('prediction', schema=None) as batch_op:
+        batch_op.create_index('ix_prediction_confidence', ['model_version_id', 'confidence'], unique=False)
+        batch_op.create_index('ix_prediction_entropy', ['model_version_id', 'entropy'], unique=False)
         batch_op.create_index(batch_op.f('ix_prediction_image_id'), ['image_id'], unique=False)
-        batch_op.create_index('ix_prediction_uncertainty', ['model_version_id', 'uncertainty'], unique=False)
+        batch_op.create_index('ix_prediction_margin', ['model_version_id', 'margin'], unique=False)
 
     op.create_table('skip',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -206,8 +209,10 @@ def downgrade():
 
     op.drop_table('skip')
     with op.batch_alter_table('prediction', schema=None) as batch_op:
-        batch_op.drop_index('ix_prediction_uncertainty')
+        batch_op.drop_index('ix_prediction_margin')
         batch_op.drop_index(batch_op.f('ix_prediction_image_id'))
+        batch_op.drop_index('ix_prediction_entropy')
+        batch_op.drop_index('ix_prediction_confidence')
 
     op.drop_table('prediction')
     with op.batch_alter_table('label', schema=None) as batch_op:

@@ -1,0 +1,94 @@
+"""Running a network over images in dihedral views, and the on-disk embedding cache."""
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from .data import Preprocessing, Record, dihedral, load_images, with_hashes
+
+Progress = Callable[[str, int, int], None]
+
+
+def run_views(module: nn.Module, pixels: torch.Tensor, preprocessing: Preprocessing,
+              views: Sequence[int] = (0,), batch_size: int = 8,
+              progress: Progress | None = None, stage: str = "predict") -> torch.Tensor:
+    """Eval-mode outputs for each dihedral view: (N, H, W) uint8 -> (V, N, D) float32."""
+    module.eval()
+    outputs = []
+    total, done = len(views) * len(pixels), 0
+    with torch.inference_mode():
+        for view in views:
+            chunks = []
+            for start in range(0, len(pixels), batch_size):
+                batch = dihedral(pixels[start:start + batch_size], view)
+                chunks.append(module(preprocessing.to_input(batch)).float())
+                done += len(batch)
+                if progress:
+                    progress(stage, done, total)
+            outputs.append(torch.cat(chunks) if chunks else torch.empty(0))
+    return torch.stack(outputs)
+
+
+def cache_key(backbone: str, preprocessing: Preprocessing, weights: str | None = None) -> str:
+    """Directory name for one backbone + weights + preprocessing combination."""
+    text = f"{backbone}|{weights or 'default'}|{preprocessing.image_size}|{preprocessing.normalization}"
+    return f"{backbone}-{hashlib.sha1(text.encode()).hexdigest()[:10]}"
+
+
+class EmbeddingCache:
+    """Embeddings on disk, one .npy per (image content hash, view), under a backbone key."""
+
+    def __init__(self, directory: str | os.PathLike, key: str):
+        self.root = Path(directory) / key
+
+    def path(self, digest: str, view: int) -> Path:
+        """File holding one embedding."""
+        return self.root / digest[:2] / f"{digest}-v{view}.npy"
+
+    def get(self, digest: str, view: int) -> np.ndarray | None:
+        """A cached embedding, or None."""
+        path = self.path(digest, view)
+        return np.load(path) if path.is_file() else None
+
+    def put(self, digest: str, view: int, embedding: np.ndarray) -> None:
+        """Store one embedding atomically (write to a temp file, then rename)."""
+        path = self.path(digest, view)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_suffix(f".{os.getpid()}.tmp")
+        with open(temporary, "wb") as handle:
+            np.save(handle, embedding.astype(np.float32))
+        os.replace(temporary, path)
+
+
+def embed_records(backbone: nn.Module, records: Sequence[Record], preprocessing: Preprocessing,
+                  views: Sequence[int] = (0,), cache: EmbeddingCache | None = None,
+                  batch_size: int = 8, progress: Progress | None = None) -> torch.Tensor:
+    """(V, N, D) embeddings of records, computing only those not yet in the cache."""
+    records = with_hashes(records) if cache else list(records)
+    found: dict[tuple[int, int], np.ndarray] = {}
+    if cache:
+        for index, record in enumerate(records):
+            for view in views:
+                value = cache.get(record.content_hash, view)
+                if value is not None:
+                    found[(index, view)] = value
+    missing = [i for i in range(len(records)) if any((i, v) not in found for v in views)]
+    if missing:
+        pixels = load_images([records[i].path for i in missing], preprocessing.image_size)
+        computed = run_views(backbone, pixels, preprocessing, views, batch_size, progress, "embed")
+        for position, index in enumerate(missing):
+            for view_position, view in enumerate(views):
+                value = computed[view_position, position].numpy()
+                found[(index, view)] = value
+                if cache:
+                    cache.put(records[index].content_hash, view, value)
+    if not records:
+        return torch.empty((len(views), 0, 0))
+    return torch.stack([torch.from_numpy(np.stack([found[(i, v)] for i in range(len(records))]))
+                        for v in views])

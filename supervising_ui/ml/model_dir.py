@@ -1,0 +1,98 @@
+"""The model directory: weights (model.pt), config.json and metrics.json.
+
+``model.pt`` is a plain dict of state dicts and plain values, so it loads with
+``torch.load(..., weights_only=True)``. A head-only model stores no backbone weights:
+they are the pretrained ones, loaded again by name.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from .backbones import Classifier, build_backbone, build_head, load_backbone
+from .data import Preprocessing
+
+FORMAT_VERSION = 1
+WEIGHTS_FILE, CONFIG_FILE, METRICS_FILE = "model.pt", "config.json", "metrics.json"
+
+
+@dataclass
+class ModelDir:
+    """What a saved model is: where, which version, its classes, config and metrics."""
+
+    path: Path
+    version: str
+    classes: list[str]
+    config: dict
+    metrics: dict = field(default_factory=dict)
+
+    @property
+    def preprocessing(self) -> Preprocessing:
+        """The preprocessing the model was trained with."""
+        return Preprocessing(**self.config["preprocessing"])
+
+
+def weights_version(state: dict) -> str:
+    """A short content hash of all tensors: equal weights give equal versions."""
+    digest = hashlib.sha1()
+    for part in ("backbone", "head"):
+        for name, tensor in sorted((state.get(part) or {}).items()):
+            digest.update(name.encode())
+            digest.update(tensor.detach().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:12]
+
+
+def save_model(out_dir: str | os.PathLike, model: Classifier, classes: list[str], config: dict,
+               metrics: dict, temperature: float = 1.0, include_backbone: bool = True) -> ModelDir:
+    """Write model.pt, config.json and metrics.json; return the ModelDir."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    state = {
+        "format_version": FORMAT_VERSION,
+        "backbone": {k: v.detach().clone() for k, v in model.backbone.state_dict().items()}
+        if include_backbone else None,
+        "head": {k: v.detach().clone() for k, v in model.head.state_dict().items()},
+        "classes": list(classes),
+        "temperature": float(temperature),
+    }
+    version = weights_version(state)
+    torch.save(state, out / WEIGHTS_FILE)
+    full_config = dict(config, classes=list(classes), version=version, temperature=float(temperature),
+                       format_version=FORMAT_VERSION, torch_version=torch.__version__)
+    (out / CONFIG_FILE).write_text(json.dumps(full_config, indent=2) + "\n")
+    (out / METRICS_FILE).write_text(json.dumps(metrics, indent=2, default=float) + "\n")
+    return ModelDir(out, version, list(classes), full_config, metrics)
+
+
+def read_model_dir(path: str | os.PathLike) -> ModelDir:
+    """Read config.json and metrics.json (not the weights)."""
+    path = Path(path)
+    if not (path / CONFIG_FILE).is_file():
+        raise FileNotFoundError(f"{path} is not a model directory (no {CONFIG_FILE})")
+    config = json.loads((path / CONFIG_FILE).read_text())
+    metrics_path = path / METRICS_FILE
+    metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
+    return ModelDir(path, config["version"], config["classes"], config, metrics)
+
+
+def load_model(path: str | os.PathLike) -> tuple[Classifier, ModelDir]:
+    """Rebuild the trained network from a model directory (weights_only=True)."""
+    info = read_model_dir(path)
+    state = torch.load(Path(path) / WEIGHTS_FILE, map_location="cpu", weights_only=True)
+    train = info.config["train_config"]
+    if state["backbone"] is None:
+        backbone = load_backbone(train["backbone"], train.get("weights"))
+    else:
+        backbone = build_backbone(train["backbone"])
+        backbone.load_state_dict(state["backbone"], strict=True)
+    head = build_head(backbone.feature_dim, len(state["classes"]), train["head"],
+                      info.config.get("head_dropout", 0.0))
+    head.load_state_dict(state["head"], strict=True)
+    model = Classifier(backbone, head).to(memory_format=torch.channels_last).eval()
+    info.config["temperature"] = float(state["temperature"])
+    return model, info

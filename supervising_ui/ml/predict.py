@@ -1,0 +1,116 @@
+"""Probabilities from a model directory, test-time view averaging, thresholds, uncertainty."""
+from __future__ import annotations
+
+import os
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .data import Record, load_images
+from .embeddings import EmbeddingCache, Progress, cache_key, embed_records, run_views
+from .model_dir import load_model
+
+
+def combine_views(logits: torch.Tensor, temperature: float = 1.0, how: str = "probs") -> np.ndarray:
+    """(V, N, C) logits of V views -> (N, C) probabilities: mean of softmaxes, or softmax of mean."""
+    logits = torch.as_tensor(logits, dtype=torch.float64)
+    if how == "logits":
+        proba = torch.softmax(logits.mean(0) / temperature, dim=-1)
+    elif how == "probs":
+        proba = torch.softmax(logits / temperature, dim=-1).mean(0)
+    else:
+        raise ValueError(f"unknown view combination {how!r}; choose 'probs' or 'logits'")
+    return proba.numpy()
+
+
+def fit_temperature(logits: torch.Tensor, labels: Sequence[int], how: str = "probs") -> float:
+    """Temperature minimising the negative log-likelihood of labels (grid over 0.2..5)."""
+    labels = np.asarray(labels, dtype=int)
+    best, best_nll = 1.0, float("inf")
+    for temperature in np.exp(np.linspace(np.log(0.2), np.log(5.0), 161)):
+        proba = combine_views(logits, float(temperature), how)
+        nll = -np.mean(np.log(np.clip(proba[np.arange(len(labels)), labels], 1e-12, None)))
+        if nll < best_nll:
+            best, best_nll = float(temperature), nll
+    return best
+
+
+def predict_proba(model_dir: str | os.PathLike, image_paths: Sequence[str], batch_size: int = 8,
+                  cache_dir: str | os.PathLike | None = None,
+                  progress: Progress | None = None) -> np.ndarray:
+    """(N, C) class probabilities (rows sum to 1), columns in the model's class order."""
+    model, info = load_model(model_dir)
+    return proba_from_model(model, info.config, image_paths, batch_size, cache_dir, progress)
+
+
+def proba_from_model(model, config: dict, image_paths: Sequence[str], batch_size: int = 8,
+                     cache_dir: str | os.PathLike | None = None,
+                     progress: Progress | None = None) -> np.ndarray:
+    """predict_proba() for an already loaded model and its config."""
+    from .data import Preprocessing
+    train = config["train_config"]
+    preprocessing = Preprocessing(**config["preprocessing"])
+    views = list(range(config["tta_views"]))
+    if not image_paths:
+        return np.zeros((0, len(config["classes"])))
+    if train["mode"] == "head" and cache_dir is not None:
+        cache = EmbeddingCache(cache_dir, cache_key(train["backbone"], preprocessing, train.get("weights")))
+        records = [Record(str(p)) for p in image_paths]
+        embeddings = embed_records(model.backbone, records, preprocessing, views, cache, batch_size, progress)
+        model.head.eval()
+        with torch.inference_mode():
+            logits = model.head(embeddings)
+    else:
+        pixels = load_images(image_paths, preprocessing.image_size)
+        logits = run_views(model, pixels, preprocessing, views, batch_size, progress)
+    return combine_views(logits, config["temperature"], config["tta_combine"])
+
+
+# --------------------------------------------------------------------------- uncertainty
+
+
+def least_confidence(proba: np.ndarray) -> np.ndarray:
+    """1 - max probability: higher means less certain."""
+    return 1.0 - np.asarray(proba).max(axis=1)
+
+
+def margin(proba: np.ndarray) -> np.ndarray:
+    """1 - (top probability - second probability): higher means less certain."""
+    ordered = np.sort(np.asarray(proba), axis=1)
+    if ordered.shape[1] < 2:
+        return np.zeros(len(ordered))
+    return 1.0 - (ordered[:, -1] - ordered[:, -2])
+
+
+def entropy(proba: np.ndarray) -> np.ndarray:
+    """Shannon entropy in nats: higher means less certain."""
+    proba = np.clip(np.asarray(proba, dtype=float), 1e-12, 1.0)
+    return -(proba * np.log(proba)).sum(axis=1)
+
+
+UNCERTAINTY = {"least_confidence": least_confidence, "margin": margin, "entropy": entropy}
+
+
+def uncertainty(proba: np.ndarray, method: str = "least_confidence") -> np.ndarray:
+    """An uncertainty score per row by name: least_confidence, margin or entropy."""
+    if method not in UNCERTAINTY:
+        raise ValueError(f"unknown uncertainty {method!r}; choose one of {sorted(UNCERTAINTY)}")
+    return UNCERTAINTY[method](proba)
+
+
+def predictions_frame(filenames: Sequence[str], proba: np.ndarray, classes: Sequence[str],
+                      threshold: float | None = None) -> pd.DataFrame:
+    """filename, predicted, confidence and one p_<class> column per class (+ abstained if threshold)."""
+    proba = np.asarray(proba)
+    frame = pd.DataFrame({
+        "filename": list(filenames),
+        "predicted": [classes[i] for i in proba.argmax(axis=1)] if len(proba) else [],
+        "confidence": proba.max(axis=1) if len(proba) else [],
+    })
+    for index, name in enumerate(classes):
+        frame[f"p_{name}"] = proba[:, index] if len(proba) else []
+    if threshold is not None:
+        frame["abstained"] = frame["confidence"] < threshold
+    return frame
