@@ -1,0 +1,176 @@
+"""Console commands ``ml train``, ``ml predict`` and ``ml evaluate`` (click only, no Flask).
+
+Attach to the app's CLI with ``main.add_command(ml)``; standalone:
+``python -m supervising_ui.ml.cli train --manifest M.csv --image-root DIR --out MODEL_DIR``.
+"""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import click
+import numpy as np
+import torch
+
+from .data import (assert_no_leakage, read_manifest, records_from_frame, split_by_column,
+                   split_by_group, split_by_sol)
+from .metrics import evaluation_report, write_json, write_plots
+from .model_dir import load_model
+from .predict import combine_views, predictions_frame, proba_from_model
+from .train import TrainConfig, fit, paper_recipe
+
+
+def default_cache_dir() -> str:
+    """Embedding cache: $SUPERVISING_UI_EMBEDDING_CACHE or ~/.cache/supervising_ui/embeddings."""
+    return os.environ.get("SUPERVISING_UI_EMBEDDING_CACHE",
+                          str(Path.home() / ".cache" / "supervising_ui" / "embeddings"))
+
+
+def echo_progress():
+    """A progress callback printing at most every 15 seconds."""
+    last = {"time": 0.0}
+
+    def progress(stage: str, done: int, total: int) -> None:
+        if time.monotonic() - last["time"] > 15 or done == total:
+            last["time"] = time.monotonic()
+            click.echo(f"{stage}: {done}/{total}", err=True)
+    return progress
+
+
+def choose_splits(frame, split_column, group_column, sol_column, val_fraction, seed):
+    """Train/val row indices from a split column, a group column or sol ranges, leak-checked."""
+    labelled = np.flatnonzero(frame["label"].astype(bool).to_numpy()) if "label" in frame else []
+    if group_column:
+        if group_column not in frame:
+            raise click.UsageError(f"the manifest has no column {group_column!r}")
+        groups = frame[group_column].to_numpy()[labelled]
+        local = split_by_group(groups, val_fraction, seed)
+        splits = {name: labelled[idx] for name, idx in local.items()}
+        assert_no_leakage(frame[group_column].to_numpy(), splits)
+        return splits
+    if sol_column:
+        splits = split_by_sol(frame[sol_column])
+        return {name: np.intersect1d(idx, labelled) for name, idx in splits.items()}
+    if split_column not in frame:
+        raise click.UsageError(f"the manifest has no column {split_column!r}: pass --split-column "
+                               "NAME, or --group-column NAME to split by group")
+    splits = split_by_column(frame[split_column].to_numpy())
+    return {name: np.intersect1d(idx, labelled) for name, idx in splits.items()}
+
+
+@click.group(name="ml")
+def ml() -> None:
+    """Train, apply and evaluate image classifiers."""
+    torch.set_num_threads(int(os.environ.get("SUPERVISING_UI_THREADS", torch.get_num_threads())))
+
+
+@ml.command()
+@click.option("--manifest", required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--image-root", required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False))
+@click.option("--backbone", type=click.Choice(["efficientnet_lite0", "alexnet"]), default="efficientnet_lite0")
+@click.option("--mode", type=click.Choice(["finetune", "head"]), default="finetune", show_default=True)
+@click.option("--split-column", default="split", show_default=True, help="train/val/test column.")
+@click.option("--group-column", default=None, help="Split by this group column instead (e.g. source_id).")
+@click.option("--sol-column", default=None, help="Split by MSL sol ranges of this column instead.")
+@click.option("--val-fraction", default=0.2, show_default=True, help="With --group-column.")
+@click.option("--epochs", type=int, default=None, help="Default: 8 finetune, 60 head.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--recipe", type=click.Choice(["default", "paper"]), default="default",
+              help="paper: SGD, base lr 1e-4, step schedule, 10x last layer.")
+@click.option("--weights", default=None, help="Backbone weights file or URL.")
+@click.option("--cache-dir", default=None, help="Embedding cache (head mode).")
+def train(manifest, image_root, out_dir, backbone, mode, split_column, group_column, sol_column,
+          val_fraction, epochs, seed, recipe, weights, cache_dir):
+    """Train a model on the train split and report on the val split."""
+    frame = read_manifest(manifest, image_root)
+    if "label" not in frame:
+        raise click.UsageError("the manifest has no 'label' column")
+    splits = choose_splits(frame, split_column, group_column, sol_column, val_fraction, seed)
+    if not len(splits.get("train", [])):
+        raise click.UsageError(f"no labelled rows in the train split (splits: {sorted(splits)})")
+    records = records_from_frame(frame, group_column=group_column)
+    settings = dict(backbone=backbone, mode=mode, epochs=epochs, seed=seed, weights=weights)
+    config = paper_recipe(**settings) if recipe == "paper" else TrainConfig(**settings)
+    result = fit([records[i] for i in splits["train"]], config, out_dir,
+                 [records[i] for i in splits.get("val", [])], echo_progress(),
+                 cache_dir or default_cache_dir())
+    click.echo(f"model {result.version} written to {out_dir}")
+    if "val" in result.metrics:
+        report = result.metrics["val"]
+        point = report["at_threshold"]
+        click.echo(f"val accuracy {report['accuracy']:.3f} (most common class "
+                   f"{report['baselines']['most_common']:.3f}); at {point['threshold']}: accuracy "
+                   f"{point['accuracy']:.3f}, abstained {point['abstained']:.3f}")
+    click.echo(f"seconds {result.metrics['timings']['total_s']:.1f}, "
+               f"peak memory {result.metrics['peak_memory_mb']:.0f} MiB")
+
+
+@ml.command()
+@click.option("--model", "model_dir", required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--manifest", required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--image-root", required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False))
+@click.option("--batch-size", default=8, show_default=True)
+@click.option("--cache-dir", default=None, help="Embedding cache (head models).")
+def predict(model_dir, manifest, image_root, out_path, batch_size, cache_dir):
+    """Write filename, predicted, confidence and p_<class> columns for every manifest row."""
+    frame = read_manifest(manifest, image_root)
+    model, info = load_model(model_dir)
+    proba = proba_from_model(model, info.config, list(frame["path"]), batch_size,
+                             cache_dir or default_cache_dir(), echo_progress())
+    predictions_frame(frame["filename"], proba, info.classes).to_csv(out_path, index=False)
+    click.echo(f"{len(frame)} predictions from model {info.version} written to {out_path}")
+
+
+@ml.command()
+@click.option("--model", "model_dir", required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--manifest", required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--image-root", required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--threshold", default=0.9, show_default=True)
+@click.option("--json", "json_path", required=True, type=click.Path(dir_okay=False))
+@click.option("--plots", "plots_dir", default=None, type=click.Path(file_okay=False))
+@click.option("--split-column", default="split", show_default=True)
+@click.option("--split", "only_split", default=None, help="Evaluate only this split.")
+@click.option("--batch-size", default=8, show_default=True)
+@click.option("--cache-dir", default=None, help="Embedding cache (head models).")
+def evaluate(model_dir, manifest, image_root, threshold, json_path, plots_dir, split_column,
+             only_split, batch_size, cache_dir):
+    """Accuracy per split beside baselines, threshold curves, per-class results, plots."""
+    frame = read_manifest(manifest, image_root)
+    if "label" not in frame:
+        raise click.UsageError("the manifest has no 'label' column to evaluate against")
+    model, info = load_model(model_dir)
+    unknown = sorted(set(frame["label"]) - set(info.classes) - {""})
+    if unknown:
+        raise click.UsageError(f"labels {unknown} are not classes of the model {info.classes}")
+    frame = frame[frame["label"] != ""]
+    if split_column in frame:
+        groups = {name: frame[frame[split_column] == name] for name in frame[split_column].unique()}
+    else:
+        groups = {"all": frame}
+    if only_split:
+        groups = {only_split: groups.get(only_split, frame.iloc[:0])}
+    counts = info.metrics.get("train_class_counts")
+    train_labels = np.repeat(np.arange(len(info.classes)), counts) if counts else None
+    report = {"model": str(model_dir), "version": info.version, "threshold": threshold, "splits": {}}
+    for name, rows in groups.items():
+        proba = proba_from_model(model, info.config, list(rows["path"]), batch_size,
+                                 cache_dir or default_cache_dir(), echo_progress())
+        labels = np.array([info.classes.index(label) for label in rows["label"]], dtype=int)
+        split_report = evaluation_report(proba, labels, info.classes, train_labels, threshold)
+        report["splits"][name] = split_report
+        point = split_report["at_threshold"]
+        click.echo(f"{name}: n={split_report['n']} accuracy {split_report['accuracy']:.3f} "
+                   f"(most common {split_report['baselines']['most_common']:.3f}, random "
+                   f"{split_report['baselines']['random_uniform']:.3f}); at {threshold}: "
+                   f"{point['accuracy']:.3f} with {point['abstained']:.1%} abstained")
+        if plots_dir:
+            write_plots(split_report, plots_dir, prefix=f"{name}_")
+    write_json(report, json_path)
+    click.echo(f"report written to {json_path}")
+
+
+if __name__ == "__main__":
+    ml()

@@ -1,0 +1,310 @@
+"""Training: head-only over cached embeddings, or fine-tuning end to end.
+
+``fit(train_records, config, out_dir, val_records=...)`` is what the app and the console
+commands call. Modes:
+
+* ``finetune`` (default): the whole network learns (optionally with the first
+  ``frozen_blocks`` EfficientNet blocks frozen); AdamW, cosine schedule, a larger learning
+  rate on the new last layer, dihedral augmentation, dihedral test-time averaging.
+* ``head``: the backbone stays frozen; its embeddings are computed once and cached on disk
+  by image content hash and backbone; a linear or small MLP head trains in seconds.
+"""
+from __future__ import annotations
+
+import math
+import os
+import resource
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from .backbones import Classifier, backbone_spec, build_head, load_backbone
+from .data import Preprocessing, Record, augment, load_images
+from .embeddings import EmbeddingCache, Progress, cache_key, embed_records, run_views
+from .metrics import evaluation_report
+from .model_dir import ModelDir, save_model
+from .predict import combine_views, fit_temperature
+
+MODE_DEFAULTS = {
+    "finetune": {"epochs": 4, "lr": 5e-4, "tta_views": 8},
+    "head": {"epochs": 60, "lr": 1e-3, "tta_views": 1},
+}
+
+
+@dataclass
+class TrainConfig:
+    """Everything that decides a training run; saved as JSON in the model directory."""
+
+    backbone: str = "efficientnet_lite0"
+    mode: str = "finetune"               # finetune | head
+    epochs: int | None = None            # None: 4 for finetune, 60 for head
+    batch_size: int = 16
+    lr: float | None = None              # None: 5e-4 finetune (AdamW), 1e-3 head
+    head_lr_multiplier: float = 10.0     # new last layer learns this much faster (finetune)
+    optimizer: str = "adamw"             # adamw | sgd (the paper's: momentum 0.9)
+    schedule: str = "cosine"             # cosine (with warm-up) | step
+    step_epochs: int = 2                 # step schedule: lr *= step_gamma every step_epochs
+    step_gamma: float = 0.1
+    weight_decay: float = 1e-4
+    head: str = "linear"                 # linear | mlp
+    head_dropout: float | None = None    # None: the backbone's (0.2 / 0.5) for finetune, 0 for head
+    augment_views: int = 8               # random dihedral views in training: 1 none, 4 rotations, 8 all
+    fixed_orientation_classes: list[str] = field(default_factory=list)  # never flipped/rotated
+    tta_views: int | None = None         # dihedral views averaged at prediction: None: 8 / 1
+    tta_combine: str = "probs"           # probs: mean of softmaxes | logits: softmax of mean
+    balance: str = "none"                # none | loss (class-weighted) | sampler (balanced batches)
+    frozen_blocks: int = 0               # finetune: EfficientNet stem + this many blocks frozen
+    calibrate: bool = False              # fit a temperature on the validation records
+    threshold: float = 0.9               # confidence threshold reported in metrics
+    seed: int = 0
+    weights: str | None = None           # backbone weights file or URL (None: packaged / hub cache)
+    classes: list[str] | None = None     # None: the sorted labels of the training records
+    embed_batch_size: int = 8
+
+    def resolved(self) -> "TrainConfig":
+        """A copy with the per-mode defaults filled in, validated."""
+        if self.mode not in MODE_DEFAULTS:
+            raise ValueError(f"unknown mode {self.mode!r}; choose one of {sorted(MODE_DEFAULTS)}")
+        backbone_spec(self.backbone)
+        defaults = MODE_DEFAULTS[self.mode]
+        dropout = backbone_spec(self.backbone).dropout if self.mode == "finetune" else 0.0
+        return replace(
+            self,
+            epochs=self.epochs if self.epochs is not None else defaults["epochs"],
+            lr=self.lr if self.lr is not None else defaults["lr"],
+            tta_views=self.tta_views if self.tta_views is not None else defaults["tta_views"],
+            head_dropout=self.head_dropout if self.head_dropout is not None else dropout,
+        )
+
+
+def paper_recipe(**overrides) -> TrainConfig:
+    """The Deep Mars recipe: AlexNet fine-tuned with SGD, base lr 1e-4, step schedule, 10x last layer."""
+    settings = dict(backbone="alexnet", mode="finetune", optimizer="sgd", lr=1e-4,
+                    schedule="step", step_epochs=2, head_lr_multiplier=10.0, epochs=6, tta_views=1)
+    settings.update(overrides)
+    return TrainConfig(**settings)
+
+
+def peak_memory_mb() -> float:
+    """Peak resident memory of this process in MiB (Linux ru_maxrss is in KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def label_indices(records: Sequence[Record], classes: Sequence[str]) -> torch.Tensor:
+    """Class indices of labelled records; an unknown label is a ValueError."""
+    lookup = {name: index for index, name in enumerate(classes)}
+    unknown = sorted({r.label for r in records if r.label not in lookup})
+    if unknown:
+        raise ValueError(f"labels {unknown} are not among the classes {list(classes)}")
+    return torch.tensor([lookup[r.label] for r in records], dtype=torch.long)
+
+
+def class_weights(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Inverse-frequency weights, averaging 1 over the training samples."""
+    counts = torch.bincount(labels, minlength=num_classes).float().clamp(min=1)
+    return len(labels) / (num_classes * counts)
+
+
+def epoch_order(labels: torch.Tensor, balance: str, generator: torch.Generator) -> torch.Tensor:
+    """Sample order for one epoch: a permutation, or balanced sampling with replacement."""
+    if balance == "sampler":
+        weights = class_weights(labels, int(labels.max()) + 1)[labels]
+        return torch.multinomial(weights, len(labels), replacement=True, generator=generator)
+    return torch.randperm(len(labels), generator=generator)
+
+
+def make_scheduler(optimizer, config: TrainConfig, steps_per_epoch: int):
+    """Per-step LR schedule: linear warm-up then cosine decay, or a step decay by epochs."""
+    total = max(1, config.epochs * steps_per_epoch)
+    warmup = min(100, total // 10)
+
+    def cosine(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+
+    def step_decay(step: int) -> float:
+        return config.step_gamma ** ((step // steps_per_epoch) // config.step_epochs)
+
+    if config.schedule not in ("cosine", "step"):
+        raise ValueError(f"unknown schedule {config.schedule!r}; choose 'cosine' or 'step'")
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, cosine if config.schedule == "cosine" else step_decay)
+
+
+def make_optimizer(model: Classifier, config: TrainConfig):
+    """AdamW or SGD with the new head at head_lr_multiplier times the base rate."""
+    backbone_params = [p for p in model.backbone.parameters() if p.requires_grad]
+    groups = [{"params": backbone_params, "lr": config.lr},
+              {"params": list(model.head.parameters()), "lr": config.lr * config.head_lr_multiplier}]
+    groups = [g for g in groups if g["params"]]
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=config.lr, momentum=0.9, weight_decay=config.weight_decay)
+    raise ValueError(f"unknown optimizer {config.optimizer!r}; choose 'adamw' or 'sgd'")
+
+
+def freeze_bottom(model: Classifier, frozen_blocks: int) -> list[nn.Module]:
+    """Freeze the EfficientNet stem and first blocks; return the frozen modules (kept in eval)."""
+    if frozen_blocks <= 0:
+        return []
+    net = getattr(model.backbone, "net", None)
+    if not hasattr(net, "_blocks"):
+        raise ValueError("frozen_blocks applies to EfficientNet backbones only")
+    frozen = [net._conv_stem, net._bn0] + list(net._blocks[:frozen_blocks])
+    for module in frozen:
+        module.requires_grad_(False)
+    return frozen
+
+
+def train_one_epoch(model: Classifier, pixels: torch.Tensor, labels: torch.Tensor,
+                    label_names: Sequence[str], optimizer, scheduler, loss_fn: nn.Module,
+                    preprocessing: Preprocessing, config: TrainConfig, generator: torch.Generator,
+                    frozen: Sequence[nn.Module] = (), progress: Progress | None = None,
+                    stage: str = "train") -> float:
+    """One pass over the training images with random dihedral views; returns the mean loss."""
+    model.train()
+    for module in frozen:
+        module.eval()
+    order = epoch_order(labels, config.balance, generator)
+    total_loss, seen = 0.0, 0
+    for start in range(0, len(order), config.batch_size):
+        index = order[start:start + config.batch_size]
+        batch = augment(pixels[index], [label_names[i] for i in index], generator,
+                        config.augment_views, config.fixed_orientation_classes)
+        loss = loss_fn(model(preprocessing.to_input(batch)), labels[index])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        total_loss += loss.item() * len(index)
+        seen += len(index)
+        if progress:
+            progress(stage, seen, len(order))
+    return total_loss / max(seen, 1)
+
+
+def train_head(head: nn.Module, embeddings: torch.Tensor, labels: torch.Tensor,
+               config: TrainConfig, loss_fn: nn.Module, generator: torch.Generator) -> None:
+    """Minibatch AdamW on cached embeddings (V, N, D): every view is a training sample."""
+    views, count, dim = embeddings.shape
+    features = embeddings.reshape(views * count, dim)
+    targets = labels.repeat(views)
+    optimizer = torch.optim.AdamW(head.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    steps = math.ceil(len(targets) / 64)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * step / max(1, config.epochs * steps))))
+    head.train()
+    for _ in range(config.epochs):
+        order = epoch_order(targets, config.balance, generator)
+        for start in range(0, len(order), 64):
+            index = order[start:start + 64]
+            loss = loss_fn(head(features[index]), targets[index])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+    head.eval()
+
+
+def evaluate(model: Classifier, records: Sequence[Record], preprocessing: Preprocessing,
+             config: TrainConfig, cache: EmbeddingCache | None = None,
+             progress: Progress | None = None) -> torch.Tensor:
+    """(V, N, C) logits over the TTA views; head models reuse cached embeddings."""
+    views = list(range(config.tta_views))
+    if config.mode == "head":
+        embeddings = embed_records(model.backbone, records, preprocessing, views, cache,
+                                   config.embed_batch_size, progress)
+        model.head.eval()
+        with torch.inference_mode():
+            return model.head(embeddings)
+    pixels = load_images([r.path for r in records], preprocessing.image_size)
+    return run_views(model, pixels, preprocessing, views, config.embed_batch_size, progress, "evaluate")
+
+
+def fit(train_records: Sequence[Record], config: TrainConfig, out_dir: str | os.PathLike,
+        val_records: Sequence[Record] = (), progress: Progress | None = None,
+        cache_dir: str | os.PathLike | None = None,
+        logits_out: str | os.PathLike | None = None) -> ModelDir:
+    """Train on labelled records, evaluate on val_records, write a model directory."""
+    started = time.perf_counter()
+    config = config.resolved()
+    train_records = [r for r in train_records if r.label]
+    val_records = [r for r in val_records if r.label]
+    if not train_records:
+        raise ValueError("no labelled training records")
+    classes = list(config.classes) if config.classes else sorted({r.label for r in train_records})
+    train_labels = label_indices(train_records, classes)
+    val_labels = label_indices(val_records, classes)
+
+    torch.manual_seed(config.seed)
+    generator = torch.Generator().manual_seed(config.seed)
+    spec = backbone_spec(config.backbone)
+    preprocessing = Preprocessing(spec.image_size, spec.normalization)
+    backbone = load_backbone(config.backbone, config.weights)
+    head = build_head(backbone.feature_dim, len(classes), config.head, config.head_dropout)
+    model = Classifier(backbone, head).to(memory_format=torch.channels_last)
+    weights = class_weights(train_labels, len(classes)) if config.balance == "loss" else None
+    loss_fn = nn.CrossEntropyLoss(weight=weights)
+    cache = EmbeddingCache(cache_dir, cache_key(config.backbone, preprocessing, config.weights)) \
+        if cache_dir is not None else None
+    timings: dict[str, float] = {}
+    history: list[dict] = []
+
+    tick = time.perf_counter()
+    if config.mode == "head":
+        embeddings = embed_records(backbone, train_records, preprocessing, list(range(config.tta_views)),
+                                   cache, config.embed_batch_size, progress)
+        timings["embed_train_s"] = time.perf_counter() - tick
+        tick = time.perf_counter()
+        train_head(head, embeddings, train_labels, config, loss_fn, generator)
+    else:
+        pixels = load_images([r.path for r in train_records], spec.image_size)
+        frozen = freeze_bottom(model, config.frozen_blocks)
+        optimizer = make_optimizer(model, config)
+        steps = math.ceil(len(train_records) / config.batch_size)
+        scheduler = make_scheduler(optimizer, config, steps)
+        names = [r.label for r in train_records]
+        for epoch in range(config.epochs):
+            epoch_start = time.perf_counter()
+            loss = train_one_epoch(model, pixels, train_labels, names, optimizer, scheduler, loss_fn,
+                                   preprocessing, config, generator, frozen, progress,
+                                   f"epoch {epoch + 1}/{config.epochs}")
+            history.append({"epoch": epoch + 1, "loss": loss,
+                            "seconds": time.perf_counter() - epoch_start})
+        del pixels
+    timings["train_s"] = time.perf_counter() - tick
+
+    temperature = 1.0
+    metrics = {"history": history, "n_train": len(train_records),
+               "train_class_counts": torch.bincount(train_labels, minlength=len(classes)).tolist()}
+    if val_records:
+        tick = time.perf_counter()
+        logits = evaluate(model, val_records, preprocessing, config, cache, progress)
+        timings["evaluate_s"] = time.perf_counter() - tick
+        if config.calibrate:
+            temperature = fit_temperature(logits, val_labels.numpy(), config.tta_combine)
+        proba = combine_views(logits, temperature, config.tta_combine)
+        metrics["val"] = evaluation_report(proba, val_labels.numpy(), classes,
+                                           train_labels.numpy(), config.threshold)
+        if logits_out is not None:
+            torch.save({"logits": logits, "labels": val_labels, "classes": classes}, logits_out)
+    timings["total_s"] = time.perf_counter() - started
+    metrics["timings"] = timings
+    metrics["peak_memory_mb"] = peak_memory_mb()
+    saved = {
+        "train_config": asdict(config),
+        "preprocessing": asdict(preprocessing),
+        "tta_views": config.tta_views,
+        "tta_combine": config.tta_combine,
+        "head_dropout": config.head_dropout,
+        "mode": config.mode,
+        "backbone": config.backbone,
+    }
+    return save_model(out_dir, model, classes, saved, metrics, temperature,
+                      include_backbone=config.mode != "head")

@@ -1,0 +1,61 @@
+"""The console commands through click's CliRunner."""
+import json
+
+import numpy as np
+import pandas as pd
+from click.testing import CliRunner
+
+from supervising_ui.ml.cli import ml
+
+
+def run(*args):
+    result = CliRunner().invoke(ml, [str(a) for a in args], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def test_train_predict_evaluate(image_set, tmp_path):
+    manifest, root, frame = image_set
+    model = tmp_path / "model"
+    out = run("train", "--manifest", manifest, "--image-root", root, "--out", model, "--mode", "head",
+              "--epochs", "20", "--seed", "1", "--cache-dir", tmp_path / "cache")
+    assert "val accuracy" in out.output and (model / "model.pt").is_file()
+
+    unlabeled = tmp_path / "unlabeled.csv"
+    frame[["filename"]].to_csv(unlabeled, index=False)
+    run("predict", "--model", model, "--manifest", unlabeled, "--image-root", root,
+        "--out", tmp_path / "predictions.csv", "--cache-dir", tmp_path / "cache")
+    predictions = pd.read_csv(tmp_path / "predictions.csv")
+    assert list(predictions.columns) == ["filename", "predicted", "confidence",
+                                         "p_bright", "p_dark", "p_stripes"]
+    probabilities = predictions[["p_bright", "p_dark", "p_stripes"]].to_numpy()
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-6)
+    np.testing.assert_allclose(predictions["confidence"], probabilities.max(axis=1))
+
+    run("evaluate", "--model", model, "--manifest", manifest, "--image-root", root,
+        "--threshold", "0.9", "--json", tmp_path / "report.json", "--plots", tmp_path / "plots",
+        "--cache-dir", tmp_path / "cache")
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert set(report["splits"]) == {"train", "val"}
+    val = report["splits"]["val"]
+    assert val["n"] == 6 and set(val["baselines"]) == {"random_uniform", "random_prior", "most_common"}
+    assert (tmp_path / "plots" / "val_threshold.png").is_file()
+    assert (tmp_path / "plots" / "train_confusion.png").is_file()
+
+
+def test_train_by_group_column(image_set, tmp_path):
+    manifest, root, frame = image_set
+    frame.drop(columns=["split"]).to_csv(tmp_path / "nosplit.csv", index=False)
+    run("train", "--manifest", tmp_path / "nosplit.csv", "--image-root", root, "--out",
+        tmp_path / "model", "--mode", "head", "--epochs", "3", "--group-column", "source_id",
+        "--cache-dir", tmp_path / "cache")
+    metrics = json.loads((tmp_path / "model" / "metrics.json").read_text())
+    assert metrics["n_train"] + metrics["val"]["n"] == 18
+
+
+def test_missing_split_column_is_a_usage_error(image_set, tmp_path):
+    manifest, root, frame = image_set
+    frame.drop(columns=["split"]).to_csv(tmp_path / "nosplit.csv", index=False)
+    result = CliRunner().invoke(ml, ["train", "--manifest", str(tmp_path / "nosplit.csv"),
+                                     "--image-root", str(root), "--out", str(tmp_path / "m")])
+    assert result.exit_code == 2 and "--group-column" in result.output

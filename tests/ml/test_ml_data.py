@@ -1,0 +1,81 @@
+"""Splits never leak; the image loader and transform presets do what they say."""
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from supervising_ui.ml.data import (Preprocessing, Record, assert_no_leakage, augment, content_hash,
+                                    dihedral, load_image, read_manifest, records_from_frame,
+                                    split_by_column, split_by_group, split_by_sol)
+
+
+def test_split_by_group_never_puts_a_group_on_both_sides():
+    rng = np.random.default_rng(3)
+    groups = rng.choice([f"obs{i}" for i in range(30)], size=500)
+    for seed in range(5):
+        splits = split_by_group(groups, val_fraction=0.25, seed=seed)
+        train, val = set(groups[splits["train"]]), set(groups[splits["val"]])
+        assert not train & val
+        assert len(splits["train"]) + len(splits["val"]) == 500
+        assert 0.15 < len(splits["val"]) / 500 < 0.45
+        assert_no_leakage(groups, splits)
+
+
+def test_assert_no_leakage_names_the_leaking_group():
+    with pytest.raises(ValueError, match="obs1"):
+        assert_no_leakage(["obs0", "obs1", "obs1"], {"train": np.array([0, 1]), "val": np.array([2])})
+
+
+def test_split_by_sol_uses_inclusive_msl_ranges():
+    splits = split_by_sol([3, 181, 182, 564, 565, 1060, 2, 1061, "n/a"])
+    assert splits["train"].tolist() == [0, 1]
+    assert splits["val"].tolist() == [2, 3]
+    assert splits["test"].tolist() == [4, 5]
+
+
+def test_split_by_column_ignores_empty_values():
+    splits = split_by_column(["train", "val", "", "train", "test"])
+    assert {k: v.tolist() for k, v in splits.items()} == {"train": [0, 3], "val": [1], "test": [4]}
+
+
+def test_manifest_records_and_missing_images(image_set, tmp_path):
+    manifest, root, frame = image_set
+    loaded = read_manifest(manifest, root)
+    records = records_from_frame(loaded, group_column="source_id")
+    assert records[0] == Record(str(root / frame.filename[0]), "bright", "obs0")
+    with pytest.raises(FileNotFoundError, match="18 images"):
+        read_manifest(manifest, tmp_path)
+
+
+def test_load_image_makes_resized_grayscale(tmp_path):
+    path = tmp_path / "rgb.jpg"
+    Image.new("RGB", (60, 40), (255, 0, 0)).save(path)
+    pixels = load_image(path, 32)
+    assert pixels.shape == (32, 32) and pixels.dtype == torch.uint8
+    assert abs(int(pixels[16, 16]) - 76) <= 2  # ITU-R 601 luma of pure red
+    assert content_hash(path) == content_hash(path) and len(content_hash(path)) == 40
+
+
+def test_preprocessing_scalings():
+    pixels = torch.tensor([[[0, 127], [255, 255]]], dtype=torch.uint8)
+    tf = Preprocessing(2, "tf").to_input(pixels)
+    assert tf.shape == (1, 3, 2, 2)
+    assert torch.allclose(tf[0, :, 0, 0], torch.full((3,), -127 / 128))
+    assert torch.allclose(tf[0, :, 0, 1], torch.zeros(3))
+    imagenet = Preprocessing(2, "imagenet").to_input(pixels)
+    assert torch.allclose(imagenet[0, :, 1, 1], (1 - torch.tensor([0.485, 0.456, 0.406]))
+                          / torch.tensor([0.229, 0.224, 0.225]))
+
+
+def test_dihedral_views_are_the_eight_distinct_symmetries():
+    image = torch.arange(9, dtype=torch.uint8).reshape(3, 3)
+    views = {tuple(dihedral(image, v).flatten().tolist()) for v in range(8)}
+    assert len(views) == 8 and tuple(image.flatten().tolist()) in views
+
+
+def test_augment_leaves_fixed_orientation_classes_alone():
+    images = torch.arange(2 * 16, dtype=torch.uint8).reshape(2, 4, 4)
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(10):
+        out = augment(images, ["upright", "free"], generator, 8, fixed_classes=["upright"])
+        assert torch.equal(out[0], images[0])

@@ -1,0 +1,88 @@
+"""fit() in both modes, the model directory round trip, the cache, determinism."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from supervising_ui.ml import embeddings as embeddings_module
+from supervising_ui.ml.data import read_manifest, records_from_frame
+from supervising_ui.ml.model_dir import load_model, read_model_dir
+from supervising_ui.ml.predict import predict_proba
+from supervising_ui.ml.train import TrainConfig, fit
+
+
+@pytest.fixture
+def records(image_set):
+    manifest, root, _ = image_set
+    frame = read_manifest(manifest, root)
+    all_records = records_from_frame(frame, group_column="source_id")
+    train = [r for r, s in zip(all_records, frame["split"]) if s == "train"]
+    val = [r for r, s in zip(all_records, frame["split"]) if s == "val"]
+    return train, val
+
+
+def test_head_mode_round_trip(records, tmp_path):
+    train, val = records
+    result = fit(train, TrainConfig(mode="head", epochs=30), tmp_path / "model", val,
+                 cache_dir=tmp_path / "cache")
+    assert sorted(p.name for p in (tmp_path / "model").iterdir()) == [
+        "config.json", "metrics.json", "model.pt"]
+    state = torch.load(tmp_path / "model" / "model.pt", weights_only=True)
+    assert state["backbone"] is None and state["classes"] == ["bright", "dark", "stripes"]
+    config = json.loads((tmp_path / "model" / "config.json").read_text())
+    assert config["train_config"]["mode"] == "head" and config["version"] == result.version
+    assert config["preprocessing"] == {"image_size": 224, "normalization": "tf"}
+    assert read_model_dir(tmp_path / "model").metrics["val"]["n"] == len(val)
+
+    proba = predict_proba(tmp_path / "model", [r.path for r in val])
+    assert proba.shape == (len(val), 3)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-6)
+    accuracy = np.mean(proba.argmax(1) == [result.classes.index(r.label) for r in val])
+    assert accuracy == pytest.approx(result.metrics["val"]["accuracy"])
+    assert accuracy >= 0.8  # the generated classes are easy
+
+
+def test_head_mode_reuses_cached_embeddings(records, tmp_path, monkeypatch):
+    train, val = records
+    fit(train, TrainConfig(mode="head", epochs=5), tmp_path / "first", val, cache_dir=tmp_path / "cache")
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("embeddings should come from the cache")
+    monkeypatch.setattr(embeddings_module, "run_views", must_not_run)
+    second = fit(train, TrainConfig(mode="head", epochs=5), tmp_path / "second", val,
+                 cache_dir=tmp_path / "cache")
+    assert second.metrics["val"]["n"] == len(val)
+    proba = predict_proba(tmp_path / "second", [r.path for r in val], cache_dir=tmp_path / "cache")
+    assert proba.shape == (len(val), 3)
+
+
+def test_same_seed_same_model(records, tmp_path):
+    train, val = records
+    config = TrainConfig(mode="head", epochs=5, head="mlp", head_dropout=0.2, seed=7)
+    first = fit(train, config, tmp_path / "a", val, cache_dir=tmp_path / "cache")
+    second = fit(train, config, tmp_path / "b", val, cache_dir=tmp_path / "cache")
+    other = fit(train, TrainConfig(mode="head", epochs=5, head="mlp", head_dropout=0.2, seed=8),
+                tmp_path / "c", val, cache_dir=tmp_path / "cache")
+    assert first.version == second.version != other.version
+
+
+def test_finetune_round_trip_and_determinism(records, tmp_path):
+    train, val = records[0][:6], records[1][:3]
+    config = TrainConfig(epochs=1, batch_size=3, tta_views=2, frozen_blocks=10, calibrate=True)
+    first = fit(train, config, tmp_path / "a", val)
+    second = fit(train, config, tmp_path / "b", val)
+    assert first.version == second.version
+    state = torch.load(tmp_path / "a" / "model.pt", weights_only=True)
+    assert "net._conv_stem.weight" in state["backbone"] and state["temperature"] > 0
+    model, info = load_model(tmp_path / "a")
+    assert info.classes == first.classes and info.config["tta_views"] == 2
+    proba = predict_proba(tmp_path / "a", [r.path for r in val])
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-6)
+    assert len(first.metrics["history"]) == 1
+
+
+def test_fit_rejects_unknown_validation_labels(records, tmp_path):
+    train, val = records
+    with pytest.raises(ValueError, match="not among the classes"):
+        fit(train, TrainConfig(mode="head", classes=["bright", "dark"]), tmp_path / "m", val)
