@@ -115,6 +115,8 @@ class Image(db.Model):
         UniqueConstraint("project_id", "content_hash"),
         # Assignment walks this index from a random point: cost stays flat with project size.
         Index("ix_image_pick", "project_id", "label_count", "random_key"),
+        # A labeler's own leases, found without scanning the project (a reload resumes one).
+        Index("ix_image_lease", "leased_to_id", "lease_expires_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-25 21:51:34.035106
+Create Date: 2026-11-25 21:58:28.432146
 
 """
 from alembic import op
@@ -76,6 +76,7 @@ def upgrade():
     )
     with op.batch_alter_table('image', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_image_content_hash'), ['content_hash'], unique=False)
+        batch_op.create_index('ix_image_lease', ['leased_to_id', 'lease_expires_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_image_original_name'), ['original_name'], unique=False)
         batch_op.create_index('ix_image_pick', ['project_id', 'label_count', 'random_key'], unique=False)
 
@@ -238,6 +239,7 @@ def downgrade():
     with op.batch_alter_table('image', schema=None) as batch_op:
         batch_op.drop_index('ix_image_pick')
         batch_op.drop_index(batch_op.f('ix_image_original_name'))
+        batch_op.drop_index('ix_image_lease')
         batch_op.drop_index(batch_op.f('ix_image_content_hash'))
 
     op.drop_table('image')
