@@ -6,6 +6,7 @@ stored as the job's result. The web process only ever calls ``submit()``.
 """
 import logging
 import threading
+import time
 import traceback
 from datetime import timedelta
 from pathlib import Path
@@ -17,16 +18,19 @@ from sqlalchemy import and_, exists, select, update
 from sqlalchemy.orm import aliased
 
 from .extensions import db
-from .models import Job, utcnow
+from .models import Job, ModelVersion, Project, utcnow
 
 log = logging.getLogger(__name__)
 
 HANDLERS: dict[str, Callable] = {}
 # Kinds of which a project runs one at a time.
 EXCLUSIVE_KINDS = {"retrain"}
+# Defaults of JOB_HEARTBEAT_SECONDS and JOB_STALE_SECONDS (app.config may override them).
 HEARTBEAT_SECONDS = 5
 # A running job whose heartbeat is older than this lost its worker.
 STALE_AFTER_SECONDS = 30
+# The job log keeps its last this many characters.
+LOG_LIMIT = 64_000
 # A queued exclusive job waits this long before trying again while another one runs.
 RETRY_DELAY_SECONDS = 3
 
@@ -72,16 +76,31 @@ def submit(kind: str, project_id: int | None = None, params: dict | None = None,
         raise ValueError(f"no handler for job kind {kind!r}")
     if kind in EXCLUSIVE_KINDS:
         reap_stale_jobs()
+        _lock_project(project_id)
         active = db.session.scalar(select(Job).where(
             Job.kind == kind, Job.project_id == project_id, Job.state.in_(("queued", "running"))))
         if active is not None:
-            raise JobBusy(active)
+            busy = JobBusy(active)
+            db.session.rollback()  # release the project lock
+            raise busy
     job = Job(kind=kind, project_id=project_id, params=params or {}, created_by_id=created_by_id)
     db.session.add(job)
     db.session.commit()
-    current_app.extensions["execute_job"](job.id)
+    try:
+        current_app.extensions["execute_job"](job.id)
+    except Exception as error:  # the queue is down: the row must not block later submits
+        log.exception("could not queue job %s (%s)", job.id, kind)
+        _finish(job.id, state="failed", error=f"could not queue the job: {error}")
+        raise
     db.session.refresh(job)
     return job
+
+
+def _lock_project(project_id: int | None) -> None:
+    """Serialise submits per project: a no-op write takes the project's row (or SQLite's) lock."""
+    if project_id is not None:
+        db.session.execute(update(Project).where(Project.id == project_id).values(
+            id=Project.id).execution_options(synchronize_session=False))
 
 
 def _claim(job: Job) -> bool:
@@ -111,7 +130,8 @@ def run_job(job_id: int) -> None:
         current_app.extensions["execute_job"].schedule((job_id,), delay=RETRY_DELAY_SECONDS)
         return
     db.session.refresh(job)
-    reporter = ProgressReporter(job.id)
+    reporter = ProgressReporter(job.id, current_app.config.get("JOB_HEARTBEAT_SECONDS",
+                                                               HEARTBEAT_SECONDS))
     reporter.start()
     try:
         result = HANDLERS[job.kind](job, reporter) or {}
@@ -131,29 +151,64 @@ def _finish(job_id: int, state: str, log_tail: str = "", **values) -> None:
     job = db.session.get(Job, job_id)
     job.state = state
     job.finished_at = utcnow()
-    job.log = (job.log or "") + log_tail
+    job.log = ((job.log or "") + log_tail)[-LOG_LIMIT:]
     for name, value in values.items():
         setattr(job, name, value)
     db.session.commit()
 
 
-def reap_stale_jobs() -> int:
+def reap_stale_jobs(stale_after_seconds: float | None = None) -> int:
     """Fail running jobs whose worker stopped sending heartbeats; return how many."""
-    cutoff = utcnow() - timedelta(seconds=STALE_AFTER_SECONDS)
-    result = db.session.execute(update(Job).where(
-        Job.state == "running", Job.heartbeat_at < cutoff).values(
+    if stale_after_seconds is None:
+        stale_after_seconds = current_app.config.get("JOB_STALE_SECONDS", STALE_AFTER_SECONDS)
+    cutoff = utcnow() - timedelta(seconds=stale_after_seconds)
+    stale = (Job.state == "running", Job.heartbeat_at < cutoff)
+    if db.session.scalar(select(Job.id).where(*stale).limit(1)) is None:
+        return 0  # the common case stays a read: pages poll this
+    result = db.session.execute(update(Job).where(*stale).values(
         state="failed", finished_at=utcnow(),
         error="the worker stopped while running this job (killed or crashed); start it again")
         .execution_options(synchronize_session=False))
     db.session.commit()
+    if result.rowcount:
+        log.warning("reaped %d job(s) whose worker stopped", result.rowcount)
     return result.rowcount
 
 
 def job_status(job: Job) -> dict:
     """Return the public view of a job, as the API and the admin page show it."""
+    version = db.session.get(ModelVersion, job.model_version_id) if job.model_version_id else None
     return {"job_id": job.id, "kind": job.kind, "state": job.state,
-            "progress": round(job.progress, 4), "message": job.message, "error": job.error,
-            "model_version": job.model_version_id, "project_id": job.project_id}
+            "progress": round(job.progress or 0.0, 4), "message": job.message, "error": job.error,
+            "model_version": version.version if version else None,
+            "model_version_id": job.model_version_id, "project_id": job.project_id,
+            "params": job.params, "created_at": _iso(job.created_at),
+            "started_at": _iso(job.started_at), "finished_at": _iso(job.finished_at)}
+
+
+def _iso(moment) -> str | None:
+    """A stored naive UTC datetime as ISO 8601 with a Z, or None."""
+    return moment.isoformat(timespec="seconds") + "Z" if moment else None
+
+
+def follow_job(job_id: int, echo: Callable[[str], None], poll_seconds: float = 1.0) -> dict:
+    """Poll a job until it is done or failed, echoing each change of progress; return its status."""
+    last_line = None
+    while True:
+        reap_stale_jobs()
+        db.session.expire_all()
+        job = db.session.get(Job, job_id)
+        if job is None:
+            raise ValueError(f"no job with id {job_id}")
+        status = job_status(job)
+        line = f"{status['state']:>8} {100 * status['progress']:5.1f}%  {status['message']}".rstrip()
+        if line != last_line:
+            echo(line)
+            last_line = line
+        db.session.commit()  # end the read transaction: the next poll must see the worker's writes
+        if status["state"] in ("done", "failed"):
+            return status
+        time.sleep(poll_seconds)
 
 
 def run_worker() -> None:
@@ -166,8 +221,9 @@ def run_worker() -> None:
 class ProgressReporter:
     """Writes a running job's progress, log lines and heartbeat in short transactions."""
 
-    def __init__(self, job_id: int):
+    def __init__(self, job_id: int, heartbeat_seconds: float = HEARTBEAT_SECONDS):
         self.job_id = job_id
+        self.heartbeat_seconds = heartbeat_seconds
         self._engine = db.engine
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._beat, daemon=True)
@@ -179,7 +235,7 @@ class ProgressReporter:
     def stop(self) -> None:
         """Stop sending heartbeats."""
         self._stopped.set()
-        self._thread.join(timeout=HEARTBEAT_SECONDS)
+        self._thread.join(timeout=self.heartbeat_seconds + 1)
 
     def progress(self, fraction: float, message: str = "") -> None:
         """Record how far the job is (0..1) and what it is doing."""
@@ -191,14 +247,14 @@ class ProgressReporter:
         with self._engine.begin() as connection:
             current = connection.execute(select(Job.log).where(Job.id == self.job_id)).scalar()
             connection.execute(update(Job).where(Job.id == self.job_id).values(
-                log=(current or "") + line.rstrip("\n") + "\n"))
+                log=((current or "") + line.rstrip("\n") + "\n")[-LOG_LIMIT:]))
 
     def _update(self, **values) -> None:
         with self._engine.begin() as connection:
             connection.execute(update(Job).where(Job.id == self.job_id).values(**values))
 
     def _beat(self) -> None:
-        while not self._stopped.wait(HEARTBEAT_SECONDS):
+        while not self._stopped.wait(self.heartbeat_seconds):
             try:
                 self._update(heartbeat_at=utcnow())
             except Exception:  # a busy database must not kill the job; the next beat retries
