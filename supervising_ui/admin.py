@@ -1,13 +1,263 @@
-"""Admin pages: projects, class lists, image import, users, retraining."""
-from flask import Blueprint, render_template
+"""Admin pages: projects, class lists, settings, image import and users (admins only)."""
+from flask import (Blueprint, abort, current_app, flash, jsonify, redirect, render_template,
+                   request, send_file, url_for)
+from flask_login import current_user
+from sqlalchemy import select
 
-from .auth import admin_required
+from . import importing, jobs, projects, storage, users
+from .auth import AccountError, admin_required, create_user
+from .extensions import db
+from .models import SERVING_ORDERS, Image, Job, Project
 
 blueprint = Blueprint("admin", __name__, url_prefix="/admin")
+IMAGES_PER_PAGE = 50
+
+
+@blueprint.before_request
+@admin_required
+def require_admin():
+    """Every admin page is for admins only (403 for everyone else)."""
+
+
+def _project_or_404(project_id: int) -> Project:
+    project = db.session.get(Project, project_id)
+    if project is None:
+        abort(404)
+    return project
+
+
+def _back_to_project(project: Project, **arguments):
+    return redirect(url_for("admin.project", project_id=project.id, **arguments))
 
 
 @blueprint.get("/")
 @admin_required
 def index():
-    """The admin overview."""
-    return render_template("admin/index.html")
+    """List projects with their image counts, and offer the form that creates one."""
+    all_projects = db.session.scalars(select(Project).order_by(Project.name)).all()
+    return render_template("admin/index.html", projects=all_projects,
+                           counts=projects.project_counts(), presets=projects.PRESETS)
+
+
+@blueprint.post("/projects")
+@admin_required
+def create_project():
+    """Create a project from a preset or a class list."""
+    form = request.form
+    try:
+        preset = form.get("preset") or None
+        classes = projects.parse_class_list(form.get("classes", "")) if not preset else None
+        labels_per_image = int(form.get("labels_per_image") or 1)
+        project = projects.create_project(form.get("name", ""), classes=classes, preset=preset,
+                                          description=form.get("description", ""),
+                                          labels_per_image=labels_per_image)
+    except ValueError as error:  # ProjectError, or a labels-per-image that is not a number
+        flash(f"Project not created: {error}.", "error")
+        return redirect(url_for("admin.index"))
+    flash(f"Created project {project.name!r}.", "info")
+    return _back_to_project(project)
+
+
+@blueprint.get("/projects/<int:project_id>")
+@admin_required
+def project(project_id):
+    """A project's settings, class list, import forms and recent imports."""
+    project = _project_or_404(project_id)
+    import_jobs = db.session.scalars(select(Job).where(
+        Job.project_id == project.id, Job.kind == "import").order_by(Job.id.desc()).limit(5)).all()
+    usage = {label_class.id: projects.class_usage(label_class) for label_class in project.classes}
+    return render_template("admin/project.html", project=project, usage=usage,
+                           counts=projects.project_counts().get(project.id, {}),
+                           import_jobs=import_jobs, serving_orders=SERVING_ORDERS,
+                           import_root_set=bool(current_app.config.get("IMPORT_ROOT")),
+                           watch_job=request.args.get("job", type=int))
+
+
+@blueprint.post("/projects/<int:project_id>/settings")
+@admin_required
+def project_settings(project_id):
+    """Save a project's settings."""
+    project = _project_or_404(project_id)
+    try:
+        projects.update_settings(project, request.form)
+        flash("Settings saved.", "info")
+    except projects.ProjectError as error:
+        db.session.rollback()
+        flash(f"Settings not saved: {error}.", "error")
+    return _back_to_project(project)
+
+
+@blueprint.post("/projects/<int:project_id>/classes")
+@admin_required
+def add_class(project_id):
+    """Add a class at the end of the class list."""
+    project = _project_or_404(project_id)
+    return _class_edit(project, lambda: projects.add_class(project, request.form.get("name", "")),
+                       "Class added.")
+
+
+@blueprint.post("/projects/<int:project_id>/classes/<int:class_id>/rename")
+@admin_required
+def rename_class(project_id, class_id):
+    """Rename a class."""
+    project = _project_or_404(project_id)
+    return _class_edit(project, lambda: projects.rename_class(
+        projects.get_class(project, class_id), request.form.get("name", "")), "Class renamed.")
+
+
+@blueprint.post("/projects/<int:project_id>/classes/<int:class_id>/move")
+@admin_required
+def move_class(project_id, class_id):
+    """Move a class one place up or down."""
+    project = _project_or_404(project_id)
+    offset = -1 if request.form.get("direction") == "up" else 1
+    return _class_edit(project, lambda: projects.move_class(
+        projects.get_class(project, class_id), offset), None)
+
+
+@blueprint.post("/projects/<int:project_id>/classes/<int:class_id>/delete")
+@admin_required
+def delete_class(project_id, class_id):
+    """Delete an unused class, or merge a used one into another class."""
+    project = _project_or_404(project_id)
+    merge_into_id = request.form.get("merge_into", type=int)
+
+    def delete():
+        label_class = projects.get_class(project, class_id)
+        target = projects.get_class(project, merge_into_id) if merge_into_id else None
+        moved = projects.delete_class(label_class, merge_into=target)
+        return f"merged into {target.name!r} ({moved} rows moved)" if target else "deleted"
+    return _class_edit(project, delete, "Class {}.")
+
+
+def _class_edit(project: Project, edit, message: str | None):
+    """Run one class-list edit, flash its outcome and go back to the project page."""
+    try:
+        outcome = edit()
+        if message:
+            flash(message.format(outcome) if "{}" in message else message, "info")
+    except projects.ProjectError as error:
+        db.session.rollback()
+        flash(f"{str(error)[:1].upper()}{str(error)[1:]}.", "error")
+    return _back_to_project(project)
+
+
+@blueprint.post("/projects/<int:project_id>/import/upload")
+@admin_required
+def import_upload(project_id):
+    """Stage uploaded images, zips and an optional manifest, and queue their import."""
+    project = _project_or_404(project_id)
+    return _start_import(project, lambda: importing.submit_upload_import(
+        project, request.files.getlist("files"), current_user.id))
+
+
+@blueprint.post("/projects/<int:project_id>/import/server")
+@admin_required
+def import_server(project_id):
+    """Queue the import of a folder and/or manifest below IMPORT_ROOT on the server."""
+    project = _project_or_404(project_id)
+    return _start_import(project, lambda: importing.submit_server_import(
+        project, request.form.get("folder", ""), request.form.get("manifest", ""),
+        current_user.id))
+
+
+def _start_import(project: Project, submit):
+    """Queue an import; answer JSON to the page's script, else redirect to the project page."""
+    wants_json = request.accept_mimetypes.best == "application/json"
+    try:
+        job = submit()
+    except importing.ImportRefused as error:
+        if wants_json:
+            return jsonify(error=str(error)), 400
+        flash(f"Import not started: {error}.", "error")
+        return _back_to_project(project)
+    if wants_json:
+        return jsonify(job_id=job.id, status_url=url_for("admin.job", job_id=job.id)), 202
+    return _back_to_project(project, job=job.id)
+
+
+@blueprint.get("/jobs/<int:job_id>")
+@admin_required
+def job(job_id):
+    """A job's state, progress and (once done) its result, for the page to poll."""
+    found = db.session.get(Job, job_id)
+    if found is None:
+        abort(404)
+    return jsonify(jobs.job_status(found) | {"result": found.result or {}})
+
+
+@blueprint.get("/projects/<int:project_id>/images")
+@admin_required
+def images(project_id):
+    """A project's images with their metadata, 50 per page."""
+    project = _project_or_404(project_id)
+    page = max(request.args.get("page", 1, type=int), 1)
+    page_images, total, columns = projects.image_page(project, page, IMAGES_PER_PAGE)
+    pages = max(1, -(-total // IMAGES_PER_PAGE))
+    return render_template("admin/images.html", project=project, images=page_images,
+                           total=total, columns=columns, page=page, pages=pages)
+
+
+@blueprint.get("/images/<int:image_id>/file")
+@admin_required
+def image_file(image_id):
+    """An image's bytes from managed storage, found by its id only."""
+    image = db.session.get(Image, image_id)
+    if image is None:
+        abort(404)
+    store = current_app.config["IMAGE_STORE"]
+    path = storage.path_for_key(store, image.storage_key)
+    if not path.is_file():
+        abort(404)
+    return send_file(path, mimetype=storage.mimetype_for_key(image.storage_key),
+                     max_age=86400, conditional=True, etag=image.content_hash)
+
+
+@blueprint.get("/users")
+@admin_required
+def users_page():
+    """The user list and the form that creates a user."""
+    return render_template("admin/users.html", users=users.list_users())
+
+
+@blueprint.post("/users")
+@admin_required
+def create_user_view():
+    """Create a user and show the generated password once, in this response only."""
+    try:
+        user, password = create_user(request.form.get("username", ""),
+                                     role=request.form.get("role", "labeler"))
+    except AccountError as error:
+        flash(f"User not created: {error}.", "error")
+        return redirect(url_for("admin.users_page"))
+    return render_template("admin/users.html", users=users.list_users(), new_user=user,
+                           new_password=password)
+
+
+@blueprint.post("/users/<int:user_id>/active")
+@admin_required
+def set_user_active(user_id):
+    """Deactivate or reactivate a user."""
+    return _user_edit(user_id, lambda user: users.set_active(
+        user, request.form.get("active") == "1", current_user))
+
+
+@blueprint.post("/users/<int:user_id>/role")
+@admin_required
+def set_user_role(user_id):
+    """Change a user's role."""
+    return _user_edit(user_id, lambda user: users.set_role(
+        user, request.form.get("role", ""), current_user))
+
+
+def _user_edit(user_id: int, edit):
+    """Run one change to a user, flash its outcome and go back to the user list."""
+    try:
+        user = users.get_user(user_id)
+        edit(user)
+        flash(f"Saved {user.username!r}: {user.role}, {'active' if user.active else 'deactivated'}.",
+              "info")
+    except AccountError as error:
+        db.session.rollback()
+        flash(f"Not saved: {error}.", "error")
+    return redirect(url_for("admin.users_page"))

@@ -22,6 +22,9 @@ def init_app(app: Flask) -> None:
     for command in (init_command, create_user_command, create_project_command, serve_command,
                     worker_command):
         app.cli.add_command(command)
+    for command in (import_command, demo_command):
+        app.cli.add_command(command)
+    app.cli.add_command(retrain_command)
 
 
 def fail(message: str) -> None:
@@ -113,6 +116,80 @@ def serve_command(host, port, workers, threads):
 def worker_command():
     """Run the background job worker (retraining, imports) until interrupted."""
     jobs.run_worker()
+
+
+@click.command("retrain")
+@click.argument("project_name")
+@click.option("--kind", type=click.Choice(["quick", "finetune"]), default="quick", show_default=True,
+              help="quick: a head over cached embeddings; finetune: the whole network.")
+@click.option("--epochs", type=int, default=None, help="Override the training epochs.")
+@click.option("--wait", is_flag=True, help="Poll the job until it ends, printing its progress.")
+def retrain_command(project_name, kind, epochs, wait):
+    """Queue a retrain of a project (a worker runs it); with --wait, follow it to the end."""
+    from . import retraining
+    try:
+        project = projects.get_project_by_name(project_name)
+        job = retraining.request_retrain(project, kind, epochs=epochs)
+    except (projects.ProjectError, retraining.RetrainError) as error:
+        fail(str(error))
+    except jobs.JobBusy as busy:
+        fail(f"{busy}: wait for job {busy.job.id} (supervising-ui retrain waits with --wait)")
+    click.echo(f"Queued {kind} retrain job {job.id} of {project.name!r}.")
+    if wait:
+        status = jobs.follow_job(job.id, click.echo)
+        if status["state"] == "failed":
+            fail(f"job {job.id} failed: {status['error']}")
+        click.echo(f"Job {job.id} done: model version {status['model_version']}.")
+
+
+@click.command("import")
+@click.argument("project_name")
+@click.option("--manifest", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="CSV with a 'filename' column, optional 'label' and metadata columns.")
+@click.option("--image-root", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Folder the manifest's file names are relative to (default: its folder).")
+@click.option("--dir", "folder", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Import every image below this folder.")
+@click.option("--user", "user_name", default=None,
+              help="Admin to whom manifest labels are attributed (default: the first admin).")
+def import_command(project_name, manifest, image_root, folder, user_name):
+    """Import images into a project from a manifest CSV or a folder, then print the report."""
+    from pathlib import Path
+    from . import importing, users
+    if (manifest is None) == (folder is None):
+        fail("give exactly one of --manifest M.csv (with --image-root DIR) or --dir DIR")
+    try:
+        project = projects.get_project_by_name(project_name)
+        user = users.label_owner(user_name)
+        plan = importing.plan_manifest(Path(manifest), Path(image_root or Path(manifest).parent)) \
+            if manifest else importing.plan_folder(Path(folder))
+    except (projects.ProjectError, auth.AccountError, importing.ImportRefused) as error:
+        fail(str(error))
+    if user is None and any(candidate.label for candidate in plan.candidates):
+        fail("the manifest has labels but there is no admin to attribute them to: create one "
+             "(supervising-ui init --admin NAME) or pass --user NAME")
+    with click.progressbar(length=len(plan.candidates), label="Importing",
+                           show_pos=True) as bar:
+        report = importing.run_import(project, plan, user_id=user.id if user else None,
+                                      progress=lambda done, total: bar.update(1))
+    click.echo(f"Import into {project.name!r}: {report.summary()}.")
+    for name in report.duplicates[:20]:
+        click.echo(f"  duplicate: {name}")
+    if len(report.duplicates) > 20:
+        click.echo(f"  ... and {len(report.duplicates) - 20} more duplicates")
+    for rejection in report.rejected:
+        click.echo(f"  rejected: {rejection['name']}: {rejection['reason']}")
+
+
+@click.command("demo")
+def demo_command():
+    """Create a demo project with generated images, and an admin if there is none."""
+    from . import demo
+    database.create_or_migrate()
+    messages, _ = demo.create_demo()
+    for message in messages:
+        click.echo(message)
+    click.echo("Start the server with `supervising-ui serve` and log in.")
 
 
 if __name__ == "__main__":
