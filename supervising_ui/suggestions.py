@@ -1,0 +1,102 @@
+"""Model suggestions on the labeling page: the serving model's prediction for an image.
+
+A project may hide suggestions on a share of its images (``hide_suggestion_share``) to
+measure anchoring: whether an image is hidden is a stable function of the image and the model
+version, so the page and the submit that follows agree without trusting the client. The
+label stores the model's prediction either way, with ``suggestion_shown`` saying whether the
+labeler saw it; comparing agreement on shown and hidden images measures the anchoring.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from .extensions import db
+from .models import LabelClass, ModelVersion, Prediction
+
+TOP_CLASSES = 3
+
+
+@dataclass(frozen=True)
+class ServingModel:
+    """The model version whose predictions a project shows and ranks by."""
+
+    id: int
+    version: int
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    """The serving model's prediction for one image, and whether the labeler is shown it."""
+
+    label: str
+    label_class_id: int
+    confidence: float
+    model_version_id: int
+    model_version: int
+    top: list
+    shown: bool
+
+    def to_json(self) -> dict | None:
+        """Return the suggestion as the API shows it, or None when it is hidden."""
+        if not self.shown:
+            return None
+        return {"label": self.label, "confidence": self.confidence,
+                "model_version": self.model_version, "top": self.top}
+
+
+def serving_model_version(project_id: int) -> ServingModel | None:
+    """Return the project's serving model version, or None."""
+    row = db.session.execute(
+        select(ModelVersion.id, ModelVersion.version)
+        .where(ModelVersion.project_id == project_id, ModelVersion.is_serving.is_(True))
+        .order_by(ModelVersion.version.desc()).limit(1)).first()
+    return ServingModel(row.id, row.version) if row else None
+
+
+def suggestion_hidden(image_id: int, model_version_id: int, hide_share: float) -> bool:
+    """Return whether the suggestion for this image and model version is hidden (stable)."""
+    if hide_share <= 0:
+        return False
+    digest = hashlib.sha256(f"{image_id}:{model_version_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < hide_share
+
+
+def suggestion_for(image_id: int, project) -> Suggestion | None:
+    """Return the serving model's prediction for image_id (shown or hidden), or None."""
+    serving = serving_model_version(project.id)
+    if serving is None:
+        return None
+    row = db.session.execute(
+        select(Prediction.label_class_id, Prediction.confidence, Prediction.probabilities,
+               LabelClass.name)
+        .join(LabelClass, LabelClass.id == Prediction.label_class_id)
+        .where(Prediction.model_version_id == serving.id,
+               Prediction.image_id == image_id)).first()
+    if row is None:
+        return None
+    return Suggestion(
+        label=row.name, label_class_id=row.label_class_id, confidence=float(row.confidence),
+        model_version_id=serving.id, model_version=serving.version,
+        top=top_classes(row.probabilities, row.name, row.confidence),
+        shown=not suggestion_hidden(image_id, serving.id, project.hide_suggestion_share))
+
+
+def top_classes(probabilities: dict | None, label: str, confidence: float) -> list:
+    """Return the TOP_CLASSES most probable [class, probability] pairs, most probable first."""
+    if not probabilities:
+        return [[label, round(float(confidence), 4)]]
+    ranked = sorted(probabilities.items(), key=lambda item: item[1], reverse=True)
+    return [[name, round(float(p), 4)] for name, p in ranked[:TOP_CLASSES]]
+
+
+def label_fields(suggestion: Suggestion | None) -> dict:
+    """Return the Label columns that record a suggestion (shown or hidden)."""
+    if suggestion is None:
+        return {"suggestion_shown": False}
+    return {"suggestion_shown": suggestion.shown,
+            "suggested_class_id": suggestion.label_class_id,
+            "suggestion_confidence": suggestion.confidence,
+            "suggestion_model_version_id": suggestion.model_version_id}
