@@ -24,5 +24,7 @@ def create_app(test_config=None) -> Flask:
     jobs.init_app(app)
     for module in (pages, admin, labeling):
         app.register_blueprint(module.blueprint)
+    from . import export
+    app.register_blueprint(export.blueprint)
     cli.init_app(app)
     return app

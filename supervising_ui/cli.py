@@ -5,7 +5,7 @@ import sys
 
 import click
 from flask import Flask
-from flask.cli import FlaskGroup
+from flask.cli import FlaskGroup, with_appcontext
 
 from . import auth, database, jobs, projects
 
@@ -25,6 +25,8 @@ def init_app(app: Flask) -> None:
     for command in (import_command, demo_command):
         app.cli.add_command(command)
     app.cli.add_command(retrain_command)
+    app.cli.add_command(create_token_command)
+    app.cli.add_command(export_command)
 
 
 def fail(message: str) -> None:
@@ -190,6 +192,42 @@ def demo_command():
     for message in messages:
         click.echo(message)
     click.echo("Start the server with `supervising-ui serve` and log in.")
+
+
+@click.command("create-token")
+@click.argument("name")
+@with_appcontext
+def create_token_command(name):
+    """Print a new API token for user NAME (send it as 'Authorization: Bearer TOKEN')."""
+    from sqlalchemy import select
+    from .extensions import db
+    from .models import User
+    user = db.session.scalar(select(User).where(User.username == name))
+    if user is None or not user.active:
+        fail(f"no active user called {name!r}")
+    click.echo(auth.create_api_token(user))
+
+
+@click.command("export")
+@click.argument("name")
+@click.option("--kind", type=click.Choice(["labels", "consensus", "manifest"]), default="labels",
+              show_default=True)
+@click.option("--format", "export_format", type=click.Choice(["csv", "json"]), default="csv",
+              show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False, writable=True), required=True,
+              help="File to write ('-' for standard output).")
+@with_appcontext
+def export_command(name, kind, export_format, out):
+    """Export project NAME's labels, consensus or training manifest as CSV or JSON."""
+    from . import export
+    try:
+        text = export.export_text(projects.get_project_by_name(name), kind, export_format)
+    except (projects.ProjectError, export.ExportError) as error:
+        fail(str(error))
+    with click.open_file(out, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    if out != "-":
+        click.echo(f"Wrote {kind} of {name!r} to {out}", err=True)
 
 
 if __name__ == "__main__":

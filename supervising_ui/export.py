@@ -1,0 +1,146 @@
+"""Export: labels -> a pandas DataFrame per kind -> CSV or JSON, from the admin page or the console.
+
+Kinds:
+- ``labels``: every label with its image, labeler, time, time spent, the model's suggestion
+  (shown or hidden) and the image's metadata columns;
+- ``consensus``: one row per labeled image: the majority class, its votes and the agreement;
+- ``manifest``: the training manifest ``filename,label,...metadata`` (one row per image with
+  a consensus label, i.e. a unique most-voted class).
+"""
+from __future__ import annotations
+
+import io
+
+import pandas as pd
+from flask import Blueprint, Response, abort, request
+from sqlalchemy import select
+from sqlalchemy.orm import aliased
+
+from .auth import admin_required
+from .extensions import db
+from .models import Image, Label, LabelClass, ModelVersion, Project, User
+
+KINDS = ("labels", "consensus", "manifest")
+FORMATS = ("csv", "json")
+MIMETYPES = {"csv": "text/csv", "json": "application/json"}
+
+blueprint = Blueprint("export", __name__, url_prefix="/admin")
+
+
+class ExportError(ValueError):
+    """An export request that cannot be carried out, with a message for the user."""
+
+
+def labels_frame(project: Project) -> pd.DataFrame:
+    """Return every label of project, one row each, with suggestion fields and image metadata."""
+    suggested = aliased(LabelClass)
+    rows = db.session.execute(
+        select(Label.id, Label.image_id, Image.original_name, LabelClass.name, User.username,
+               Label.created_at, Label.seconds_spent, Label.suggestion_shown,
+               suggested.name.label("suggested"), Label.suggestion_confidence,
+               ModelVersion.version, Image.meta)
+        .join(Image, Image.id == Label.image_id)
+        .join(LabelClass, LabelClass.id == Label.label_class_id)
+        .join(User, User.id == Label.user_id)
+        .outerjoin(suggested, suggested.id == Label.suggested_class_id)
+        .outerjoin(ModelVersion, ModelVersion.id == Label.suggestion_model_version_id)
+        .where(Label.project_id == project.id).order_by(Label.id)).all()
+    columns = ["label_id", "image_id", "filename", "label", "labeler", "created_at",
+               "seconds_spent", "suggestion_shown", "suggested_label", "suggestion_confidence",
+               "suggestion_model_version"]
+    frame = pd.DataFrame([row[:-1] for row in rows], columns=columns)
+    frame["suggestion_model_version"] = frame["suggestion_model_version"].astype("Int64")
+    frame["agreed_with_suggestion"] = pd.array(
+        [None if pd.isna(suggested) else label == suggested
+         for label, suggested in zip(frame["label"], frame["suggested_label"])], dtype="boolean")
+    return _with_metadata(frame, [row.meta for row in rows])
+
+
+def consensus_frame(project: Project) -> pd.DataFrame:
+    """Return one row per labeled image: majority class, its votes, all votes, agreement."""
+    labels = labels_frame(project)
+    columns = ["image_id", "filename", "label", "votes", "labels", "agreement", "complete"]
+    if labels.empty:
+        return pd.DataFrame(columns=columns)
+    counts = labels.groupby(["image_id", "label"]).size().rename("votes").reset_index()
+    counts = counts.sort_values(["image_id", "votes", "label"], ascending=[True, False, True])
+    totals = labels.groupby("image_id").size().rename("labels")
+    top = counts.groupby("image_id").head(2).groupby("image_id")["votes"].agg(list)
+    best = counts.drop_duplicates("image_id").set_index("image_id").join(totals)
+    # A tie between the two most-voted classes leaves the image without a consensus label.
+    tied = top.map(lambda votes: len(votes) > 1 and votes[0] == votes[1])
+    best.loc[tied[tied].index, "label"] = None
+    best["agreement"] = best["votes"] / best["labels"]
+    best["complete"] = best["labels"] >= project.labels_per_image
+    names = labels.drop_duplicates("image_id").set_index("image_id")["filename"]
+    best = best.join(names).reset_index()
+    return best[columns].sort_values("image_id", ignore_index=True)
+
+
+def manifest_frame(project: Project) -> pd.DataFrame:
+    """Return the training manifest: filename, consensus label, then the metadata columns."""
+    consensus = consensus_frame(project)
+    consensus = consensus[consensus["label"].notna()]
+    metas = dict(db.session.execute(select(Image.id, Image.meta).where(
+        Image.id.in_(consensus["image_id"].tolist()))).all()) if len(consensus) else {}
+    frame = consensus[["filename", "label", "image_id"]].reset_index(drop=True)
+    frame = _with_metadata(frame, [metas.get(image_id) for image_id in frame["image_id"]])
+    return frame[[c for c in frame.columns if c != "image_id"] + ["image_id"]]
+
+
+def _with_metadata(frame: pd.DataFrame, metas: list[dict | None]) -> pd.DataFrame:
+    """Append the images' metadata as columns; a key that clashes gets a 'meta_' prefix."""
+    meta = pd.DataFrame([m or {} for m in metas], index=frame.index)
+    meta.columns = [f"meta_{c}" if c in frame.columns else str(c) for c in meta.columns]
+    return pd.concat([frame, meta], axis=1)
+
+
+BUILDERS = {"labels": labels_frame, "consensus": consensus_frame, "manifest": manifest_frame}
+
+
+def export_frame(project: Project, kind: str) -> pd.DataFrame:
+    """Return the DataFrame of one export kind."""
+    if kind not in BUILDERS:
+        raise ExportError(f"unknown export kind {kind!r}: use one of {', '.join(KINDS)}")
+    return BUILDERS[kind](project)
+
+
+def write_frame(frame: pd.DataFrame, export_format: str) -> str:
+    """Return frame as CSV or JSON text (JSON: a list of records, ISO times)."""
+    if export_format == "csv":
+        return frame.to_csv(index=False)
+    if export_format == "json":
+        buffer = io.StringIO()
+        frame.to_json(buffer, orient="records", date_format="iso", indent=1)
+        return buffer.getvalue()
+    raise ExportError(f"unknown format {export_format!r}: use one of {', '.join(FORMATS)}")
+
+
+def export_text(project: Project, kind: str, export_format: str) -> str:
+    """Return one export of project as text: the one export path of page and console."""
+    if export_format not in FORMATS:
+        raise ExportError(f"unknown format {export_format!r}: use one of {', '.join(FORMATS)}")
+    return write_frame(export_frame(project, kind), export_format)
+
+
+def file_name(project: Project, kind: str, export_format: str) -> str:
+    """Return a download name such as 'hirise-labels.csv' (safe characters only)."""
+    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in project.name)
+    return f"{safe}-{kind}.{export_format}"
+
+
+@blueprint.get("/projects/<int:project_id>/export")
+@admin_required
+def download(project_id):
+    """Download an export of a project: ?kind=labels|consensus|manifest&format=csv|json."""
+    project = db.session.get(Project, project_id)
+    if project is None:
+        abort(404)
+    kind = request.args.get("kind", "labels")
+    export_format = request.args.get("format", "csv")
+    try:
+        text = export_text(project, kind, export_format)
+    except ExportError as error:
+        return Response(str(error) + "\n", status=400, mimetype="text/plain")
+    return Response(text, mimetype=MIMETYPES[export_format], headers={
+        "Content-Disposition": f'attachment; filename="{file_name(project, kind, export_format)}"'})

@@ -1,0 +1,111 @@
+"""Export: labels, consensus and training manifest as CSV/JSON, from the console and the admin page."""
+import io
+import json
+
+import pandas as pd
+import pytest
+
+from supervising_ui import export
+from supervising_ui.assignment import submit_label
+from supervising_ui.extensions import db
+from supervising_ui.models import Image, User, utcnow
+
+from .labeling_helpers import add_images, add_serving_model, make_project, project_of
+
+
+def _labeled_project(users):
+    """Three images, two labels each: agreement, disagreement with a tie, and one label only."""
+    project_id = make_project("hirise", labels_per_image=2)
+    ids = add_images(project_id, 4, meta={"source_id": "ESP_1", "label": "clash"})
+    add_serving_model(project_id, {ids[0]: [0.7, 0.2, 0.1], ids[1]: [0.1, 0.8, 0.1]})
+    votes = {ids[0]: [("lee", "crater"), ("liu", "crater")],
+             ids[1]: [("lee", "crater"), ("liu", "other")],
+             ids[2]: [("liu", "dark_dune")]}
+    for image_id, decisions in votes.items():
+        for name, class_name in decisions:
+            submit_label(db.session.get(Image, image_id), project_of(project_id),
+                         db.session.get(User, users[name]), class_name, f"{image_id}-{name}",
+                         4.5, utcnow())
+    return project_id, ids
+
+
+def test_labels_export_has_every_label_with_suggestion_and_metadata(app, users):
+    with app.app_context():
+        project_id, ids = _labeled_project(users)
+        frame = export.labels_frame(project_of(project_id))
+    assert len(frame) == 5
+    assert list(frame.columns[:12]) == [
+        "label_id", "image_id", "filename", "label", "labeler", "created_at", "seconds_spent",
+        "suggestion_shown", "suggested_label", "suggestion_confidence",
+        "suggestion_model_version", "agreed_with_suggestion"]
+    assert {"source_id", "index", "meta_label"} <= set(frame.columns)
+    first = frame[frame["image_id"] == ids[0]].iloc[0]
+    assert (first["filename"], first["labeler"], first["seconds_spent"]) == \
+        ("img_00000.jpg", "lee", 4.5)
+    assert first["suggestion_shown"] and first["suggested_label"] == "crater"
+    assert first["suggestion_confidence"] == pytest.approx(0.7)
+    assert first["suggestion_model_version"] == 1 and bool(first["agreed_with_suggestion"])
+    disagreed = frame[(frame["image_id"] == ids[1]) & (frame["labeler"] == "lee")].iloc[0]
+    assert disagreed["suggested_label"] == "dark_dune" and not disagreed["agreed_with_suggestion"]
+    unsuggested = frame[frame["image_id"] == ids[2]].iloc[0]
+    assert pd.isna(unsuggested["agreed_with_suggestion"]) and not unsuggested["suggestion_shown"]
+    assert first["meta_label"] == "clash" and first["source_id"] == "ESP_1"
+
+
+def test_consensus_and_manifest(app, users):
+    with app.app_context():
+        project_id, ids = _labeled_project(users)
+        consensus = export.consensus_frame(project_of(project_id)).set_index("image_id")
+        manifest = export.manifest_frame(project_of(project_id))
+    assert consensus.loc[ids[0], ["label", "votes", "labels", "agreement", "complete"]].tolist() \
+        == ["crater", 2, 2, 1.0, True]
+    assert pd.isna(consensus.loc[ids[1], "label"]), "a tie has no consensus label"
+    assert consensus.loc[ids[2], ["label", "agreement", "complete"]].tolist() == \
+        ["dark_dune", 1.0, False]
+    assert ids[3] not in consensus.index
+    assert list(manifest.columns[:2]) == ["filename", "label"]
+    assert manifest[["filename", "label"]].values.tolist() == [
+        ["img_00000.jpg", "crater"], ["img_00002.jpg", "dark_dune"]]
+    assert manifest["source_id"].tolist() == ["ESP_1", "ESP_1"]
+
+
+def test_empty_project_exports_headers_only(app, users):
+    with app.app_context():
+        project_id = make_project()
+        for kind in export.KINDS:
+            assert export.export_frame(project_of(project_id), kind).empty
+        with pytest.raises(export.ExportError, match="unknown export kind"):
+            export.export_frame(project_of(project_id), "everything")
+
+
+def test_console_export_csv_and_json(app, users, runner, tmp_path):
+    with app.app_context():
+        _labeled_project(users)
+    out = tmp_path / "labels.csv"
+    result = runner.invoke(args=["export", "hirise", "--kind", "labels", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert len(pd.read_csv(out)) == 5
+    out_json = tmp_path / "manifest.json"
+    result = runner.invoke(args=["export", "hirise", "--kind", "manifest", "--format", "json",
+                                 "--out", str(out_json)])
+    assert result.exit_code == 0, result.output
+    records = json.loads(out_json.read_text())
+    assert [(r["filename"], r["label"]) for r in records] == [
+        ("img_00000.jpg", "crater"), ("img_00002.jpg", "dark_dune")]
+    missing = runner.invoke(args=["export", "nope", "--out", str(tmp_path / "x.csv")])
+    assert missing.exit_code == 1 and "no project called 'nope'" in missing.output
+
+
+def test_admin_download(app, client, auth):
+    with app.app_context():
+        project_id, _ = _labeled_project({"lee": 2, "liu": 3})
+    auth.login("ada")
+    response = client.get(f"/admin/projects/{project_id}/export?kind=consensus&format=csv")
+    assert response.status_code == 200 and response.mimetype == "text/csv"
+    assert 'filename="hirise-consensus.csv"' in response.headers["Content-Disposition"]
+    assert len(pd.read_csv(io.StringIO(response.get_data(as_text=True)))) == 3
+    bad = client.get(f"/admin/projects/{project_id}/export?kind=labels&format=xml")
+    assert bad.status_code == 400 and b"use one of csv, json" in bad.data
+    assert client.get("/admin/projects/999/export").status_code == 404
+    auth.login("lee")
+    assert client.get(f"/admin/projects/{project_id}/export").status_code == 403
