@@ -154,6 +154,7 @@ def retrain_command(project_name, kind, epochs, wait):
               help="Import every image below this folder.")
 @click.option("--user", "user_name", default=None,
               help="Admin to whom manifest labels are attributed (default: the first admin).")
+@with_appcontext
 def import_command(project_name, manifest, image_root, folder, user_name):
     """Import images into a project from a manifest CSV or a folder, then print the report."""
     from pathlib import Path
@@ -184,6 +185,7 @@ def import_command(project_name, manifest, image_root, folder, user_name):
 
 
 @click.command("demo")
+@with_appcontext
 def demo_command():
     """Create a demo project with generated images, and an admin if there is none."""
     from . import demo
