@@ -4,10 +4,10 @@ from flask import (Blueprint, abort, current_app, flash, jsonify, redirect, rend
 from flask_login import current_user
 from sqlalchemy import select
 
-from . import importing, jobs, projects, storage, users
+from . import importing, jobs, projects, users
 from .auth import AccountError, admin_required, create_user
 from .extensions import db
-from .models import SERVING_ORDERS, Image, Job, Project
+from .models import SERVING_ORDERS, Job, Project
 
 blueprint = Blueprint("admin", __name__, url_prefix="/admin")
 IMAGES_PER_PAGE = 50
@@ -65,7 +65,7 @@ def project(project_id):
     project = _project_or_404(project_id)
     import_jobs = db.session.scalars(select(Job).where(
         Job.project_id == project.id, Job.kind == "import").order_by(Job.id.desc()).limit(5)).all()
-    usage = {label_class.id: projects.class_usage(label_class) for label_class in project.classes}
+    usage = projects.label_counts_by_class(project)
     return render_template("admin/project.html", project=project, usage=usage,
                            counts=projects.project_counts().get(project.id, {}),
                            import_jobs=import_jobs, serving_orders=SERVING_ORDERS,
@@ -196,21 +196,6 @@ def images(project_id):
     pages = max(1, -(-total // IMAGES_PER_PAGE))
     return render_template("admin/images.html", project=project, images=page_images,
                            total=total, columns=columns, page=page, pages=pages)
-
-
-@blueprint.get("/images/<int:image_id>/file")
-@admin_required
-def image_file(image_id):
-    """An image's bytes from managed storage, found by its id only."""
-    image = db.session.get(Image, image_id)
-    if image is None:
-        abort(404)
-    store = current_app.config["IMAGE_STORE"]
-    path = storage.path_for_key(store, image.storage_key)
-    if not path.is_file():
-        abort(404)
-    return send_file(path, mimetype=storage.mimetype_for_key(image.storage_key),
-                     max_age=86400, conditional=True, etag=image.content_hash)
 
 
 @blueprint.get("/users")
