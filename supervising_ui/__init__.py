@@ -26,5 +26,7 @@ def create_app(test_config=None) -> Flask:
         app.register_blueprint(module.blueprint)
     from . import export
     app.register_blueprint(export.blueprint)
+    from . import models_page  # also registers the "retrain" job handler
+    app.register_blueprint(models_page.blueprint)
     cli.init_app(app)
     return app

@@ -126,6 +126,7 @@ def worker_command():
               help="quick: a head over cached embeddings; finetune: the whole network.")
 @click.option("--epochs", type=int, default=None, help="Override the training epochs.")
 @click.option("--wait", is_flag=True, help="Poll the job until it ends, printing its progress.")
+@with_appcontext
 def retrain_command(project_name, kind, epochs, wait):
     """Queue a retrain of a project (a worker runs it); with --wait, follow it to the end."""
     from . import retraining

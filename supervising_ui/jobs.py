@@ -43,6 +43,10 @@ class JobBusy(Exception):
         self.job = job
 
 
+class JobRefused(Exception):
+    """A job that cannot go on for a reason the user can act on; its message is the job's error."""
+
+
 def handler(kind: str):
     """Register the decorated function as the handler of jobs of this kind."""
     def register(function):
@@ -137,6 +141,10 @@ def run_job(job_id: int) -> None:
         result = HANDLERS[job.kind](job, reporter) or {}
         _finish(job.id, state="done", progress=1.0, result=result,
                 model_version_id=result.get("model_version_id"))
+    except JobRefused as error:
+        db.session.rollback()
+        log.warning("job %s (%s) refused: %s", job_id, job.kind, error)
+        _finish(job.id, state="failed", error=str(error), log_tail=f"refused: {error}\n")
     except Exception as error:  # any failure of a job is recorded, never raised into the worker
         db.session.rollback()
         log.exception("job %s (%s) failed", job_id, job.kind)

@@ -1,0 +1,418 @@
+"""Retraining: consensus labels, held-out split, training runs, the better-model rule,
+predictions in batches, triggers, the retrain/job API, the CLI and the model page."""
+import io
+import math
+
+import numpy as np
+import pytest
+from PIL import Image as PILImage
+from sqlalchemy import event, func, select
+
+from supervising_ui import jobs, retraining, storage
+from supervising_ui.auth import create_api_token
+from supervising_ui.extensions import db
+from supervising_ui.models import Image, Job, Label, LabelClass, ModelVersion, Prediction, Project, User
+from supervising_ui.projects import create_project
+
+CLASSES = ["bright", "dark"]
+IMAGE_COUNT = 40
+
+
+def generated_png(label: str, index: int) -> bytes:
+    """A 64x64 grayscale PNG whose brightness gives its class (deterministic per index)."""
+    rng = np.random.default_rng(index)
+    base = 185 if label == "bright" else 70
+    pixels = np.clip(base + rng.normal(0, 14, (64, 64)), 0, 255).astype(np.uint8)
+    buffer = io.BytesIO()
+    PILImage.fromarray(pixels, mode="L").save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def make_project(app, name="mars", count=IMAGE_COUNT, group_column="source_id") -> int:
+    """A project with `count` generated images in managed storage, 4 per source_id group."""
+    project = create_project(name, classes=CLASSES)
+    project.group_column = group_column
+    for index in range(count):
+        data = generated_png(CLASSES[index % 2], index)
+        info = storage.validate_image(data, app.config["MAX_IMAGE_PIXELS"])
+        storage.store_bytes(app.config["IMAGE_STORE"], info.storage_key, data)
+        db.session.add(Image(project_id=project.id, storage_key=info.storage_key,
+                             original_name=f"img{index:03d}.png", content_hash=info.content_hash,
+                             width=info.width, height=info.height,
+                             meta={"source_id": f"obs{index // 4}", "truth": CLASSES[index % 2]}))
+    db.session.commit()
+    return project.id
+
+
+def add_labels(project_id: int, user_id: int, count: int | None = None, flip=lambda image: False):
+    """Label the project's first `count` unlabeled-by-user images with their true class."""
+    project = db.session.get(Project, project_id)
+    class_ids = {c.name: c.id for c in project.classes}
+    labeled = select(Label.image_id).where(Label.user_id == user_id)
+    images = db.session.scalars(select(Image).where(
+        Image.project_id == project_id, Image.id.not_in(labeled)).order_by(Image.id)).all()
+    for image in images[:count]:
+        truth = image.meta["truth"]
+        name = CLASSES[1 - CLASSES.index(truth)] if flip(image) else truth
+        db.session.add(Label(project_id=project_id, image_id=image.id, user_id=user_id,
+                             label_class_id=class_ids[name]))
+        image.label_count += 1
+    db.session.commit()
+
+
+@pytest.fixture(scope="module")
+def embedding_cache(tmp_path_factory):
+    """One embedding cache for the module: the generated images are the same in every test."""
+    return str(tmp_path_factory.mktemp("cache"))
+
+
+@pytest.fixture
+def loop_app(app, embedding_cache):
+    app.config["CACHE_DIR"] = embedding_cache
+    return app
+
+
+@pytest.fixture
+def labeled_project(loop_app, users):
+    """A project of 40 images, 32 labeled by 'lee'; returns its id."""
+    with loop_app.app_context():
+        project_id = make_project(loop_app)
+        add_labels(project_id, users["lee"], 32)
+        return project_id
+
+
+@pytest.fixture
+def held_queue(app, monkeypatch):
+    """Keep submitted jobs queued (no worker)."""
+    sent = []
+    monkeypatch.setitem(app.extensions, "execute_job", sent.append)
+    return sent
+
+
+# --------------------------------------------------------------------------- data
+
+
+def test_consensus_takes_the_majority_and_drops_ties(loop_app, users):
+    with loop_app.app_context():
+        project_id = make_project(loop_app, count=4)
+        project = db.session.get(Project, project_id)
+        bright, dark = (c.id for c in project.classes)
+        first, second, third, fourth = db.session.scalars(select(Image.id).order_by(Image.id)).all()
+        votes = [(first, users["ada"], bright), (first, users["lee"], bright), (first, users["liu"], dark),
+                 (second, users["ada"], bright), (second, users["lee"], dark),
+                 (third, users["liu"], dark)]
+        for image_id, user_id, class_id in votes:
+            db.session.add(Label(project_id=project_id, image_id=image_id, user_id=user_id,
+                                 label_class_id=class_id))
+        db.session.commit()
+        assert retraining.consensus_labels(project) == {first: "bright", third: "dark"}
+        assert fourth not in retraining.consensus_labels(project)
+
+
+def test_holdout_is_by_group_and_stable_as_labels_grow(loop_app, users):
+    with loop_app.app_context():
+        project_id = make_project(loop_app)
+        project = db.session.get(Project, project_id)
+        add_labels(project_id, users["lee"], 24)
+        train, held_out, how = retraining.holdout_split(project_id, retraining.labeled_images(project))
+        assert how == "by group" and held_out and train
+        assert not {e.group for e in train} & {e.group for e in held_out}
+        add_labels(project_id, users["lee"])
+        train2, held_out2, _ = retraining.holdout_split(project_id, retraining.labeled_images(project))
+        assert {e.image_id for e in held_out} <= {e.image_id for e in held_out2}
+        assert {e.image_id for e in train} <= {e.image_id for e in train2}
+
+
+def test_holdout_falls_back_to_images_without_groups(loop_app, users):
+    with loop_app.app_context():
+        project_id = make_project(loop_app, count=12, group_column=None)
+        add_labels(project_id, users["lee"])
+        examples = retraining.labeled_images(db.session.get(Project, project_id))
+        train, held_out, how = retraining.holdout_split(project_id, examples)
+        assert how == "by image" and len(train) + len(held_out) == 12 and held_out
+
+
+def test_too_few_labels_fail_with_a_clear_error(loop_app, users):
+    with loop_app.app_context():
+        project_id = make_project(loop_app, count=12)
+        add_labels(project_id, users["lee"], 6)
+        job = retraining.request_retrain(db.session.get(Project, project_id))
+        assert job.state == "failed"
+        assert job.error == ("need at least 10 labeled images in at least 2 classes to train "
+                             "(have 6 in 2 classes)")
+        assert db.session.scalar(select(func.count(ModelVersion.id))) == 0
+
+
+def test_unknown_kind_is_refused(loop_app, labeled_project):
+    with loop_app.app_context(), pytest.raises(retraining.RetrainError, match="unknown retrain kind"):
+        retraining.request_retrain(db.session.get(Project, labeled_project), "deep")
+
+
+# --------------------------------------------------------------------------- training runs
+
+
+def test_quick_retrain_stores_version_metrics_plots_and_predictions(loop_app, labeled_project,
+                                                                    monkeypatch):
+    monkeypatch.setattr(retraining, "WRITE_BATCH", 7)
+    inserts = []
+
+    def count_inserts(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().upper().startswith("INSERT INTO PREDICTION"):
+            inserts.append(len(parameters) if executemany else 1)
+
+    with loop_app.app_context():
+        event.listen(db.engine, "before_cursor_execute", count_inserts)
+        try:
+            job = retraining.request_retrain(db.session.get(Project, labeled_project))
+        finally:
+            event.remove(db.engine, "before_cursor_execute", count_inserts)
+        assert job.state == "done", job.error
+        version = db.session.get(ModelVersion, job.model_version_id)
+        assert version.version == 1 and version.kind == "quick" and version.is_serving
+        assert version.num_labels == 32
+        metrics = version.metrics
+        assert metrics["held_out_count"] + metrics["train_count"] == 32
+        assert metrics["held_out_accuracy"] >= 0.8  # the generated classes are easy
+        assert set(metrics["per_class"]) == set(CLASSES)
+        assert len(metrics["confusion_matrix"]) == 2 and metrics["threshold_curve"]
+        assert metrics["compared_with_version"] is None and metrics["promoted"]
+        for name in retraining.PLOT_FILES:
+            assert (retraining.Path(version.path) / name).stat().st_size > 1000
+        predictions = db.session.scalars(select(Prediction).where(
+            Prediction.model_version_id == version.id)).all()
+        assert len(predictions) == IMAGE_COUNT
+        assert inserts == [7] * (IMAGE_COUNT // 7) + [IMAGE_COUNT % 7]  # 500-row batches in production
+        names = {c.id: c.name for c in db.session.scalars(select(LabelClass))}
+        for prediction in predictions:
+            probabilities = prediction.probabilities
+            assert sum(probabilities.values()) == pytest.approx(1.0, abs=1e-4)
+            ordered = sorted(probabilities.values(), reverse=True)
+            assert prediction.confidence == pytest.approx(ordered[0], abs=1e-5)
+            assert prediction.margin == pytest.approx(ordered[0] - ordered[1], abs=1e-5)
+            assert prediction.entropy == pytest.approx(
+                -sum(p * math.log(p) for p in ordered if p > 0), abs=1e-4)
+            assert names[prediction.label_class_id] == max(probabilities, key=probabilities.get)
+        correct = sum(names[p.label_class_id] == db.session.get(Image, p.image_id).meta["truth"]
+                      for p in predictions)
+        assert correct >= 0.8 * IMAGE_COUNT
+        assert "serves now" in job.log and job.result["serving"] is True
+
+
+def test_the_better_model_serves(loop_app, labeled_project, users):
+    with loop_app.app_context():
+        project = db.session.get(Project, labeled_project)
+        first = retraining.request_retrain(project)
+        assert first.state == "done", first.error
+        # A candidate trained on wrong labels (training images only) loses on the same held-out set.
+        db.session.execute(Label.__table__.delete())
+        db.session.commit()
+        add_labels(labeled_project, users["lee"], 32,
+                   flip=lambda image: not retraining.is_held_out(
+                       labeled_project, f"group:{image.meta['source_id']}"))
+        worse = retraining.request_retrain(project)
+        assert worse.state == "done", worse.error
+        worse_version = db.session.get(ModelVersion, worse.model_version_id)
+        assert not worse_version.is_serving
+        assert worse_version.metrics["compared_with_version"] == 1
+        assert worse_version.metrics["compared_accuracy"] > worse_version.metrics["held_out_accuracy"]
+        assert db.session.get(ModelVersion, first.model_version_id).is_serving
+        assert "does not serve: v1 scored" in worse.log
+        # Right labels again: at least as good as v1 on the same images, so v3 serves.
+        db.session.execute(Label.__table__.delete())
+        db.session.commit()
+        add_labels(labeled_project, users["lee"], 32)
+        better = retraining.request_retrain(project)
+        serving = db.session.scalars(select(ModelVersion).where(ModelVersion.is_serving)).all()
+        assert [v.id for v in serving] == [better.model_version_id]
+        # v1 no longer serves and is not among the two latest: its predictions are pruned.
+        kept = db.session.scalars(select(Prediction.model_version_id).distinct()).all()
+        assert sorted(kept) == sorted([worse.model_version_id, better.model_version_id])
+
+
+def test_finetune_kind_trains_the_whole_network(loop_app, users):
+    with loop_app.app_context():
+        project_id = make_project(loop_app, count=12)  # small: a CPU fine-tune is slow
+        add_labels(project_id, users["lee"])
+        job = retraining.request_retrain(db.session.get(Project, project_id), "finetune",
+                                         epochs=1, tta_views=1)
+        assert job.state == "done", job.error
+        version = db.session.get(ModelVersion, job.model_version_id)
+        assert version.kind == "finetune" and version.is_serving
+        assert (retraining.Path(version.path) / "model.pt").stat().st_size > 1_000_000  # backbone too
+        assert db.session.scalar(select(func.count(Prediction.id))) == 12
+
+
+# --------------------------------------------------------------------------- triggers
+
+
+def test_automatic_retrain_after_every_n_labels(loop_app, users, monkeypatch):
+    runs = []
+    monkeypatch.setitem(jobs.HANDLERS, "retrain", lambda job, reporter: runs.append(job.params) or {})
+    with loop_app.app_context():
+        project_id = make_project(loop_app, count=20)
+        project = db.session.get(Project, project_id)
+        add_labels(project_id, users["lee"], 5)
+        assert retraining.maybe_trigger_retrain(project) is None, "off while retrain_every is 0"
+        project.retrain_every = 8
+        db.session.commit()
+        assert retraining.maybe_trigger_retrain(project) is None
+        add_labels(project_id, users["lee"], 3)
+        job = retraining.maybe_trigger_retrain(project)
+        assert job is not None and job.state == "done"
+        assert runs == [{"kind": "quick", "trigger": "labels"}]
+        add_labels(project_id, users["lee"], 7)
+        assert retraining.maybe_trigger_retrain(project) is None, "7 labels since the last run"
+        add_labels(project_id, users["liu"], 1)
+        assert retraining.maybe_trigger_retrain(project) is not None
+        assert len(runs) == 2
+
+
+def test_automatic_trigger_waits_for_a_running_retrain(loop_app, users, held_queue):
+    with loop_app.app_context():
+        project_id = make_project(loop_app, count=12)
+        project = db.session.get(Project, project_id)
+        project.retrain_every = 2
+        db.session.commit()
+        add_labels(project_id, users["lee"], 2)
+        queued = retraining.maybe_trigger_retrain(project)
+        assert queued.state == "queued"
+        add_labels(project_id, users["liu"], 4)
+        assert retraining.maybe_trigger_retrain(project) is None
+        assert db.session.scalar(select(func.count(Job.id))) == 1
+
+
+# --------------------------------------------------------------------------- API and CLI
+
+
+def test_retrain_api_refuses_anonymous_and_labelers(app, client, auth, labeled_project, held_queue):
+    assert client.post(f"/api/projects/{labeled_project}/retrain").status_code == 401
+    auth.login("lee")
+    response = client.post(f"/api/projects/{labeled_project}/retrain",
+                           headers={"X-CSRFToken": auth.csrf_token})
+    assert response.status_code == 403
+    with app.app_context():
+        token = create_api_token(db.session.get(User, 2))
+    response = client.post(f"/api/projects/{labeled_project}/retrain",
+                           headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 403
+    assert held_queue == []
+
+
+def test_retrain_api_with_token_202_then_409(app, client, users, labeled_project, held_queue):
+    with app.app_context():
+        token = create_api_token(db.session.get(User, users["ada"]))
+    headers = {"Authorization": f"Bearer {token}"}
+    response = client.post(f"/api/projects/{labeled_project}/retrain", headers=headers,
+                           json={"kind": "quick"})
+    assert response.status_code == 202
+    job_id = response.json["job_id"]
+    assert response.headers["Location"].endswith(f"/api/jobs/{job_id}")
+    again = client.post(f"/api/projects/{labeled_project}/retrain", headers=headers)
+    assert again.status_code == 409 and again.json["job_id"] == job_id
+    status = client.get(f"/api/jobs/{job_id}", headers=headers).json
+    assert {"state", "progress", "error", "model_version"} <= set(status)
+    assert status["state"] == "queued" and status["progress"] == 0 and status["model_version"] is None
+    assert client.post("/api/projects/999/retrain", headers=headers).status_code == 404
+    assert client.get("/api/jobs/999", headers=headers).status_code == 404
+
+
+def test_retrain_api_bad_input_is_400(client, auth, labeled_project, held_queue):
+    auth.login("ada")
+    headers = {"X-CSRFToken": auth.csrf_token}
+    response = client.post(f"/api/projects/{labeled_project}/retrain", json={"kind": "deep"},
+                           headers=headers)
+    assert response.status_code == 400 and "unknown retrain kind" in response.json["error"]
+    response = client.post(f"/api/projects/{labeled_project}/retrain", json={"epochs": "many"},
+                           headers=headers)
+    assert response.status_code == 400 and "epochs must be a whole number" in response.json["error"]
+    response = client.post(f"/api/projects/{labeled_project}/retrain", json={"tta_views": 9},
+                           headers=headers)
+    assert response.status_code == 400
+    assert held_queue == []
+
+
+def test_retrain_api_runs_the_job_and_reports_the_model_version(client, auth, labeled_project):
+    auth.login("ada")
+    response = client.post(f"/api/projects/{labeled_project}/retrain",
+                           headers={"X-CSRFToken": auth.csrf_token})
+    assert response.status_code == 202
+    status = client.get(f"/api/jobs/{response.json['job_id']}").json
+    assert status["state"] == "done" and status["progress"] == 1.0
+    assert status["model_version"] == 1 and status["error"] is None
+    assert "serves now" in status["log"]
+
+
+def test_cli_retrain_waits_and_prints_progress(loop_app, runner, labeled_project):
+    result = runner.invoke(args=["retrain", "mars", "--wait"])
+    assert result.exit_code == 0, result.output
+    assert "Queued quick retrain job 1 of 'mars'." in result.output
+    assert "done 100.0%" in result.output and "model version 1" in result.output
+    busy = runner.invoke(args=["retrain", "nowhere"])
+    assert busy.exit_code == 1 and "no project called 'nowhere'" in busy.output
+
+
+def test_cli_retrain_reports_a_failed_job(loop_app, runner, users):
+    with loop_app.app_context():
+        make_project(loop_app, count=4)
+    result = runner.invoke(args=["retrain", "mars", "--wait"])
+    assert result.exit_code == 1 and "need at least 10 labeled images" in result.output
+
+
+# --------------------------------------------------------------------------- model page
+
+
+def test_model_page_for_labelers_and_admins(app, client, auth, labeled_project):
+    auth.login("lee")
+    page = client.get(f"/projects/{labeled_project}/models")
+    assert page.status_code == 200
+    assert b"No model serves suggestions yet" in page.data and b"Retrain now" not in page.data
+    assert client.get("/projects/999/models").status_code == 404
+    auth.logout()
+    auth.login("ada")
+    page = client.get(f"/projects/{labeled_project}/models")
+    assert b"Retrain now" in page.data
+    response = client.post(f"/projects/{labeled_project}/models/retrain",
+                           data={"csrf_token": auth.csrf_token, "kind": "quick"})
+    assert response.status_code == 302
+    html = client.get(f"/projects/{labeled_project}/models").get_data(as_text=True)
+    assert "Retrain job 1 queued." in html
+    assert "Suggestions come from <strong>v1</strong>" in html
+    assert "Per-class precision and recall" in html and "Confusion matrix" in html
+    assert "<polyline" in html and 'data-state="done"' in html
+    with app.app_context():
+        version_id = db.session.scalar(select(ModelVersion.id))
+    plot = client.get(f"/projects/{labeled_project}/models/{version_id}/threshold.png")
+    assert plot.status_code == 200 and plot.mimetype == "image/png"
+    assert client.get(f"/projects/{labeled_project}/models/{version_id}/config.json").status_code == 404
+    assert client.get(f"/projects/{labeled_project}/models/{version_id}/..%2Fmodel.pt").status_code == 404
+    assert client.get(f"/projects/{labeled_project + 1}/models/{version_id}/threshold.png").status_code == 404
+
+
+def test_model_page_shows_failed_job_error_and_suggestion_acceptance(app, client, auth, users):
+    with app.app_context():
+        project_id = make_project(app, count=4)
+        project = db.session.get(Project, project_id)
+        retraining.request_retrain(project)  # fails: too few labels
+        bright, dark = (c.id for c in project.classes)
+        version = ModelVersion(project_id=project_id, version=1, kind="quick", path="/nowhere",
+                               metrics={}, is_serving=True)
+        db.session.add(version)
+        db.session.flush()
+        image_ids = db.session.scalars(select(Image.id).order_by(Image.id)).all()
+        for image_id, chosen in zip(image_ids, (bright, bright, dark)):
+            db.session.add(Label(project_id=project_id, image_id=image_id, user_id=users["lee"],
+                                 label_class_id=chosen, suggestion_shown=True,
+                                 suggested_class_id=bright, suggestion_model_version_id=version.id))
+        db.session.commit()
+        assert retraining_acceptance(project_id) == [
+            {"version": 1, "shown": 3, "accepted": 2, "rate": pytest.approx(2 / 3)}]
+    auth.login("ada")
+    html = client.get(f"/projects/{project_id}/models").get_data(as_text=True)
+    assert "need at least 10 labeled images" in html and 'data-state="failed"' in html
+    assert "66.7%" in html
+
+
+def retraining_acceptance(project_id):
+    from supervising_ui.models_page import suggestion_acceptance
+    return suggestion_acceptance(project_id)
+
