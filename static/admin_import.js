@@ -45,6 +45,9 @@
         if (job.state === "done") {
           show(1, "Import finished.");
           showReport(job.result || {});
+          const reload = element("a", "Reload the page to see the new counts");
+          reload.href = window.location.pathname;
+          reportBox.append(reload);
         } else if (job.state === "failed") {
           show(job.progress, "Import failed: " + job.error);
         } else {

@@ -7,6 +7,7 @@ import pytest
 from sqlalchemy import func, select
 
 from supervising_ui import projects
+from supervising_ui.auth import AccountError
 from supervising_ui.extensions import db
 from supervising_ui.models import Image, Job, Label, User
 
@@ -226,3 +227,16 @@ def test_users_page_creates_deactivates_and_changes_roles(app, client, admin, us
         assert db.session.get(User, users["lee"]).active
     page = post(client, admin, "/admin/users", {"username": "mia"}, follow_redirects=True)
     assert "already exists" in page.get_data(as_text=True)
+
+
+def test_the_last_active_admin_stays_admin(app, users):
+    from supervising_ui import users as user_admin
+    with app.app_context():
+        ada, lee = db.session.get(User, users["ada"]), db.session.get(User, users["lee"])
+        user_admin.set_role(lee, "admin", acting=ada)
+        user_admin.set_role(ada, "labeler", acting=lee)  # another admin may demote ada
+        with pytest.raises(AccountError, match="last active admin"):
+            user_admin.set_role(lee, "labeler", acting=ada)
+        with pytest.raises(AccountError, match="unknown role 'root'"):
+            user_admin.set_role(ada, "root", acting=lee)
+        assert user_admin.label_owner(None).username == "lee"
