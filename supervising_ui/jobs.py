@@ -223,7 +223,8 @@ def run_worker() -> None:
     """Consume jobs in this process until interrupted (one at a time: training uses all cores)."""
     reap_stale_jobs()
     huey = current_app.extensions["huey"]
-    huey.create_consumer(workers=1, worker_type="thread", periodic=False).run()
+    # max_delay: an idle worker still polls the queue every second, so a job starts promptly.
+    huey.create_consumer(workers=1, worker_type="thread", periodic=False, max_delay=1.0).run()
 
 
 class ProgressReporter:
