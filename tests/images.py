@@ -7,9 +7,10 @@ from PIL import Image
 
 def image_bytes(index: int = 0, size=(32, 24), image_format: str = "JPEG") -> bytes:
     """Return a small image whose content differs with index."""
-    image = Image.new("L", size, color=index % 256)
-    image.putpixel((0, 0), (index * 7 + 1) % 256)
-    image.putpixel((1, 0), (index // 256) % 256)
+    image = Image.new("L", size, color=64 + (index * 37) % 128)
+    for bit in range(16):  # the index in 4x4 blocks, black or white: survives JPEG quantisation
+        column, row = 4 * (bit % 8), 4 * (bit // 8)
+        image.paste(255 if index >> bit & 1 else 0, (column, row, column + 4, row + 4))
     buffer = io.BytesIO()
     image.save(buffer, format=image_format)
     return buffer.getvalue()

@@ -118,3 +118,54 @@ def test_real_hirise_manifest_imports_3245_then_none(app, runner, users, hirise_
         assert (image.width, image.height) == (227, 227)
         label = db.session.scalar(select(Label).where(Label.image_id == image.id))
         assert label.label_class.name == "edge"
+
+
+@pytest.mark.slow
+def test_import_killed_with_sigkill_leaves_whole_batches_and_resumes(tmp_path):
+    """A real `supervising-ui import` process is killed mid-way; the re-run adds the rest."""
+    import os
+    import signal
+    import sqlite3
+    import subprocess
+    import sys
+    write_images(tmp_path / "images", 1500)
+    (tmp_path / "m.csv").write_text("filename,label\n" + "".join(
+        f"img_{index:03d}.jpg,crater\n" for index in range(1500)))
+    environment = {key: value for key, value in os.environ.items()
+                   if not key.startswith("SUPERVISING_UI_")}
+    environment["SUPERVISING_UI_INSTANCE"] = str(tmp_path / "instance")
+    command = [sys.executable, "-m", "supervising_ui.cli"]
+
+    def run(*arguments):
+        return subprocess.run(command + list(arguments), env=environment, capture_output=True,
+                              text=True, timeout=120)
+    assert run("init", "--admin", "ada").returncode == 0
+    assert run("create-project", "P", "--preset", "hirise").returncode == 0
+    database = tmp_path / "instance" / "supervising_ui.sqlite3"
+    arguments = ["import", "P", "--manifest", str(tmp_path / "m.csv"),
+                 "--image-root", str(tmp_path / "images")]
+    process = subprocess.Popen(command + arguments, env=environment, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+
+    def images_in_database() -> int:
+        with sqlite3.connect(database, timeout=30) as connection:
+            return connection.execute("SELECT count(*) FROM image").fetchone()[0]
+    deadline = time.monotonic() + 60
+    while images_in_database() == 0 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    with sqlite3.connect(database) as connection:
+        images, labeled = connection.execute(
+            "SELECT count(*), sum(label_count) FROM image").fetchone()
+        labels = connection.execute("SELECT count(*) FROM label").fetchone()[0]
+        keys = [row[0] for row in connection.execute("SELECT storage_key FROM image")]
+    print(f"\nkilled after {images} of 1500 images were committed")
+    assert 0 < images < 1500, "killed mid-way"
+    assert images % 250 == 0, "only whole batches are committed"
+    assert labels == labeled == images
+    assert all((tmp_path / "instance" / "images" / key).is_file() for key in keys)
+    rerun = run(*arguments)
+    assert f"added {1500 - images} images ({1500 - images} labels), {images} duplicates, " \
+           "0 rejected" in rerun.stdout, rerun.stdout + rerun.stderr
+    assert images_in_database() == 1500
