@@ -202,6 +202,10 @@ def plan_folder(folder: Path, root: Path | None = None) -> ImportPlan:
             if not path.resolve().is_relative_to(root):
                 plan.reject(str(relative), f"symbolic link leading outside {root}")
                 continue
+            if relative.suffix.lower() == ".csv":
+                plan.reject(str(relative), "a CSV file, not an image: give it as the manifest "
+                                           "to import its metadata and labels")
+                continue
             plan.candidates.append(Candidate(str(relative), file_reader(path)))
     return plan
 
@@ -489,15 +493,24 @@ def plan_staged_upload(token: str, stack: ExitStack) -> ImportPlan:
         path = folder / f"{index:05d}"
         lowered = name.lower()
         if lowered.endswith(".zip"):
-            entries.update(zip_entries(path, name, stack, plan))
+            for entry_name, read in zip_entries(path, name, stack, plan).items():
+                if entry_name.lower().endswith(".csv"):  # a manifest packed with its images
+                    manifests.append((f"{name}: {entry_name}", read))
+                else:
+                    entries[entry_name] = read
         elif lowered.endswith(".csv"):
-            manifests.append((name, path))
+            manifests.append((name, file_reader(path)))
         else:
             entries[name] = file_reader(path)
     for name, _ in manifests[1:]:
         plan.reject(name, "only one manifest per upload; this one was ignored")
-    manifest_name, manifest_data = (manifests[0][0], manifests[0][1].read_bytes()) \
-        if manifests else ("", None)
+    manifest_name, manifest_data = ("", None)
+    if manifests:
+        manifest_name = manifests[0][0]
+        try:
+            manifest_data = manifests[0][1]()
+        except (storage.ImageRejected, OSError, zipfile.BadZipFile, zlib.error) as error:
+            raise ManifestError(f"cannot read the manifest {manifest_name} ({error})") from error
     named = plan_named_files(entries, manifest_data, manifest_name)
     named.rejected = plan.rejected + named.rejected
     return named

@@ -145,6 +145,17 @@ def test_upload_with_manifest_imports_labels_for_the_admin(app, client, admin, p
         assert label.user_id == users["ada"] and label.image.meta == {"source_id": "ESP_1"}
 
 
+def test_zip_with_its_manifest_inside(app, client, admin, project_id):
+    archive = zip_bytes({"survey/manifest.csv": b"filename,sol\nimgs/a.jpg,12\nb.jpg,13\n",
+                         "survey/imgs/a.jpg": image_bytes(1), "survey/imgs/b.jpg": image_bytes(2)})
+    job = job_json(client, upload(client, admin, project_id, [("survey.zip", archive)]))
+    report = job["result"]["report"]
+    assert (report["added"], report["rejected_count"]) == (2, 0), report
+    with app.app_context():
+        stored = dict(db.session.execute(select(Image.original_name, Image.meta)).all())
+        assert stored == {"imgs/a.jpg": {"sol": 12}, "b.jpg": {"sol": 13}}
+
+
 def test_malformed_manifest_upload_is_reported(client, admin, project_id):
     job = job_json(client, upload(client, admin, project_id, [
         ("a.jpg", image_bytes(1)), ("m.csv", "file,x\n\u00e9,1\n".encode("latin-1"))]))

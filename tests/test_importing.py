@@ -204,9 +204,13 @@ def test_folder_import_is_confined_to_its_root(app, project, tmp_path):
     os.symlink(tmp_path / "outside" / "img_050.jpg", root / "set" / "link.jpg")
     os.symlink(tmp_path / "outside", root / "escape")
     (root / "set" / ".DS_Store").write_bytes(b"finder")
+    (root / "set" / "manifest.csv").write_text("filename\n")
     report = importing.run_import(project, importing.plan_folder(root / "set", root))
     assert report.added == 2
-    assert reasons(report) == {"link.jpg": f"symbolic link leading outside {root.resolve()}"}
+    assert reasons(report) == {
+        "link.jpg": f"symbolic link leading outside {root.resolve()}",
+        "manifest.csv": "a CSV file, not an image: give it as the manifest to import its "
+                        "metadata and labels"}
     for bad in (str(tmp_path / "outside"), "../outside", "escape"):
         with pytest.raises(importing.ImportRefused, match="outside"):
             importing.plan_folder(root / bad, root)
