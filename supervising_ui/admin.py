@@ -4,10 +4,10 @@ from flask import (Blueprint, abort, current_app, flash, jsonify, redirect, rend
 from flask_login import current_user
 from sqlalchemy import select
 
-from . import importing, jobs, projects, users
+from . import importing, jobs, projects, storage, users
 from .auth import AccountError, admin_required, create_user
 from .extensions import db
-from .models import SERVING_ORDERS, Job, Project
+from .models import SERVING_ORDERS, Image, Job, Project
 
 blueprint = Blueprint("admin", __name__, url_prefix="/admin")
 IMAGES_PER_PAGE = 50
@@ -196,6 +196,23 @@ def images(project_id):
     pages = max(1, -(-total // IMAGES_PER_PAGE))
     return render_template("admin/images.html", project=project, images=page_images,
                            total=total, columns=columns, page=page, pages=pages)
+
+
+@blueprint.get("/images/<int:image_id>/thumbnail")
+@admin_required
+def image_thumbnail(image_id):
+    """A small cached JPEG of an image, found by its id only, for the image table."""
+    image = db.session.get(Image, image_id)
+    if image is None:
+        abort(404)
+    try:
+        path = storage.thumbnail_path(current_app.config["IMAGE_STORE"],
+                                      current_app.config["CACHE_DIR"], image.storage_key)
+    except (OSError, ValueError):  # missing or unreadable stored file: logged, not a crash
+        current_app.logger.exception("no thumbnail for image %s", image_id)
+        abort(404)
+    return send_file(path, mimetype="image/jpeg", max_age=86400, conditional=True,
+                     etag=f"thumbnail-{image.content_hash}")
 
 
 @blueprint.get("/users")

@@ -13,6 +13,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 # Formats that browsers display, mapped to the file extension of their stored copy.
@@ -114,6 +115,12 @@ def store_bytes(store: str | Path, key: str, data: bytes) -> Path:
     path = path_for_key(store, key)
     if path.exists():  # content-addressed: an existing file already holds these bytes
         return path
+    write_atomically(path, data)
+    return path
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write data to path through a temporary file and a rename: readers never see half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".incoming-")
     try:
@@ -124,7 +131,6 @@ def store_bytes(store: str | Path, key: str, data: bytes) -> Path:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
-    return path
 
 
 def read_bytes(store: str | Path, key: str) -> bytes:
@@ -139,3 +145,32 @@ def open_image(store: str | Path, key: str, max_pixels: int | None = None) -> Im
     with Image.open(path_for_key(store, key)) as image:
         image.load()
         return image
+
+
+THUMBNAIL_PIXELS = 128
+
+
+def thumbnail_path(store: str | Path, cache: str | Path, key: str) -> Path:
+    """Return a cached JPEG thumbnail (at most 128 px a side) of the image under key."""
+    source = path_for_key(store, key)
+    target = Path(cache) / "thumbnails" / f"{key}.jpg"
+    if target.is_file():
+        return target
+    with Image.open(source) as image:
+        image.draft("RGB", (THUMBNAIL_PIXELS, THUMBNAIL_PIXELS))  # JPEG: decode at reduced size
+        image.thumbnail((THUMBNAIL_PIXELS, THUMBNAIL_PIXELS))
+        small = _eight_bit(image)
+    buffer = io.BytesIO()
+    small.save(buffer, format="JPEG", quality=85)
+    write_atomically(target, buffer.getvalue())
+    return target
+
+
+def _eight_bit(image: Image.Image) -> Image.Image:
+    """Return image as 8-bit L or RGB; 16-bit and float images are stretched min to max."""
+    if image.mode in ("I", "I;16", "I;16B", "F"):
+        values = np.asarray(image, dtype=np.float64)
+        low, high = float(values.min()), float(values.max())
+        scaled = (values - low) / (high - low or 1.0) * 255.0
+        return Image.fromarray(scaled.astype(np.uint8))
+    return image.convert("L" if image.mode in ("1", "L", "LA") else "RGB")

@@ -3,7 +3,9 @@ import io
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image as PILImage
 from sqlalchemy import func, select
 
 from supervising_ui import projects
@@ -34,7 +36,7 @@ def post(client, admin, url, data=None, **kwargs):
 def test_labelers_get_403_on_admin_pages(client, auth, project_id):
     auth.login("lee")
     for url in ("/admin/", f"/admin/projects/{project_id}", f"/admin/projects/{project_id}/images",
-                "/admin/users", "/admin/jobs/1"):
+                "/admin/users", "/admin/jobs/1", "/admin/images/1/thumbnail"):
         assert client.get(url).status_code == 403, url
     response = client.post(f"/admin/projects/{project_id}/import/upload",
                            data={"csrf_token": auth.csrf_token,
@@ -209,6 +211,27 @@ def test_images_page_lists_metadata_and_serves_files_by_id(app, client, admin, p
     response = client.get(f"/api/images/{image_id}/file")
     assert response.status_code == 200 and response.mimetype == "image/jpeg"
     assert response.data == image_bytes(0)
+    assert f"/admin/images/{image_id}/thumbnail" in page
+    assert client.get("/admin/images/99999/thumbnail").status_code == 404
+
+
+def test_thumbnails_are_small_and_cached(app, client, admin, project_id):
+    files = [("big.png", image_bytes(1, size=(600, 300), image_format="PNG"))]
+    buffer = io.BytesIO()
+    gradient = np.tile(np.linspace(1000, 5000, 300).astype(np.uint16), (300, 1))
+    PILImage.fromarray(gradient).save(buffer, format="PNG")  # a 16-bit grayscale PNG
+    files.append(("sixteen_bit.png", buffer.getvalue()))
+    job_json(client, upload(client, admin, project_id, files))
+    for image_id, expected in ((1, (128, 64)), (2, (128, 128))):
+        response = client.get(f"/admin/images/{image_id}/thumbnail")
+        assert response.status_code == 200 and response.mimetype == "image/jpeg"
+        assert PILImage.open(io.BytesIO(response.data)).size == expected
+    low, high = PILImage.open(io.BytesIO(response.data)).getextrema()
+    assert low < 10 and high > 245, "16-bit values are stretched, not clipped to white"
+    with app.app_context():
+        key = db.session.get(Image, 1).storage_key
+    cached = Path(app.config["CACHE_DIR"]) / "thumbnails" / f"{key}.jpg"
+    assert client.get("/admin/images/1/thumbnail").data == cached.read_bytes()
 
 
 def test_users_page_creates_deactivates_and_changes_roles(app, client, admin, users):
