@@ -17,10 +17,11 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Callable
 
 from flask import current_app
-from sqlalchemy import case, delete, exists, or_, select, update
+from sqlalchemy import bindparam, case, delete, exists, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from . import suggestions
@@ -58,6 +59,17 @@ class LabelingError(Exception):
 
 
 @dataclass(frozen=True)
+class ProjectSettings:
+    """The project columns that labeling reads, loaded once per request (no relationships)."""
+
+    id: int
+    labels_per_image: int
+    serving_order: str
+    audit_share: float
+    hide_suggestion_share: float
+
+
+@dataclass(frozen=True)
 class Assignment:
     """An image handed to a labeler: its id, when the lease ends and how it was picked."""
 
@@ -70,10 +82,31 @@ class Assignment:
 
 @dataclass(frozen=True)
 class SubmitResult:
-    """The stored label and whether this request created it (False: an idempotent repeat)."""
+    """The stored label (as JSON-ready values) and whether this request created it."""
 
-    label: Label
+    label: dict
     created: bool
+
+
+_SETTINGS_COLUMNS = (Project.id, Project.labels_per_image, Project.serving_order,
+                     Project.audit_share, Project.hide_suggestion_share)
+
+
+_PROJECT_SETTINGS = select(*_SETTINGS_COLUMNS).where(Project.id == bindparam("project_id"))
+
+
+def project_settings(project_id: int) -> ProjectSettings | None:
+    """Return the labeling settings of a project, or None if there is no such project."""
+    row = db.session.connection().execute(_PROJECT_SETTINGS, {"project_id": project_id}).first()
+    return ProjectSettings(*row) if row else None
+
+
+def settings_of(project) -> ProjectSettings:
+    """Return project's labeling settings, from a Project row or settings already."""
+    if isinstance(project, ProjectSettings):
+        return project
+    return ProjectSettings(project.id, project.labels_per_image, project.serving_order,
+                           project.audit_share, project.hide_suggestion_share)
 
 
 def lease_seconds() -> int:
@@ -83,23 +116,135 @@ def lease_seconds() -> int:
 
 def is_postgres() -> bool:
     """Return whether the session talks to PostgreSQL."""
-    return db.session.get_bind().dialect.name == "postgresql"
+    return db.engine.dialect.name == "postgresql"
+
+
+# --- statements ------------------------------------------------------------------------------
+# The hot paths run prebuilt statements with bound parameters: building SQLAlchemy
+# expressions per request cost more CPU than the queries themselves.
+
+def _open_image_conditions(include_put_off: bool):
+    """Return the conditions of an image the user :user_id may be handed at :now.
+
+    The caller bounds label_count (a range here would keep SQLite from walking ix_image_pick
+    in random_key order).
+    """
+    skip = Skip.__table__
+    conditions = [
+        _image.c.project_id == bindparam("project_id"),
+        _lease_free_or_mine(bindparam("user_id"), bindparam("now")),
+        ~exists().where(_label.c.image_id == _image.c.id,
+                        _label.c.user_id == bindparam("user_id")),
+        _image.c.id != bindparam("exclude_image_id"),
+    ]
+    if not include_put_off:
+        conditions.append(~exists().where(skip.c.image_id == _image.c.id,
+                                          skip.c.user_id == bindparam("user_id")))
+    return conditions
+
+
+def _lease_free_or_mine(user_id, now):
+    """Return the condition: nobody else holds a valid lease on the image."""
+    return or_(_image.c.leased_to_id.is_(None), _image.c.leased_to_id == user_id,
+               _image.c.lease_expires_at.is_(None), _image.c.lease_expires_at <= now)
+
+
+@lru_cache(maxsize=None)
+def _walk_statements(postgres: bool, include_put_off: bool):
+    """Return the (upward from :start, wrapped below :start) random-walk selects."""
+    base = (select(_image.c.id)
+            .where(_image.c.label_count == bindparam("label_count"),
+                   *_open_image_conditions(include_put_off))
+            .order_by(_image.c.random_key)
+            .limit(1 if postgres else RANDOM_CANDIDATES))
+    upward = base.where(_image.c.random_key >= bindparam("start"))
+    wrapped = base.where(_image.c.random_key < bindparam("start"))
+    return _locked(upward, postgres), _locked(wrapped, postgres)
+
+
+@lru_cache(maxsize=None)
+def _uncertainty_statement(postgres: bool, serving_order: str):
+    """Return the select of the open images the model :model_version_id is least sure about."""
+    prediction = Prediction.__table__
+    query = (select(_image.c.id)
+             .select_from(prediction.join(_image, _image.c.id == prediction.c.image_id))
+             .where(prediction.c.model_version_id == bindparam("model_version_id"),
+                    _image.c.label_count < bindparam("labels_per_image"),
+                    *_open_image_conditions(include_put_off=False))
+             .order_by(UNCERTAINTY_ORDERS[serving_order])
+             .limit(1 if postgres else UNCERTAIN_CANDIDATES))
+    return _locked(query, postgres)
+
+
+def _locked(query, postgres: bool):
+    """On PostgreSQL, lock the one candidate read and skip rows another claim is locking.
+
+    SQLite reads a few candidates without locks instead; the claim's conditional UPDATE
+    decides who wins.
+    """
+    return query.with_for_update(skip_locked=True, of=_image) if postgres else query
+
+
+_HELD_LEASES = (
+    select(_image.c.id)
+    .where(_image.c.leased_to_id == bindparam("user_id"),
+           _image.c.project_id == bindparam("project_id"),
+           _image.c.lease_expires_at > bindparam("now"),
+           _image.c.label_count < bindparam("labels_per_image"))
+    .order_by(_image.c.lease_expires_at).limit(2))
+_REFRESH_LEASE = (
+    update(_image)
+    .where(_image.c.id == bindparam("image_id"), _image.c.leased_to_id == bindparam("user_id"))
+    .values(lease_expires_at=bindparam("expires_at")))
+# The claim: won only if the image still needs labels and nobody else holds a valid lease.
+_CLAIM = (
+    update(_image)
+    .where(_image.c.id == bindparam("image_id"),
+           _image.c.label_count < bindparam("labels_per_image"),
+           _lease_free_or_mine(bindparam("user_id"), bindparam("now")))
+    .values(leased_to_id=bindparam("user_id"), lease_expires_at=bindparam("expires_at")))
+
+
+def _run(statement, **params):
+    """Execute a Core statement on the session's connection (no ORM work per row)."""
+    return db.session.connection().execute(statement, params)
 
 
 # --- picking -------------------------------------------------------------------------------
 
-def next_image(project: Project, user, now: datetime,
+@dataclass(frozen=True)
+class _PickRequest:
+    """Who asks, when, until when the lease would last, and which held image to leave out."""
+
+    project: ProjectSettings
+    user_id: int
+    now: datetime
+    expires_at: datetime
+    exclude_image_id: int | None
+    serving: suggestions.ServingModel | None
+
+    def params(self) -> dict:
+        """Return the bound parameters shared by the pick statements."""
+        return {"project_id": self.project.id, "labels_per_image": self.project.labels_per_image,
+                "user_id": self.user_id, "now": self.now, "expires_at": self.expires_at,
+                "exclude_image_id": self.exclude_image_id or -1}
+
+
+def next_image(project, user, now: datetime,
                after_image_id: int | None = None) -> Assignment | None:
     """Return the image this user should label next (leased to them), or None when none is left.
 
     after_image_id lets a page prefetch: the answer is then an image other than that one.
     """
-    held = _held_lease(project, user.id, now, after_image_id)
+    project, user_id = settings_of(project), user.id
+    held = _held_lease(project, user_id, now, after_image_id)
     if held is not None:
         return held
-    request = _PickRequest(project, user.id, now, now + timedelta(seconds=lease_seconds()),
-                           after_image_id)
-    for strategy in _strategies(project):
+    serving = (suggestions.serving_model_version(project.id)
+               if project.serving_order in UNCERTAINTY_ORDERS else None)
+    request = _PickRequest(project, user_id, now, now + timedelta(seconds=lease_seconds()),
+                           after_image_id, serving)
+    for strategy in _strategies(request):
         assignment = strategy(request)
         if assignment is not None:
             db.session.commit()
@@ -108,99 +253,48 @@ def next_image(project: Project, user, now: datetime,
     return None
 
 
-@dataclass(frozen=True)
-class _PickRequest:
-    """Who asks, when, until when the lease would last, and which held image to leave out."""
-
-    project: Project
-    user_id: int
-    now: datetime
-    expires_at: datetime
-    exclude_image_id: int | None
-
-
-def _strategies(project: Project) -> list[Callable]:
-    """Return the pick strategies for this project's serving order, in the order to try."""
-    order = UNCERTAINTY_ORDERS.get(project.serving_order)
-    if order is None or suggestions.serving_model_version(project.id) is None:
+def _strategies(request: _PickRequest) -> list[Callable]:
+    """Return the pick strategies for the project's serving order, in the order to try."""
+    if request.serving is None:
         return [_random_pick, _put_off_pick]
-    if random.random() < project.audit_share:
+    if random.random() < request.project.audit_share:
         return [_audit_pick, _uncertainty_pick, _put_off_pick]
     return [_uncertainty_pick, _random_pick, _put_off_pick]
 
 
-def _held_lease(project: Project, user_id: int, now: datetime,
+def _held_lease(project: ProjectSettings, user_id: int, now: datetime,
                 after_image_id: int | None) -> Assignment | None:
     """Return the user's own valid lease in this project (refreshed), so a reload burns nothing."""
-    query = (select(_image.c.id).where(
-        _image.c.leased_to_id == user_id, _image.c.project_id == project.id,
-        _image.c.lease_expires_at > now, _image.c.label_count < project.labels_per_image)
-        .order_by(_image.c.lease_expires_at).limit(2))
-    for image_id in db.session.scalars(query):
-        if image_id == after_image_id:
-            continue
-        expires_at = now + timedelta(seconds=lease_seconds())
-        refreshed = db.session.execute(
-            update(_image).where(_image.c.id == image_id, _image.c.leased_to_id == user_id)
-            .values(lease_expires_at=expires_at))
-        db.session.commit()
-        if refreshed.rowcount == 1:
-            return Assignment(image_id, expires_at, "held")
-    return None
-
-
-def _open_images(request: _PickRequest, include_put_off: bool = False):
-    """Return the conditions of an image this user may be handed now."""
-    conditions = [
-        _image.c.project_id == request.project.id,
-        _image.c.label_count < request.project.labels_per_image,
-        _lease_free_or_mine(request.user_id, request.now),
-        ~exists().where(_label.c.image_id == _image.c.id, _label.c.user_id == request.user_id),
-    ]
-    if not include_put_off:
-        skip = Skip.__table__
-        conditions.append(~exists().where(skip.c.image_id == _image.c.id,
-                                          skip.c.user_id == request.user_id))
-    if request.exclude_image_id is not None:
-        conditions.append(_image.c.id != request.exclude_image_id)
-    return conditions
-
-
-def _lease_free_or_mine(user_id: int, now: datetime):
-    """Return the condition: nobody else holds a valid lease on the image."""
-    return or_(_image.c.leased_to_id.is_(None), _image.c.leased_to_id == user_id,
-               _image.c.lease_expires_at.is_(None), _image.c.lease_expires_at <= now)
+    held = [image_id for image_id in _run(
+        _HELD_LEASES, user_id=user_id, project_id=project.id, now=now,
+        labels_per_image=project.labels_per_image).scalars() if image_id != after_image_id]
+    if not held:
+        return None
+    expires_at = now + timedelta(seconds=lease_seconds())
+    refreshed = _run(_REFRESH_LEASE, image_id=held[0], user_id=user_id, expires_at=expires_at)
+    db.session.commit()
+    return Assignment(held[0], expires_at, "held") if refreshed.rowcount == 1 else None
 
 
 def _random_pick(request: _PickRequest, pick="random", include_put_off=False):
     """Claim a random open image by walking ix_image_pick from a random point, wrapping around."""
-    conditions = _open_images(request, include_put_off)
+    postgres = is_postgres()
+    upward, wrapped = _walk_statements(postgres, include_put_off)
+    wanted = 1 if postgres else RANDOM_CANDIDATES
+    params = request.params()
     # Images closest to their quota first, so consensus labels complete early.
     for label_count in range(request.project.labels_per_image - 1, -1, -1):
         for _ in range(CLAIM_ATTEMPTS):
-            candidates = _random_walk(request.project.id, label_count, conditions)
+            walk = params | {"label_count": label_count, "start": random.random()}
+            candidates = list(_run(upward, **walk).scalars())
+            if len(candidates) < wanted:
+                candidates += _run(wrapped, **walk).scalars()
             if not candidates:
                 break
-            image_id = _claim_first(candidates, request)
+            image_id = _claim_first(candidates, params)
             if image_id is not None:
                 return Assignment(image_id, request.expires_at, pick)
     return None
-
-
-def _random_walk(project_id: int, label_count: int, conditions) -> list[int]:
-    """Return a few open image ids from a random point of the index, wrapping around."""
-    start = random.random()
-    wanted = _candidate_count(RANDOM_CANDIDATES)
-    base = (select(_image.c.id)
-            .where(_image.c.project_id == project_id, _image.c.label_count == label_count,
-                   *conditions)
-            .order_by(_image.c.random_key))
-    upward = _locked(base.where(_image.c.random_key >= start).limit(wanted))
-    candidates = list(db.session.scalars(upward))
-    if len(candidates) < wanted:
-        wrapped = base.where(_image.c.random_key < start).limit(wanted - len(candidates))
-        candidates += db.session.scalars(_locked(wrapped))
-    return candidates
 
 
 def _audit_pick(request: _PickRequest):
@@ -215,87 +309,82 @@ def _put_off_pick(request: _PickRequest):
 
 def _uncertainty_pick(request: _PickRequest):
     """Claim one of the images the serving model is least sure about."""
-    serving = suggestions.serving_model_version(request.project.id)
-    if serving is None:
-        return None
-    order = UNCERTAINTY_ORDERS[request.project.serving_order]
-    prediction = Prediction.__table__
-    query = (select(_image.c.id)
-             .select_from(prediction.join(_image, _image.c.id == prediction.c.image_id))
-             .where(prediction.c.model_version_id == serving.id, *_open_images(request))
-             .order_by(order).limit(_candidate_count(UNCERTAIN_CANDIDATES)))
+    statement = _uncertainty_statement(is_postgres(), request.project.serving_order)
+    params = request.params() | {"model_version_id": request.serving.id}
     for _ in range(CLAIM_ATTEMPTS):
-        candidates = list(db.session.scalars(_locked(query)))
+        candidates = list(_run(statement, **params).scalars())
         if not candidates:
             return None
-        image_id = _claim_first(candidates, request)
+        image_id = _claim_first(candidates, params)
         if image_id is not None:
             return Assignment(image_id, request.expires_at, "uncertainty")
     return None
 
 
-def _candidate_count(wanted: int) -> int:
-    """Return how many candidates to read: PostgreSQL locks exactly the one it will claim."""
-    return 1 if is_postgres() else wanted
-
-
-def _locked(query):
-    """On PostgreSQL, lock the candidate row and skip rows another claim is locking."""
-    if is_postgres():
-        return query.with_for_update(skip_locked=True, of=_image)
-    return query
-
-
-def _claim_first(candidates: list[int], request: _PickRequest) -> int | None:
+def _claim_first(candidates: list[int], params: dict) -> int | None:
     """Lease the first candidate nobody else holds; return its id, or None if all were taken."""
     for image_id in candidates:
-        claimed = db.session.execute(
-            update(_image)
-            .where(_image.c.id == image_id,
-                   _image.c.label_count < request.project.labels_per_image,
-                   _lease_free_or_mine(request.user_id, request.now))
-            .values(leased_to_id=request.user_id, lease_expires_at=request.expires_at))
-        if claimed.rowcount == 1:
+        if _run(_CLAIM, **params, image_id=image_id).rowcount == 1:
             return image_id
     return None
 
 
 # --- submitting, Later, undo -----------------------------------------------------------------
 
-def submit_label(image: Image, project: Project, user, class_name: str, request_id: str,
-                 seconds_spent: float | None, now: datetime) -> SubmitResult:
-    """Store user's label for image once: a repeat of request_id returns the stored label."""
+_LABEL_OF_REQUEST = (
+    select(_label, LabelClass.name.label("label"))
+    .join(LabelClass, LabelClass.id == _label.c.label_class_id)
+    .where(_label.c.user_id == bindparam("user_id"),
+           _label.c.request_id == bindparam("request_id")))
+_CLASS_ID = select(LabelClass.id).where(LabelClass.project_id == bindparam("project_id"),
+                                        LabelClass.name == bindparam("name"))
+# The lease ends with the label; a label that completes the image frees anyone's lease.
+_ENDS_LEASE = or_(_image.c.leased_to_id == bindparam("user_id"),
+                  _image.c.label_count + 1 >= bindparam("labels_per_image"))
+_COUNT_LABEL = (
+    update(_image)
+    .where(_image.c.id == bindparam("image_id"),
+           _image.c.label_count < bindparam("labels_per_image"))
+    .values(label_count=_image.c.label_count + 1,
+            leased_to_id=case((_ENDS_LEASE, None), else_=_image.c.leased_to_id),
+            lease_expires_at=case((_ENDS_LEASE, None), else_=_image.c.lease_expires_at)))
+_INSERT_LABEL = insert(_label)
+
+
+def submit_label(image_id: int, project, user, class_name, request_id, seconds_spent,
+                 now: datetime) -> SubmitResult:
+    """Store user's label for an image once: a repeat of request_id returns the stored label."""
+    project, user_id = settings_of(project), user.id
     request_id = _check_request_id(request_id)
-    repeated = _label_of_request(user.id, request_id)
+    repeated = _label_of_request(user_id, request_id)
     if repeated is not None:
-        return _repeat(repeated, image)
+        return _repeat(repeated, image_id)
     label_class_id = _class_id(project, class_name)
-    suggestion = suggestions.suggestion_for(image.id, project)
-    counted = db.session.execute(
-        update(_image)
-        .where(_image.c.id == image.id, _image.c.label_count < project.labels_per_image)
-        .values(label_count=_image.c.label_count + 1,
-                # The lease ends with the label; a completed image frees anyone's lease.
-                leased_to_id=case((or_(_image.c.leased_to_id == user.id,
-                                       _image.c.label_count + 1 >= project.labels_per_image),
-                                   None), else_=_image.c.leased_to_id),
-                lease_expires_at=case((or_(_image.c.leased_to_id == user.id,
-                                           _image.c.label_count + 1 >= project.labels_per_image),
-                                       None), else_=_image.c.lease_expires_at)))
+    suggestion = suggestions.suggestion_for(image_id, project)
+    counted = _run(_COUNT_LABEL, image_id=image_id, user_id=user_id,
+                   labels_per_image=project.labels_per_image)
     if counted.rowcount != 1:
         db.session.rollback()
-        return _refuse_submit(image, project, user.id, request_id)
-    label = Label(project_id=project.id, image_id=image.id, user_id=user.id,
-                  label_class_id=label_class_id, request_id=request_id, created_at=now,
-                  seconds_spent=clamp_seconds(seconds_spent),
-                  **suggestions.label_fields(suggestion))
-    db.session.add(label)
+        return _refuse_submit(image_id, project, user_id, request_id)
+    label = {"project_id": project.id, "image_id": image_id, "user_id": user_id,
+             "label_class_id": label_class_id, "request_id": request_id, "created_at": now,
+             "seconds_spent": clamp_seconds(seconds_spent), "suggested_class_id": None,
+             "suggestion_confidence": None, "suggestion_model_version_id": None}
+    label |= suggestions.label_fields(suggestion)
     try:
+        label_id = _run(_INSERT_LABEL, **label).inserted_primary_key[0]
         db.session.commit()
     except IntegrityError:
         db.session.rollback()
-        return _refuse_submit(image, project, user.id, request_id)
-    return SubmitResult(label, created=True)
+        return _refuse_submit(image_id, project, user_id, request_id)
+    return SubmitResult(_label_json(label | {"id": label_id, "label": class_name}), created=True)
+
+
+def _label_json(row) -> dict:
+    """Return a stored label as the API shows it."""
+    return {"id": row["id"], "image_id": row["image_id"], "label": row["label"],
+            "request_id": row["request_id"], "created_at": row["created_at"],
+            "seconds_spent": row["seconds_spent"], "suggestion_shown": row["suggestion_shown"]}
 
 
 def _check_request_id(request_id) -> str:
@@ -306,36 +395,36 @@ def _check_request_id(request_id) -> str:
     return request_id.strip()
 
 
-def _label_of_request(user_id: int, request_id: str) -> Label | None:
+def _label_of_request(user_id: int, request_id: str) -> dict | None:
     """Return the label this user stored under request_id, if any."""
-    return db.session.scalar(select(Label).where(Label.user_id == user_id,
-                                                 Label.request_id == request_id))
+    row = _run(_LABEL_OF_REQUEST, user_id=user_id, request_id=request_id).first()
+    return dict(row._mapping) if row else None
 
 
-def _repeat(label: Label, image: Image) -> SubmitResult:
+def _repeat(label: dict, image_id: int) -> SubmitResult:
     """Answer a repeated request_id with its label, unless it was used for another image."""
-    if label.image_id != image.id:
-        raise LabelingError(f"request_id was already used for image {label.image_id}: "
+    if label["image_id"] != image_id:
+        raise LabelingError(f"request_id was already used for image {label['image_id']}: "
                             f"use a new request_id for each decision", 409)
-    return SubmitResult(label, created=False)
+    return SubmitResult(_label_json(label), created=False)
 
 
-def _refuse_submit(image: Image, project: Project, user_id: int, request_id: str) -> SubmitResult:
+def _refuse_submit(image_id: int, project: ProjectSettings, user_id: int,
+                   request_id: str) -> SubmitResult:
     """Explain why a label was not stored (or return it, when a twin request stored it)."""
     repeated = _label_of_request(user_id, request_id)
     if repeated is not None:  # a double click whose twin committed first
-        return _repeat(repeated, image)
-    if db.session.scalar(select(Label.id).where(Label.image_id == image.id,
-                                                Label.user_id == user_id)) is not None:
+        return _repeat(repeated, image_id)
+    if db.session.scalar(select(_label.c.id).where(_label.c.image_id == image_id,
+                                                   _label.c.user_id == user_id)) is not None:
         raise LabelingError("you have already labeled this image (use undo to change it)", 409)
-    raise LabelingError(f"image {image.id} already has all its labels "
+    raise LabelingError(f"image {image_id} already has all its labels "
                         f"({project.labels_per_image} per image)", 409)
 
 
-def _class_id(project: Project, class_name) -> int:
+def _class_id(project: ProjectSettings, class_name) -> int:
     """Return the id of the project's class called class_name, or raise LabelingError."""
-    class_id = db.session.scalar(select(LabelClass.id).where(
-        LabelClass.project_id == project.id, LabelClass.name == class_name)) \
+    class_id = _run(_CLASS_ID, project_id=project.id, name=class_name).scalar() \
         if isinstance(class_name, str) else None
     if class_id is None:
         names = db.session.scalars(select(LabelClass.name).where(
@@ -355,39 +444,44 @@ def clamp_seconds(seconds_spent) -> float | None:
     return min(max(seconds, 0.0), MAX_SECONDS_SPENT)
 
 
-def put_off(image: Image, user, now: datetime) -> None:
-    """Record that user put image off with Later and end their lease on it."""
-    already = db.session.scalar(select(Skip.id).where(Skip.image_id == image.id,
-                                                      Skip.user_id == user.id))
-    if already is None:
-        db.session.add(Skip(image_id=image.id, user_id=user.id, created_at=now))
-    db.session.execute(update(_image).where(_image.c.id == image.id,
-                                            _image.c.leased_to_id == user.id)
+def put_off(image_id: int, user, now: datetime) -> None:
+    """Record that user put an image off with Later and end their lease on it."""
+    user_id = user.id
+    skip = Skip.__table__
+    db.session.execute(update(_image).where(_image.c.id == image_id,
+                                            _image.c.leased_to_id == user_id)
                        .values(leased_to_id=None, lease_expires_at=None))
+    already = db.session.scalar(select(skip.c.id).where(skip.c.image_id == image_id,
+                                                        skip.c.user_id == user_id))
     try:
+        if already is None:
+            db.session.execute(insert(skip).values(image_id=image_id, user_id=user_id,
+                                                   created_at=now))
         db.session.commit()
     except IntegrityError:  # the same Later twice at once: the first one counts
         db.session.rollback()
 
 
-def undo_last_label(project: Project, user, now: datetime) -> tuple[Assignment, str]:
+def undo_last_label(project, user, now: datetime) -> tuple[Assignment, str]:
     """Delete user's latest label in project; return its image (leased again) and old class."""
-    label = db.session.scalar(select(Label).where(Label.user_id == user.id,
-                                                  Label.project_id == project.id)
-                              .order_by(Label.id.desc()).limit(1))
-    if label is None:
+    project, user_id = settings_of(project), user.id
+    row = db.session.execute(
+        select(_label.c.id, _label.c.image_id, LabelClass.name)
+        .join(LabelClass, LabelClass.id == _label.c.label_class_id)
+        .where(_label.c.user_id == user_id, _label.c.project_id == project.id)
+        .order_by(_label.c.id.desc()).limit(1)).first()
+    if row is None:
         raise LabelingError("you have no label in this project to undo", 404)
-    image_id, old_class = label.image_id, label.label_class.name
+    label_id, image_id, old_class = row
     expires_at = now + timedelta(seconds=lease_seconds())
-    db.session.execute(delete(_label).where(_label.c.id == label.id))
+    db.session.execute(delete(_label).where(_label.c.id == label_id))
     # Take the lease back unless someone else holds a valid one (possible with several
     # labels per image); submitting without a lease is allowed while the image needs labels.
-    mine = _lease_free_or_mine(user.id, now)
+    mine = _lease_free_or_mine(user_id, now)
     db.session.execute(update(_image).where(_image.c.id == image_id).values(
         label_count=_image.c.label_count - 1,
-        leased_to_id=case((mine, user.id), else_=_image.c.leased_to_id),
+        leased_to_id=case((mine, user_id), else_=_image.c.leased_to_id),
         lease_expires_at=case((mine, expires_at), else_=_image.c.lease_expires_at)))
     db.session.commit()
     leased = db.session.scalar(select(_image.c.leased_to_id).where(_image.c.id == image_id))
-    return Assignment(image_id, expires_at if leased == user.id else None, "undo"), old_class
-
+    return Assignment(image_id, expires_at if leased == user_id else None, "undo"), old_class

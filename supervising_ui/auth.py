@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 from flask import (Blueprint, Flask, abort, flash, jsonify, redirect, render_template, request,
                    url_for)
 from flask_login import current_user, login_required, login_user, logout_user
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from .extensions import csrf, db, login_manager
 from .models import ROLES, ApiToken, User, utcnow
@@ -41,17 +41,24 @@ def load_user(user_id: str):
     return user if user is not None and user.active else None
 
 
+# Where a request keeps the user of its token once looked up.
+_TOKEN_USER = "supervising_ui.token_user"
+# Built once: every API request runs it.
+_USER_OF_TOKEN = select(User).join(ApiToken, ApiToken.user_id == User.id).where(
+    ApiToken.token_digest == bindparam("digest"), ApiToken.revoked_at.is_(None),
+    User.active.is_(True))
+
+
 @login_manager.request_loader
 def load_user_from_token(req):
     """Return the active user whose API token is in the Authorization header, or None."""
     token = bearer_token(req)
     if token is None:
         return None
-    api_token = db.session.scalar(select(ApiToken).where(
-        ApiToken.token_digest == token_digest(token), ApiToken.revoked_at.is_(None)))
-    if api_token is None or not api_token.user.active:
-        return None
-    return api_token.user
+    if _TOKEN_USER not in req.environ:  # once per request: the guard and flask-login both ask
+        req.environ[_TOKEN_USER] = db.session.scalar(_USER_OF_TOKEN,
+                                                     {"digest": token_digest(token)})
+    return req.environ[_TOKEN_USER]
 
 
 def bearer_token(req) -> str | None:

@@ -1,15 +1,16 @@
 """The labeling page and its JSON endpoints: parse, call one function, respond."""
 import logging
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import datetime
 
 from flask import Blueprint, abort, current_app, jsonify, render_template, request, send_file
 from flask_login import current_user
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 
 from . import assignment, storage, suggestions
-from .assignment import Assignment, LabelingError
+from .assignment import Assignment, LabelingError, ProjectSettings
 from .extensions import db
-from .models import Image, Label, LabelClass, Project, utcnow
+from .models import Image, Label, Project, utcnow
 
 log = logging.getLogger(__name__)
 blueprint = Blueprint("labeling", __name__)
@@ -37,25 +38,50 @@ def class_keys(names: list[str]) -> list[dict]:
 
 
 def api_error(message: str, status: int):
-    """Return a JSON error response that says what went wrong."""
+    """Stop the request with a JSON error response that says what went wrong."""
     response = jsonify(error=message)
     response.status_code = status
     abort(response)
 
 
-def _project(project_id: int) -> Project:
-    """Return the project the current user may label, or answer 404."""
-    project = db.session.get(Project, project_id)
+@dataclass(frozen=True)
+class StoredImage:
+    """The columns of an image that the API shows or serves."""
+
+    id: int
+    project_id: int
+    storage_key: str
+    content_hash: str
+    original_name: str
+    width: int
+    height: int
+    meta: dict
+
+
+_IMAGE = select(Image.id, Image.project_id, Image.storage_key, Image.content_hash,
+                Image.original_name, Image.width, Image.height, Image.meta) \
+    .where(Image.id == bindparam("image_id"))
+
+
+def stored_image(image_id: int) -> StoredImage | None:
+    """Return the columns of an image the API needs, or None."""
+    row = db.session.connection().execute(_IMAGE, {"image_id": image_id}).first()
+    return StoredImage(*row) if row else None
+
+
+def _project(project_id: int) -> ProjectSettings:
+    """Return the settings of a project the current user may label, or answer 404."""
+    project = assignment.project_settings(project_id)
     if project is None or not can_access(current_user, project):
         api_error(f"no project {project_id} that you may label", 404)
     return project
 
 
-def _image(image_id: int) -> tuple[Image, Project]:
-    """Return the image and its project if the current user may see them, or answer 404."""
-    image = db.session.get(Image, image_id)
-    project = db.session.get(Project, image.project_id) if image is not None else None
-    if image is None or not can_access(current_user, project):
+def _image(image_id: int) -> tuple[StoredImage, ProjectSettings]:
+    """Return an image and its project's settings if the current user may see them, or 404."""
+    image = stored_image(image_id)
+    project = assignment.project_settings(image.project_id) if image else None
+    if project is None or not can_access(current_user, project):
         api_error(f"no image {image_id} that you may see", 404)
     return image, project
 
@@ -65,21 +91,15 @@ def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat(timespec="seconds") + "Z" if moment else None
 
 
-def image_payload(image: Image, project: Project, given: Assignment) -> dict:
-    """Return what a labeler needs to label image: its URL, metadata and the suggestion."""
+def image_payload(image_id: int, project: ProjectSettings, given: Assignment) -> dict:
+    """Return what a labeler needs to label an image: its URL, metadata and the suggestion."""
+    image = stored_image(image_id)
     suggestion = suggestions.suggestion_for(image.id, project)
     return {"image_id": image.id, "project_id": project.id,
             "image_url": f"/api/images/{image.id}/file",
             "filename": image.original_name, "width": image.width, "height": image.height,
             "metadata": image.meta or {}, "lease_expires_at": _iso(given.lease_expires_at),
             "pick": given.pick, "suggestion": suggestion.to_json() if suggestion else None}
-
-
-def label_payload(label: Label) -> dict:
-    """Return a stored label as JSON."""
-    return {"id": label.id, "image_id": label.image_id, "label": label.label_class.name,
-            "request_id": label.request_id, "created_at": _iso(label.created_at),
-            "seconds_spent": label.seconds_spent, "suggestion_shown": label.suggestion_shown}
 
 
 @blueprint.get("/projects/<int:project_id>/label")
@@ -111,8 +131,7 @@ def api_next(project_id):
     given = assignment.next_image(project, current_user, utcnow(), after_image_id=after)
     if given is None:
         return "", 204
-    image = db.session.get(Image, given.image_id)
-    return jsonify(image_payload(image, project, given))
+    return jsonify(image_payload(given.image_id, project, given))
 
 
 @blueprint.get("/api/projects/<int:project_id>/progress")
@@ -122,7 +141,7 @@ def api_progress(project_id):
     return jsonify(progress(project, current_user.id, utcnow()))
 
 
-def progress(project: Project, user_id: int, now: datetime) -> dict:
+def progress(project: ProjectSettings, user_id: int, now: datetime) -> dict:
     """Count the user's labels today (UTC) and the project's fully labeled and total images."""
     start_of_day = now.replace(hour=0, minute=0, second=0, microsecond=0)
     mine_today = db.session.scalar(select(func.count(Label.id)).where(
@@ -147,17 +166,15 @@ def api_undo(project_id):
         given, previous = assignment.undo_last_label(project, current_user, utcnow())
     except LabelingError as error:
         api_error(error.message, error.status)
-    image = db.session.get(Image, given.image_id)
-    return jsonify(image_payload(image, project, given) | {"previous_label": previous})
+    return jsonify(image_payload(given.image_id, project, given) | {"previous_label": previous})
 
 
 @blueprint.get("/api/images/<int:image_id>/file")
 def api_image_file(image_id):
     """Send an image's bytes from managed storage (by id only), cacheable for good."""
     image, _ = _image(image_id)
-    store = current_app.config["IMAGE_STORE"]
     try:
-        path = storage.path_for_key(store, image.storage_key)
+        path = storage.path_for_key(current_app.config["IMAGE_STORE"], image.storage_key)
     except ValueError:
         log.error("image %s has a malformed storage key %r", image.id, image.storage_key)
         api_error(f"image {image_id} has no stored file", 404)
@@ -181,17 +198,18 @@ def api_submit(image_id):
         api_error('send a JSON object: {"label": CLASS, "request_id": UUID, '
                   '"seconds_spent": SECONDS}', 400)
     try:
-        result = assignment.submit_label(image, project, current_user, body.get("label"),
+        result = assignment.submit_label(image.id, project, current_user, body.get("label"),
                                          body.get("request_id"), body.get("seconds_spent"),
                                          utcnow())
     except LabelingError as error:
         api_error(error.message, error.status)
-    return jsonify(label_payload(result.label)), 201 if result.created else 200
+    label = result.label | {"created_at": _iso(result.label["created_at"])}
+    return jsonify(label), 201 if result.created else 200
 
 
 @blueprint.post("/api/images/<int:image_id>/later")
 def api_later(image_id):
     """Put an image off: others get it first; it comes back only when nothing else is left."""
     image, _ = _image(image_id)
-    assignment.put_off(image, current_user, utcnow())
+    assignment.put_off(image.id, current_user, utcnow())
     return jsonify(image_id=image.id, put_off=True)

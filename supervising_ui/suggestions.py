@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from .extensions import db
 from .models import LabelClass, ModelVersion, Prediction
@@ -47,12 +47,23 @@ class Suggestion:
                 "model_version": self.model_version, "top": self.top}
 
 
+_SERVING = (select(ModelVersion.id, ModelVersion.version)
+            .where(ModelVersion.project_id == bindparam("project_id"),
+                   ModelVersion.is_serving.is_(True))
+            .order_by(ModelVersion.version.desc()).limit(1))
+_SERVING_PREDICTION = (
+    select(Prediction.label_class_id, Prediction.confidence, Prediction.probabilities,
+           LabelClass.name, ModelVersion.id.label("model_version_id"), ModelVersion.version)
+    .join(ModelVersion, ModelVersion.id == Prediction.model_version_id)
+    .join(LabelClass, LabelClass.id == Prediction.label_class_id)
+    .where(ModelVersion.project_id == bindparam("project_id"),
+           ModelVersion.is_serving.is_(True), Prediction.image_id == bindparam("image_id"))
+    .order_by(ModelVersion.version.desc()).limit(1))
+
+
 def serving_model_version(project_id: int) -> ServingModel | None:
     """Return the project's serving model version, or None."""
-    row = db.session.execute(
-        select(ModelVersion.id, ModelVersion.version)
-        .where(ModelVersion.project_id == project_id, ModelVersion.is_serving.is_(True))
-        .order_by(ModelVersion.version.desc()).limit(1)).first()
+    row = db.session.connection().execute(_SERVING, {"project_id": project_id}).first()
     return ServingModel(row.id, row.version) if row else None
 
 
@@ -66,22 +77,16 @@ def suggestion_hidden(image_id: int, model_version_id: int, hide_share: float) -
 
 def suggestion_for(image_id: int, project) -> Suggestion | None:
     """Return the serving model's prediction for image_id (shown or hidden), or None."""
-    serving = serving_model_version(project.id)
-    if serving is None:
-        return None
-    row = db.session.execute(
-        select(Prediction.label_class_id, Prediction.confidence, Prediction.probabilities,
-               LabelClass.name)
-        .join(LabelClass, LabelClass.id == Prediction.label_class_id)
-        .where(Prediction.model_version_id == serving.id,
-               Prediction.image_id == image_id)).first()
+    row = db.session.connection().execute(
+        _SERVING_PREDICTION, {"project_id": project.id, "image_id": image_id}).first()
     if row is None:
         return None
     return Suggestion(
         label=row.name, label_class_id=row.label_class_id, confidence=float(row.confidence),
-        model_version_id=serving.id, model_version=serving.version,
+        model_version_id=row.model_version_id, model_version=row.version,
         top=top_classes(row.probabilities, row.name, row.confidence),
-        shown=not suggestion_hidden(image_id, serving.id, project.hide_suggestion_share))
+        shown=not suggestion_hidden(image_id, row.model_version_id,
+                                    project.hide_suggestion_share))
 
 
 def top_classes(probabilities: dict | None, label: str, confidence: float) -> list:

@@ -22,7 +22,7 @@ def user(user_id):
 
 def label(image_id, project_id, user_id, class_name="crater", request_id=None, now=None):
     """Submit a label through the assignment module."""
-    return submit_label(db.session.get(Image, image_id), project_of(project_id), user(user_id),
+    return submit_label(image_id, project_of(project_id), user(user_id),
                         class_name, request_id or f"r-{image_id}-{user_id}", 3.0, now or utcnow())
 
 
@@ -69,8 +69,8 @@ def test_later_gives_the_image_to_others_first_and_back_only_at_the_end(app, use
         now = utcnow()
         lee, liu = user(users["lee"]), user(users["liu"])
         given = next_image(project_of(project_id), lee, now)
-        put_off(db.session.get(Image, given.image_id), lee, now)
-        put_off(db.session.get(Image, given.image_id), lee, now)  # twice is harmless
+        put_off(given.image_id, lee, now)
+        put_off(given.image_id, lee, now)  # twice is harmless
         assert db.session.get(Image, given.image_id).leased_to_id is None
         other_id = second if given.image_id == first else first
         assert next_image(project_of(project_id), lee, now).image_id == other_id
@@ -80,7 +80,7 @@ def test_later_gives_the_image_to_others_first_and_back_only_at_the_end(app, use
         assert (taken.image_id, taken.pick) == (given.image_id, "random")
         # ...and comes back to lee only when liu lets it go and nothing else is left.
         assert next_image(project_of(project_id), lee, now) is None
-        put_off(db.session.get(Image, given.image_id), liu, now)
+        put_off(given.image_id, liu, now)
         back = next_image(project_of(project_id), lee, now)
         assert (back.image_id, back.pick) == (given.image_id, "put_off")
 
@@ -119,7 +119,7 @@ def test_submit_is_idempotent_per_request_id(app, users):
         stored = label(first, project_id, users["lee"], request_id="abc")
         repeat = label(first, project_id, users["lee"], "dark_dune", request_id="abc")
         assert stored.created and not repeat.created
-        assert repeat.label.id == stored.label.id and repeat.label.label_class.name == "crater"
+        assert repeat.label["id"] == stored.label["id"] and repeat.label["label"] == "crater"
         assert db.session.get(Image, first).label_count == 1
         with pytest.raises(LabelingError, match="already used for image") as reused:
             label(second, project_id, users["lee"], request_id="abc")
@@ -213,7 +213,7 @@ def test_audit_share_keeps_a_random_stream(app, users):
         for _ in range(400):
             given = next_image(project_of(project_id), user(users["lee"]), utcnow())
             picks[given.pick] += 1
-            put_off(db.session.get(Image, given.image_id), user(users["lee"]), utcnow())
+            put_off(given.image_id, user(users["lee"]), utcnow())
             db.session.query(assignment.Skip).delete()
             db.session.commit()
         assert set(picks) == {"audit", "uncertainty"}

@@ -8,7 +8,7 @@ import pytest
 from supervising_ui import export
 from supervising_ui.assignment import submit_label
 from supervising_ui.extensions import db
-from supervising_ui.models import Image, User, utcnow
+from supervising_ui.models import User, utcnow
 
 from .labeling_helpers import add_images, add_serving_model, make_project, project_of
 
@@ -23,7 +23,7 @@ def _labeled_project(users):
              ids[2]: [("liu", "dark_dune")]}
     for image_id, decisions in votes.items():
         for name, class_name in decisions:
-            submit_label(db.session.get(Image, image_id), project_of(project_id),
+            submit_label(image_id, project_of(project_id),
                          db.session.get(User, users[name]), class_name, f"{image_id}-{name}",
                          4.5, utcnow())
     return project_id, ids
