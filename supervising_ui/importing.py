@@ -316,120 +316,116 @@ def plan_named_files(entries: dict[str, Callable[[], bytes]], manifest: bytes | 
 
 # --- Running: files -> storage -> rows ------------------------------------------------------
 
-class _Batch:
-    """Rows added since the last commit, counted into the report only once committed."""
+class _Importer:
+    """Imports one plan into one project: known hashes, the open batch and the report."""
 
-    def __init__(self):
-        self.items: list[tuple[str, str, Image, Label | None]] = []
+    def __init__(self, project: Project, user_id: int | None):
+        self.project_id = project.id
+        self.user_id = user_id
+        self.store = current_app.config["IMAGE_STORE"]
+        self.max_pixels = current_app.config["MAX_IMAGE_PIXELS"]
+        self.class_ids = {label_class.name: label_class.id for label_class in project.classes}
+        # Loaded once: duplicate checks cost no query per file.
+        self.known_hashes = set(db.session.scalars(
+            select(Image.content_hash).where(Image.project_id == project.id)))
+        self.batch: list[tuple[str, Image, Label | None]] = []  # added since the last commit
+        self.report = ImportReport()
 
-    def add(self, name: str, digest: str, image: Image, label: Label | None) -> None:
-        """Remember one added image (and its label) until the commit."""
-        self.items.append((name, digest, image, label))
+    def run(self, plan: ImportPlan, progress: Callable[[int, int], None] | None) -> ImportReport:
+        """Import every candidate of plan, committing every BATCH_SIZE images."""
+        self.report.total = len(plan.candidates) + len(plan.rejected)
+        self.report.rejected.extend(plan.rejected)
+        for index, candidate in enumerate(plan.candidates, start=1):
+            reason = self.add(candidate)
+            if reason == "duplicate":
+                self.report.duplicates.append(candidate.name)
+            elif reason:
+                self.report.rejected.append({"name": candidate.name, "reason": reason})
+            if len(self.batch) >= BATCH_SIZE:
+                self.commit()
+            if progress:
+                progress(index, len(plan.candidates))
+        self.commit()
+        return self.report
+
+    def add(self, candidate: Candidate) -> str | None:
+        """Store one file and add its rows; return None, "duplicate" or why it is refused."""
+        if candidate.label is not None:
+            if candidate.label not in self.class_ids:
+                return (f"unknown label {candidate.label!r}: valid classes are "
+                        f"{', '.join(self.class_ids)}")
+            if self.user_id is None:
+                return "has a label, but the import has no user to attribute labels to"
+        try:
+            data = candidate.read()
+        except storage.ImageRejected as error:
+            return str(error)
+        except FileNotFoundError:
+            return "file not found"
+        except (OSError, zipfile.BadZipFile, zlib.error, RuntimeError, NotImplementedError) as error:
+            return f"cannot read the file ({error})"
+        digest = storage.content_hash(data)
+        if digest in self.known_hashes:
+            return "duplicate"
+        try:
+            info = storage.validate_image(data, self.max_pixels)
+        except storage.ImageRejected as error:
+            return str(error)
+        storage.store_bytes(self.store, info.storage_key, data)  # the file exists before its row
+        image = Image(project_id=self.project_id, storage_key=info.storage_key,
+                      original_name=candidate.name[:512], content_hash=digest, width=info.width,
+                      height=info.height, meta=candidate.metadata,
+                      label_count=1 if candidate.label else 0)
+        label = None if candidate.label is None else Label(
+            project_id=self.project_id, image=image, user_id=self.user_id,
+            label_class_id=self.class_ids[candidate.label])
+        db.session.add_all([image] + ([label] if label else []))
+        self.known_hashes.add(digest)
+        self.batch.append((candidate.name, image, label))
+        return None
+
+    def commit(self) -> None:
+        """Commit the batch; where a concurrent import stored some of it first, redo it row by row."""
+        if not self.batch:
+            return
+        try:
+            db.session.commit()
+            committed = self.batch
+        except IntegrityError:
+            db.session.rollback()
+            log.info("import into project %s raced another import; retrying its batch row by row",
+                     self.project_id)
+            committed = self._commit_one_by_one()
+        self.report.added += len(committed)
+        self.report.labels_added += sum(1 for _, _, label in committed if label is not None)
+        self.batch = []
+
+    def _commit_one_by_one(self) -> list:
+        """Add the batch's rows a transaction each, skipping content another import stored first."""
+        committed = []
+        for name, image, label in self.batch:
+            if db.session.scalar(select(Image.id).where(
+                    Image.project_id == self.project_id,
+                    Image.content_hash == image.content_hash)) is not None:
+                self.report.duplicates.append(name)
+                continue
+            fresh = Image(project_id=self.project_id, storage_key=image.storage_key,
+                          original_name=image.original_name, content_hash=image.content_hash,
+                          width=image.width, height=image.height, meta=image.meta,
+                          label_count=image.label_count)
+            fresh_label = None if label is None else Label(
+                project_id=self.project_id, image=fresh, user_id=label.user_id,
+                label_class_id=label.label_class_id)
+            db.session.add_all([fresh] + ([fresh_label] if fresh_label else []))
+            db.session.commit()
+            committed.append((name, fresh, fresh_label))
+        return committed
 
 
 def run_import(project: Project, plan: ImportPlan, user_id: int | None = None,
                progress: Callable[[int, int], None] | None = None) -> ImportReport:
     """Import a plan's files into project; labels are attributed to user_id; return the report."""
-    store = current_app.config["IMAGE_STORE"]
-    max_pixels = current_app.config["MAX_IMAGE_PIXELS"]
-    class_ids = {label_class.name: label_class.id for label_class in project.classes}
-    known_hashes = set(db.session.scalars(
-        select(Image.content_hash).where(Image.project_id == project.id)))
-    report = ImportReport(total=len(plan.candidates) + len(plan.rejected),
-                          rejected=list(plan.rejected))
-    batch = _Batch()
-    for index, candidate in enumerate(plan.candidates, start=1):
-        reason = _import_one(candidate, project.id, user_id, class_ids, known_hashes, store,
-                             max_pixels, batch)
-        if reason == "duplicate":
-            report.duplicates.append(candidate.name)
-        elif reason:
-            report.rejected.append({"name": candidate.name, "reason": reason})
-        if len(batch.items) >= BATCH_SIZE:
-            _commit(batch, report, project.id, known_hashes)
-        if progress:
-            progress(index, len(plan.candidates))
-    _commit(batch, report, project.id, known_hashes)
-    return report
-
-
-def _import_one(candidate: Candidate, project_id: int, user_id: int | None,
-                class_ids: dict[str, int], known_hashes: set[str], store: str, max_pixels: int,
-                batch: _Batch) -> str | None:
-    """Import one file into the batch; return None, "duplicate" or the reason for refusing it."""
-    if candidate.label is not None:
-        if candidate.label not in class_ids:
-            return f"unknown label {candidate.label!r}: valid classes are {', '.join(class_ids)}"
-        if user_id is None:
-            return "has a label, but the import has no user to attribute labels to"
-    try:
-        data = candidate.read()
-    except storage.ImageRejected as error:
-        return str(error)
-    except FileNotFoundError:
-        return "file not found"
-    except (OSError, zipfile.BadZipFile, zlib.error, RuntimeError, NotImplementedError) as error:
-        return f"cannot read the file ({error})"
-    digest = storage.content_hash(data)
-    if digest in known_hashes:
-        return "duplicate"
-    try:
-        info = storage.validate_image(data, max_pixels)
-    except storage.ImageRejected as error:
-        return str(error)
-    storage.store_bytes(store, info.storage_key, data)  # the file exists before its row does
-    image = Image(project_id=project_id, storage_key=info.storage_key,
-                  original_name=candidate.name[:512], content_hash=digest, width=info.width,
-                  height=info.height, meta=candidate.metadata,
-                  label_count=1 if candidate.label else 0)
-    label = None
-    if candidate.label is not None:
-        label = Label(project_id=project_id, image=image, user_id=user_id,
-                      label_class_id=class_ids[candidate.label])
-        db.session.add(label)
-    db.session.add(image)
-    known_hashes.add(digest)
-    batch.add(candidate.name, digest, image, label)
-    return None
-
-
-def _commit(batch: _Batch, report: ImportReport, project_id: int, known_hashes: set[str]) -> None:
-    """Commit a batch; where a concurrent import added some of it first, count those as duplicates."""
-    if not batch.items:
-        return
-    try:
-        db.session.commit()
-        committed = batch.items
-    except IntegrityError:
-        db.session.rollback()
-        log.info("import into project %s raced another import; retrying its batch row by row",
-                 project_id)
-        committed = _commit_one_by_one(batch, report, project_id)
-        known_hashes.update(digest for _, digest, _, _ in batch.items)
-    report.added += len(committed)
-    report.labels_added += sum(1 for *_, label in committed if label is not None)
-    batch.items = []
-
-
-def _commit_one_by_one(batch: _Batch, report: ImportReport, project_id: int) -> list:
-    """Add a batch's rows one transaction each, skipping content another import stored first."""
-    committed = []
-    for name, digest, image, label in batch.items:
-        exists = db.session.scalar(select(Image.id).where(
-            Image.project_id == project_id, Image.content_hash == digest))
-        if exists is not None:
-            report.duplicates.append(name)
-            continue
-        fresh = Image(project_id=project_id, storage_key=image.storage_key,
-                      original_name=image.original_name, content_hash=digest, width=image.width,
-                      height=image.height, meta=image.meta, label_count=image.label_count)
-        db.session.add(fresh)
-        if label is not None:
-            db.session.add(Label(project_id=project_id, image=fresh, user_id=label.user_id,
-                                 label_class_id=label.label_class_id))
-        db.session.commit()
-        committed.append((name, digest, fresh, label))
-    return committed
+    return _Importer(project, user_id).run(plan, progress)
 
 
 # --- Browser imports: staging and the background job ---------------------------------------
