@@ -97,7 +97,7 @@ def test_demo_creates_admin_project_and_images_once(app, runner):
 
 @pytest.mark.slow
 @pytest.mark.hirise
-def test_real_hirise_manifest_imports_3245_then_none(app, runner, users, hirise_project):
+def test_real_hirise_manifest_imports_3245_then_none(app, runner, client, auth, hirise_project):
     hirise = require_hirise()
     arguments = ["import", "HiRISE", "--manifest", str(hirise / "manifest.csv"),
                  "--image-root", str(hirise / "images")]
@@ -118,6 +118,13 @@ def test_real_hirise_manifest_imports_3245_then_none(app, runner, users, hirise_
         assert (image.width, image.height) == (227, 227)
         label = db.session.scalar(select(Label).where(Label.image_id == image.id))
         assert label.label_class.name == "edge"
+        project_id = image.project_id
+    auth.login("ada")
+    started = time.perf_counter()
+    page = client.get(f"/admin/projects/{project_id}/images?page=65").get_data(as_text=True)
+    print(f"admin image page 65 of 65: {1000 * (time.perf_counter() - started):.0f} ms")
+    assert "<h1>3245 images</h1>" in page and "page 65 of 65" in page
+    assert "<th>source_id</th><th>split</th>" in page and page.count('class="thumb"') == 45
 
 
 @pytest.mark.slow
