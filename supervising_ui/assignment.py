@@ -21,12 +21,12 @@ from functools import lru_cache
 from typing import Callable
 
 from flask import current_app
-from sqlalchemy import bindparam, case, delete, exists, insert, or_, select, update
+from sqlalchemy import and_, bindparam, case, delete, exists, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from . import suggestions
 from .extensions import db
-from .models import Image, Label, LabelClass, Prediction, Project, Skip
+from .models import Image, Label, LabelClass, ModelVersion, Prediction, Project, Skip
 
 # Candidates read per index walk; a claim tries them in order until one is won.
 RANDOM_CANDIDATES = 8
@@ -60,13 +60,16 @@ class LabelingError(Exception):
 
 @dataclass(frozen=True)
 class ProjectSettings:
-    """The project columns that labeling reads, loaded once per request (no relationships)."""
+    """The project columns that labeling reads, with its serving model, in one query."""
 
     id: int
     labels_per_image: int
     serving_order: str
     audit_share: float
     hide_suggestion_share: float
+    # The model version whose predictions are suggested and rank uncertainty (None: no model).
+    serving_model_id: int | None
+    serving_version: int | None
 
 
 @dataclass(frozen=True)
@@ -88,11 +91,15 @@ class SubmitResult:
     created: bool
 
 
-_SETTINGS_COLUMNS = (Project.id, Project.labels_per_image, Project.serving_order,
-                     Project.audit_share, Project.hide_suggestion_share)
-
-
-_PROJECT_SETTINGS = select(*_SETTINGS_COLUMNS).where(Project.id == bindparam("project_id"))
+# ProjectSettings' columns, in order; a select of them joins SERVING_MODEL to Project.
+SETTINGS_COLUMNS = (Project.id, Project.labels_per_image, Project.serving_order,
+                    Project.audit_share, Project.hide_suggestion_share, ModelVersion.id,
+                    ModelVersion.version)
+SERVING_MODEL = and_(ModelVersion.project_id == Project.id, ModelVersion.is_serving.is_(True))
+_PROJECT_SETTINGS = (
+    select(*SETTINGS_COLUMNS).outerjoin(ModelVersion, SERVING_MODEL)
+    .where(Project.id == bindparam("project_id"))
+    .order_by(ModelVersion.version.desc()).limit(1))
 
 
 def project_settings(project_id: int) -> ProjectSettings | None:
@@ -102,11 +109,8 @@ def project_settings(project_id: int) -> ProjectSettings | None:
 
 
 def settings_of(project) -> ProjectSettings:
-    """Return project's labeling settings, from a Project row or settings already."""
-    if isinstance(project, ProjectSettings):
-        return project
-    return ProjectSettings(project.id, project.labels_per_image, project.serving_order,
-                           project.audit_share, project.hide_suggestion_share)
+    """Return project's labeling settings, from a Project row (one query) or settings already."""
+    return project if isinstance(project, ProjectSettings) else project_settings(project.id)
 
 
 def lease_seconds() -> int:
@@ -221,7 +225,6 @@ class _PickRequest:
     now: datetime
     expires_at: datetime
     exclude_image_id: int | None
-    serving: suggestions.ServingModel | None
 
     def params(self) -> dict:
         """Return the bound parameters shared by the pick statements."""
@@ -240,10 +243,8 @@ def next_image(project, user, now: datetime,
     held = _held_lease(project, user_id, now, after_image_id)
     if held is not None:
         return held
-    serving = (suggestions.serving_model_version(project.id)
-               if project.serving_order in UNCERTAINTY_ORDERS else None)
     request = _PickRequest(project, user_id, now, now + timedelta(seconds=lease_seconds()),
-                           after_image_id, serving)
+                           after_image_id)
     for strategy in _strategies(request):
         assignment = strategy(request)
         if assignment is not None:
@@ -255,7 +256,8 @@ def next_image(project, user, now: datetime,
 
 def _strategies(request: _PickRequest) -> list[Callable]:
     """Return the pick strategies for the project's serving order, in the order to try."""
-    if request.serving is None:
+    project = request.project
+    if project.serving_order not in UNCERTAINTY_ORDERS or project.serving_model_id is None:
         return [_random_pick, _put_off_pick]
     if random.random() < request.project.audit_share:
         return [_audit_pick, _uncertainty_pick, _put_off_pick]
@@ -310,7 +312,7 @@ def _put_off_pick(request: _PickRequest):
 def _uncertainty_pick(request: _PickRequest):
     """Claim one of the images the serving model is least sure about."""
     statement = _uncertainty_statement(is_postgres(), request.project.serving_order)
-    params = request.params() | {"model_version_id": request.serving.id}
+    params = request.params() | {"model_version_id": request.project.serving_model_id}
     for _ in range(CLAIM_ATTEMPTS):
         candidates = list(_run(statement, **params).scalars())
         if not candidates:
@@ -336,8 +338,6 @@ _LABEL_OF_REQUEST = (
     .join(LabelClass, LabelClass.id == _label.c.label_class_id)
     .where(_label.c.user_id == bindparam("user_id"),
            _label.c.request_id == bindparam("request_id")))
-_CLASS_ID = select(LabelClass.id).where(LabelClass.project_id == bindparam("project_id"),
-                                        LabelClass.name == bindparam("name"))
 # The lease ends with the label; a label that completes the image frees anyone's lease.
 _ENDS_LEASE = or_(_image.c.leased_to_id == bindparam("user_id"),
                   _image.c.label_count + 1 >= bindparam("labels_per_image"))
@@ -348,18 +348,32 @@ _COUNT_LABEL = (
     .values(label_count=_image.c.label_count + 1,
             leased_to_id=case((_ENDS_LEASE, None), else_=_image.c.leased_to_id),
             lease_expires_at=case((_ENDS_LEASE, None), else_=_image.c.lease_expires_at)))
-_INSERT_LABEL = insert(_label)
+# The label row, with its class looked up by name in the same statement (no row: unknown).
+_LABEL_VALUES = ("project_id", "image_id", "user_id", "request_id", "created_at",
+                 "seconds_spent", "suggestion_shown", "suggested_class_id",
+                 "suggestion_confidence", "suggestion_model_version_id")
+_INSERT_LABEL = (
+    insert(_label)
+    .from_select(
+        [*_LABEL_VALUES, "label_class_id"],
+        select(*[bindparam(name, type_=_label.c[name].type) for name in _LABEL_VALUES],
+               LabelClass.id)
+        .where(LabelClass.project_id == bindparam("project_id"),
+               LabelClass.name == bindparam("class_name")))
+    .returning(_label.c.id))
 
 
 def submit_label(image_id: int, project, user, class_name, request_id, seconds_spent,
                  now: datetime) -> SubmitResult:
-    """Store user's label for an image once: a repeat of request_id returns the stored label."""
+    """Store user's label for an image once: a repeat of request_id returns the stored label.
+
+    The common case is one UPDATE (count, end the lease) and one INSERT; a repeat, a second
+    label from the same user or a full image fails there and is explained afterwards.
+    """
     project, user_id = settings_of(project), user.id
     request_id = _check_request_id(request_id)
-    repeated = _label_of_request(user_id, request_id)
-    if repeated is not None:
-        return _repeat(repeated, image_id)
-    label_class_id = _class_id(project, class_name)
+    if not isinstance(class_name, str):
+        raise _unknown_class(project, class_name)
     suggestion = suggestions.suggestion_for(image_id, project)
     counted = _run(_COUNT_LABEL, image_id=image_id, user_id=user_id,
                    labels_per_image=project.labels_per_image)
@@ -367,16 +381,19 @@ def submit_label(image_id: int, project, user, class_name, request_id, seconds_s
         db.session.rollback()
         return _refuse_submit(image_id, project, user_id, request_id)
     label = {"project_id": project.id, "image_id": image_id, "user_id": user_id,
-             "label_class_id": label_class_id, "request_id": request_id, "created_at": now,
+             "request_id": request_id, "created_at": now,
              "seconds_spent": clamp_seconds(seconds_spent), "suggested_class_id": None,
              "suggestion_confidence": None, "suggestion_model_version_id": None}
     label |= suggestions.label_fields(suggestion)
     try:
-        label_id = _run(_INSERT_LABEL, **label).inserted_primary_key[0]
-        db.session.commit()
+        label_id = _run(_INSERT_LABEL, **label, class_name=class_name).scalar()
     except IntegrityError:
         db.session.rollback()
         return _refuse_submit(image_id, project, user_id, request_id)
+    if label_id is None:
+        db.session.rollback()
+        raise _unknown_class(project, class_name)
+    db.session.commit()
     return SubmitResult(_label_json(label | {"id": label_id, "label": class_name}), created=True)
 
 
@@ -422,15 +439,11 @@ def _refuse_submit(image_id: int, project: ProjectSettings, user_id: int,
                         f"({project.labels_per_image} per image)", 409)
 
 
-def _class_id(project: ProjectSettings, class_name) -> int:
-    """Return the id of the project's class called class_name, or raise LabelingError."""
-    class_id = _run(_CLASS_ID, project_id=project.id, name=class_name).scalar() \
-        if isinstance(class_name, str) else None
-    if class_id is None:
-        names = db.session.scalars(select(LabelClass.name).where(
-            LabelClass.project_id == project.id).order_by(LabelClass.position)).all()
-        raise LabelingError(f"unknown class {class_name!r}: use one of {', '.join(names)}")
-    return class_id
+def _unknown_class(project: ProjectSettings, class_name) -> LabelingError:
+    """Return the error for a class name the project does not have, naming the valid ones."""
+    names = db.session.scalars(select(LabelClass.name).where(
+        LabelClass.project_id == project.id).order_by(LabelClass.position)).all()
+    return LabelingError(f"unknown class {class_name!r}: use one of {', '.join(names)}")
 
 
 def clamp_seconds(seconds_spent) -> float | None:

@@ -10,7 +10,7 @@ from sqlalchemy import bindparam, func, select
 from . import assignment, storage, suggestions
 from .assignment import Assignment, LabelingError, ProjectSettings
 from .extensions import db
-from .models import Image, Label, Project, utcnow
+from .models import Image, Label, ModelVersion, Project, utcnow
 
 log = logging.getLogger(__name__)
 blueprint = Blueprint("labeling", __name__)
@@ -58,9 +58,16 @@ class StoredImage:
     meta: dict
 
 
-_IMAGE = select(Image.id, Image.project_id, Image.storage_key, Image.content_hash,
-                Image.original_name, Image.width, Image.height, Image.meta) \
+_IMAGE_COLUMNS = (Image.id, Image.project_id, Image.storage_key, Image.content_hash,
+                  Image.original_name, Image.width, Image.height, Image.meta)
+_IMAGE = select(*_IMAGE_COLUMNS).where(Image.id == bindparam("image_id"))
+# An image with its project's settings, in one query (every image request runs it).
+_IMAGE_AND_PROJECT = (
+    select(*_IMAGE_COLUMNS, *assignment.SETTINGS_COLUMNS)
+    .join(Project, Project.id == Image.project_id)
+    .outerjoin(ModelVersion, assignment.SERVING_MODEL)
     .where(Image.id == bindparam("image_id"))
+    .order_by(ModelVersion.version.desc()).limit(1))
 
 
 def stored_image(image_id: int) -> StoredImage | None:
@@ -79,8 +86,11 @@ def _project(project_id: int) -> ProjectSettings:
 
 def _image(image_id: int) -> tuple[StoredImage, ProjectSettings]:
     """Return an image and its project's settings if the current user may see them, or 404."""
-    image = stored_image(image_id)
-    project = assignment.project_settings(image.project_id) if image else None
+    row = db.session.connection().execute(_IMAGE_AND_PROJECT, {"image_id": image_id}).first()
+    image, project = None, None
+    if row is not None:
+        split = len(_IMAGE_COLUMNS)
+        image, project = StoredImage(*row[:split]), ProjectSettings(*row[split:])
     if project is None or not can_access(current_user, project):
         api_error(f"no image {image_id} that you may see", 404)
     return image, project

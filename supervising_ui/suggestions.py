@@ -51,15 +51,12 @@ _SERVING = (select(ModelVersion.id, ModelVersion.version)
             .where(ModelVersion.project_id == bindparam("project_id"),
                    ModelVersion.is_serving.is_(True))
             .order_by(ModelVersion.version.desc()).limit(1))
-_SERVING_PREDICTION = (
+_PREDICTION = (
     select(Prediction.label_class_id, Prediction.confidence, Prediction.probabilities,
-           LabelClass.name, ModelVersion.id.label("model_version_id"), ModelVersion.version)
-    .join(ModelVersion, ModelVersion.id == Prediction.model_version_id)
+           LabelClass.name)
     .join(LabelClass, LabelClass.id == Prediction.label_class_id)
-    .where(ModelVersion.project_id == bindparam("project_id"),
-           ModelVersion.is_serving.is_(True), Prediction.image_id == bindparam("image_id"))
-    .order_by(ModelVersion.version.desc()).limit(1))
-
+    .where(Prediction.model_version_id == bindparam("model_version_id"),
+           Prediction.image_id == bindparam("image_id")))
 
 def serving_model_version(project_id: int) -> ServingModel | None:
     """Return the project's serving model version, or None."""
@@ -76,16 +73,22 @@ def suggestion_hidden(image_id: int, model_version_id: int, hide_share: float) -
 
 
 def suggestion_for(image_id: int, project) -> Suggestion | None:
-    """Return the serving model's prediction for image_id (shown or hidden), or None."""
+    """Return the serving model's prediction for image_id (shown or hidden), or None.
+
+    project carries serving_model_id, serving_version and hide_suggestion_share
+    (assignment.ProjectSettings).
+    """
+    if project.serving_model_id is None:
+        return None
     row = db.session.connection().execute(
-        _SERVING_PREDICTION, {"project_id": project.id, "image_id": image_id}).first()
+        _PREDICTION, {"model_version_id": project.serving_model_id, "image_id": image_id}).first()
     if row is None:
         return None
     return Suggestion(
         label=row.name, label_class_id=row.label_class_id, confidence=float(row.confidence),
-        model_version_id=row.model_version_id, model_version=row.version,
+        model_version_id=project.serving_model_id, model_version=project.serving_version,
         top=top_classes(row.probabilities, row.name, row.confidence),
-        shown=not suggestion_hidden(image_id, row.model_version_id,
+        shown=not suggestion_hidden(image_id, project.serving_model_id,
                                     project.hide_suggestion_share))
 
 
