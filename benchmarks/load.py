@@ -57,6 +57,9 @@ def parse_args(argv=None):
     parser.add_argument("--seconds", type=float, default=20.0, help="duration of each round")
     parser.add_argument("--images", type=int, default=8000, help="distinct images per project")
     parser.add_argument("--later-share", type=float, default=0.05)
+    parser.add_argument("--think-ms", type=float, default=0.0,
+                        help="mean time a labeler looks at an image before deciding "
+                             "(uniform 0..2x mean; 0: no pause, a saturation test)")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
     parser.add_argument("--threads", type=int, default=8, help="gunicorn threads per worker")
     parser.add_argument("--big-sizes", default="10000,1000000",
@@ -200,28 +203,82 @@ class LabelerRecord:
 
 
 class Client:
-    """A keep-alive HTTP/1.1 connection to the server that reconnects after errors."""
+    """A minimal keep-alive HTTP/1.1 client over a raw socket (http.client's header parsing
+    costs several times more CPU, which the server would miss on a 2-core machine)."""
 
     def __init__(self, port: int, token: str):
         self.port = port
-        self.headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-        self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        self.auth = f"Authorization: Bearer {token}\r\n"
+        self.sock = None
+        self.buffer = b""
+
+    def _connect(self) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", self.port), timeout=30)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.buffer = b""
 
     def request(self, method: str, path: str, body: dict | None = None) -> tuple[int, bytes]:
-        """Send one request; return (status, body bytes)."""
+        """Send one request; return (status, body bytes). Raises OSError on a broken link."""
+        payload = json.dumps(body).encode() if body is not None else b""
+        head = (f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{self.auth}"
+                f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n")
         try:
-            payload = json.dumps(body) if body is not None else None
-            self.connection.request(method, path, body=payload, headers=self.headers)
-            response = self.connection.getresponse()
-            return response.status, response.read()
-        except (OSError, http.client.HTTPException):
-            self.connection.close()
-            self.connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+            if self.sock is None:
+                self._connect()
+            self.sock.sendall(head.encode() + payload)
+            return self._response()
+        except (OSError, ValueError):
+            self.close()
             raise
+
+    def _read_until(self, marker: bytes) -> bytes:
+        while marker not in self.buffer:
+            self._fill()
+        found, _, self.buffer = self.buffer.partition(marker)
+        return found
+
+    def _read_exactly(self, count: int) -> bytes:
+        while len(self.buffer) < count:
+            self._fill()
+        found, self.buffer = self.buffer[:count], self.buffer[count:]
+        return found
+
+    def _fill(self) -> None:
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("server closed the connection")
+        self.buffer += chunk
+
+    def _response(self) -> tuple[int, bytes]:
+        head = self._read_until(b"\r\n\r\n").decode("latin-1").split("\r\n")
+        status = int(head[0].split(" ", 2)[1])
+        headers = {}
+        for line in head[1:]:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+        if headers.get("transfer-encoding", "").lower() == "chunked":
+            body = b""
+            while True:
+                size = int(self._read_until(b"\r\n").split(b";")[0], 16)
+                body += self._read_exactly(size)
+                self._read_until(b"\r\n")
+                if size == 0:
+                    break
+        else:
+            body = self._read_exactly(int(headers.get("content-length", "0")))
+        if headers.get("connection", "").lower() == "close":
+            self.close()
+        return status, body
+
+    def close(self) -> None:
+        """Close the connection (the next request reconnects)."""
+        if self.sock is not None:
+            self.sock.close()
+        self.sock = None
 
 
 def labeler_loop(port: int, token: str, project_id: int, deadline: float, later_share: float,
-                 record: LabelerRecord, seed: int) -> None:
+                 think_seconds: float, record: LabelerRecord, seed: int) -> None:
     """Label as fast as the server answers until the deadline."""
     rng = random.Random(seed)
     client = Client(port, token)
@@ -247,6 +304,8 @@ def labeler_loop(port: int, token: str, project_id: int, deadline: float, later_
             status, image = client.request("GET", given["image_url"])
             if status != 200 or not image:
                 fail(f"image {status}")
+            if think_seconds:
+                time.sleep(rng.uniform(0, 2 * think_seconds))
             if rng.random() < later_share:
                 held_until = time.perf_counter()
                 status, body = client.request("POST", f"/api/images/{given['image_id']}/later")
@@ -265,7 +324,7 @@ def labeler_loop(port: int, token: str, project_id: int, deadline: float, later_
                 else:
                     fail(f"submit {status} {body[:200]!r}")
             record.holdings.append((given["image_id"], held_from, held_until))
-        except (OSError, http.client.HTTPException, ValueError) as error:
+        except (OSError, ValueError) as error:
             fail(repr(error))
 
 
@@ -325,12 +384,14 @@ def server_cpu_seconds(server: subprocess.Popen) -> float:
     return total
 
 
-def run_round(port, tokens, admin_token, project_id, seconds, later_share, server) -> dict:
+def run_round(port, tokens, admin_token, project_id, seconds, later_share, think_seconds,
+              server) -> dict:
     """Run len(tokens) labelers for seconds; return the measured figures."""
     records = [LabelerRecord() for _ in tokens]
     deadline = time.perf_counter() + seconds
     threads = [threading.Thread(target=labeler_loop, daemon=True,
-                                args=(port, token, project_id, deadline, later_share, record, i))
+                                args=(port, token, project_id, deadline, later_share,
+                                      think_seconds, record, i))
                for i, (token, record) in enumerate(zip(tokens, records))]
     cpu_before, server_before = time.process_time(), server_cpu_seconds(server)
     started = time.perf_counter()
@@ -400,7 +461,8 @@ def main(argv=None) -> None:
         backend = app.config["SQLALCHEMY_DATABASE_URI"].split(":", 1)[0]
         print(f"backend {backend}; gunicorn gthread {args.workers} workers x {args.threads} "
               f"threads; {os.cpu_count()} CPUs; {args.seconds:.0f} s per round; "
-              f"Later share {args.later_share}", flush=True)
+              f"Later share {args.later_share}; think time {args.think_ms:.0f} ms mean",
+              flush=True)
         started = time.perf_counter()
         pool = image_pool(app, args.images)
         print(f"stored {len(pool)} distinct images in {time.perf_counter() - started:.1f} s "
@@ -414,12 +476,13 @@ def main(argv=None) -> None:
     port = free_port()
     server = start_server(env, port, args.workers, args.threads)
     try:
-        print(f"\n{'N':>3} {'labels/s':>9} {'labels':>7} {'next p50/p95/p99 ms':>22} "
-              f"{'submit p50/p95/p99 ms':>24} {'failed':>6} {'dup':>4} {'lost':>5} "
-              f"{'client CPU':>10} {'server CPU':>10}", flush=True)
+        if sizes:
+            print(f"\n{'N':>3} {'labels/s':>9} {'labels':>7} {'next p50/p95/p99 ms':>22} "
+                  f"{'submit p50/p95/p99 ms':>24} {'failed':>6} {'dup':>4} {'lost':>5} "
+                  f"{'client CPU':>10} {'server CPU':>10}", flush=True)
         for n in sizes:
             result = run_round(port, tokens[:n], admin_token, projects[n], args.seconds,
-                               args.later_share, server)
+                               args.later_share, args.think_ms / 1000, server)
             print(f"{n:>3} {result['labels_per_s']:>9.1f} {result['labels']:>7} "
                   f"{percentile_ms(result['next'], 50):>7.1f}/{percentile_ms(result['next'], 95):.1f}"
                   f"/{percentile_ms(result['next'], 99):.1f}".ljust(45) +

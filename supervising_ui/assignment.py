@@ -81,6 +81,8 @@ class Assignment:
     # "held" (the labeler's own lease again), "uncertainty", "audit", "random",
     # "put_off" (an image the labeler put off with Later), "undo".
     pick: str
+    # What the claim read back: original_name, width, height, meta (None: not read).
+    image: dict | None = None
 
 
 @dataclass(frozen=True)
@@ -196,17 +198,21 @@ _HELD_LEASES = (
            _image.c.lease_expires_at > bindparam("now"),
            _image.c.label_count < bindparam("labels_per_image"))
     .order_by(_image.c.lease_expires_at).limit(2))
+# What a claim reads back for the labeler (saves a select per "next").
+_SHOWN_COLUMNS = (_image.c.original_name, _image.c.width, _image.c.height, _image.c.metadata)
 _REFRESH_LEASE = (
     update(_image)
     .where(_image.c.id == bindparam("image_id"), _image.c.leased_to_id == bindparam("user_id"))
-    .values(lease_expires_at=bindparam("expires_at")))
+    .values(lease_expires_at=bindparam("expires_at"))
+    .returning(*_SHOWN_COLUMNS))
 # The claim: won only if the image still needs labels and nobody else holds a valid lease.
 _CLAIM = (
     update(_image)
     .where(_image.c.id == bindparam("image_id"),
            _image.c.label_count < bindparam("labels_per_image"),
            _lease_free_or_mine(bindparam("user_id"), bindparam("now")))
-    .values(leased_to_id=bindparam("user_id"), lease_expires_at=bindparam("expires_at")))
+    .values(leased_to_id=bindparam("user_id"), lease_expires_at=bindparam("expires_at"))
+    .returning(*_SHOWN_COLUMNS))
 
 
 def _run(statement, **params):
@@ -273,9 +279,15 @@ def _held_lease(project: ProjectSettings, user_id: int, now: datetime,
     if not held:
         return None
     expires_at = now + timedelta(seconds=lease_seconds())
-    refreshed = _run(_REFRESH_LEASE, image_id=held[0], user_id=user_id, expires_at=expires_at)
+    shown = _run(_REFRESH_LEASE, image_id=held[0], user_id=user_id,
+                 expires_at=expires_at).first()
     db.session.commit()
-    return Assignment(held[0], expires_at, "held") if refreshed.rowcount == 1 else None
+    return Assignment(held[0], expires_at, "held", _shown(shown)) if shown else None
+
+
+def _shown(row) -> dict:
+    """Return the image fields a claim read back."""
+    return {"original_name": row[0], "width": row[1], "height": row[2], "meta": row[3]}
 
 
 def _random_pick(request: _PickRequest, pick="random", include_put_off=False):
@@ -293,9 +305,9 @@ def _random_pick(request: _PickRequest, pick="random", include_put_off=False):
                 candidates += _run(wrapped, **walk).scalars()
             if not candidates:
                 break
-            image_id = _claim_first(candidates, params)
-            if image_id is not None:
-                return Assignment(image_id, request.expires_at, pick)
+            claimed = _claim_first(candidates, params)
+            if claimed is not None:
+                return Assignment(claimed[0], request.expires_at, pick, claimed[1])
     return None
 
 
@@ -317,17 +329,18 @@ def _uncertainty_pick(request: _PickRequest):
         candidates = list(_run(statement, **params).scalars())
         if not candidates:
             return None
-        image_id = _claim_first(candidates, params)
-        if image_id is not None:
-            return Assignment(image_id, request.expires_at, "uncertainty")
+        claimed = _claim_first(candidates, params)
+        if claimed is not None:
+            return Assignment(claimed[0], request.expires_at, "uncertainty", claimed[1])
     return None
 
 
-def _claim_first(candidates: list[int], params: dict) -> int | None:
-    """Lease the first candidate nobody else holds; return its id, or None if all were taken."""
+def _claim_first(candidates: list[int], params: dict) -> tuple[int, dict] | None:
+    """Lease the first candidate nobody else holds; return (id, shown fields) or None."""
     for image_id in candidates:
-        if _run(_CLAIM, **params, image_id=image_id).rowcount == 1:
-            return image_id
+        won = _run(_CLAIM, **params, image_id=image_id).first()
+        if won is not None:
+            return image_id, _shown(won)
     return None
 
 

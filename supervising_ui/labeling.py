@@ -103,13 +103,13 @@ def _iso(moment: datetime | None) -> str | None:
 
 def image_payload(image_id: int, project: ProjectSettings, given: Assignment) -> dict:
     """Return what a labeler needs to label an image: its URL, metadata and the suggestion."""
-    image = stored_image(image_id)
-    suggestion = suggestions.suggestion_for(image.id, project)
-    return {"image_id": image.id, "project_id": project.id,
-            "image_url": f"/api/images/{image.id}/file",
-            "filename": image.original_name, "width": image.width, "height": image.height,
-            "metadata": image.meta or {}, "lease_expires_at": _iso(given.lease_expires_at),
-            "pick": given.pick, "suggestion": suggestion.to_json() if suggestion else None}
+    image = given.image or vars(stored_image(image_id))
+    suggestion = suggestions.suggestion_for(image_id, project)
+    return {"image_id": image_id, "project_id": project.id,
+            "image_url": f"/api/images/{image_id}/file", "filename": image["original_name"],
+            "width": image["width"], "height": image["height"], "metadata": image["meta"] or {},
+            "lease_expires_at": _iso(given.lease_expires_at), "pick": given.pick,
+            "suggestion": suggestion.to_json() if suggestion else None}
 
 
 @blueprint.get("/projects/<int:project_id>/label")
