@@ -66,6 +66,8 @@ def parse_args(argv=None):
                         help="project sizes for the next-latency test ('' to skip)")
     parser.add_argument("--big-requests", type=int, default=300)
     parser.add_argument("--keep", action="store_true", help="keep the temporary instance")
+    parser.add_argument("--access-log", default=None,
+                        help="write gunicorn's access log with server-side request times here")
     return parser.parse_args(argv)
 
 
@@ -166,12 +168,16 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def start_server(env: dict, port: int, workers: int, threads: int) -> subprocess.Popen:
+def start_server(env: dict, port: int, workers: int, threads: int,
+                 access_log: str | None = None) -> subprocess.Popen:
     """Start gunicorn (gthread) on 127.0.0.1:port and wait until it answers."""
     command = [sys.executable, "-m", "gunicorn", "--workers", str(workers),
                "--worker-class", "gthread", "--threads", str(threads),
                "--bind", f"127.0.0.1:{port}", "--log-level", "warning",
                "supervising_ui:create_app()"]
+    if access_log:  # %(M)s: milliseconds the server spent on the request
+        command[-1:-1] = ["--access-logfile", access_log,
+                          "--access-logformat", '%(m)s %(U)s %(s)s %(M)s']
     server = subprocess.Popen(command, env=env, cwd=ROOT)
     for _ in range(200):
         try:
@@ -474,7 +480,7 @@ def main(argv=None) -> None:
             insert_images(projects[n], pool)
             created_projects.append(projects[n])
     port = free_port()
-    server = start_server(env, port, args.workers, args.threads)
+    server = start_server(env, port, args.workers, args.threads, args.access_log)
     try:
         if sizes:
             print(f"\n{'N':>3} {'labels/s':>9} {'labels':>7} {'next p50/p95/p99 ms':>22} "

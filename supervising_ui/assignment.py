@@ -2,9 +2,13 @@
 
 ``next_image`` runs a short chain of small strategies (the labeler's held lease, then
 uncertainty or audit picks from the serving model, then a random walk, then images the
-labeler put off) and claims the first candidate with one conditional UPDATE: the row is
-won only if nobody else holds a valid lease on it, on SQLite and PostgreSQL alike
-(PostgreSQL also skips rows another transaction is claiming, ``FOR UPDATE SKIP LOCKED``).
+labeler put off) and claims a candidate with one conditional UPDATE that only wins if the
+image still needs labels and nobody else holds a valid lease on it:
+
+- SQLite: a few candidates are read without locks; each claim UPDATE is its own
+  (autocommit) transaction, so the single writer is held for one statement;
+- PostgreSQL: the candidate is read ``FOR UPDATE SKIP LOCKED`` (concurrent claims skip each
+  other's rows) and updated in the same transaction.
 
 A random pick never scans the table: it draws a point r and walks the index
 ``ix_image_pick(project_id, label_count, random_key)`` upward from r, wrapping around, for
@@ -14,7 +18,10 @@ No request objects here: views parse input, call one of these functions and resp
 """
 from __future__ import annotations
 
+import os
 import random
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -27,6 +34,11 @@ from sqlalchemy.exc import IntegrityError
 from . import suggestions
 from .extensions import db
 from .models import Image, Label, LabelClass, ModelVersion, Prediction, Project, Skip
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: SQLite's own busy handler does the waiting
+    fcntl = None
 
 # Candidates read per index walk; a claim tries them in order until one is won.
 RANDOM_CANDIDATES = 8
@@ -123,6 +135,49 @@ def lease_seconds() -> int:
 def is_postgres() -> bool:
     """Return whether the session talks to PostgreSQL."""
     return db.engine.dialect.name == "postgresql"
+
+
+_thread_lock = threading.Lock()
+_lock_files: dict[tuple[int, str], int] = {}
+
+
+@contextmanager
+def serialized_write():
+    """Around a short labeling write on a SQLite file, let one writer in at a time.
+
+    SQLite admits one writer; the others poll with sleeps of up to 100 ms, which shows as
+    long latency tails under load. Waiting here instead (a thread lock, then flock on a file
+    beside the database for the other worker processes) wakes the next writer as soon as the
+    previous one commits. A no-op on PostgreSQL.
+    """
+    path = _lock_path()
+    if path is None:
+        yield
+        return
+    with _thread_lock:
+        descriptor = _lock_file(path)
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(descriptor, fcntl.LOCK_UN)
+
+
+def _lock_path() -> str | None:
+    """Return the lock file of a file-based SQLite database, else None."""
+    url = db.engine.url
+    if fcntl is None or url.get_backend_name() != "sqlite" or url.database in (None, "",
+                                                                                ":memory:"):
+        return None
+    return url.database + ".write-lock"
+
+
+def _lock_file(path: str) -> int:
+    """Return this process's descriptor of the lock file (flock locks are per open file)."""
+    key = (os.getpid(), path)
+    if key not in _lock_files:
+        _lock_files[key] = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    return _lock_files[key]
 
 
 # --- statements ------------------------------------------------------------------------------
@@ -254,7 +309,6 @@ def next_image(project, user, now: datetime,
     for strategy in _strategies(request):
         assignment = strategy(request)
         if assignment is not None:
-            db.session.commit()
             return assignment
     db.session.rollback()
     return None
@@ -279,9 +333,10 @@ def _held_lease(project: ProjectSettings, user_id: int, now: datetime,
     if not held:
         return None
     expires_at = now + timedelta(seconds=lease_seconds())
-    shown = _run(_REFRESH_LEASE, image_id=held[0], user_id=user_id,
-                 expires_at=expires_at).first()
-    db.session.commit()
+    with serialized_write():
+        shown = _run(_REFRESH_LEASE, image_id=held[0], user_id=user_id,
+                     expires_at=expires_at).first()
+        db.session.commit()
     return Assignment(held[0], expires_at, "held", _shown(shown)) if shown else None
 
 
@@ -336,11 +391,19 @@ def _uncertainty_pick(request: _PickRequest):
 
 
 def _claim_first(candidates: list[int], params: dict) -> tuple[int, dict] | None:
-    """Lease the first candidate nobody else holds; return (id, shown fields) or None."""
-    for image_id in candidates:
-        won = _run(_CLAIM, **params, image_id=image_id).first()
-        if won is not None:
-            return image_id, _shown(won)
+    """Lease (and commit) the first candidate nobody else holds; return (id, shown fields)."""
+    if is_postgres():  # the candidate row is locked by this transaction already
+        won = _run(_CLAIM, **params, image_id=candidates[0]).first()
+        db.session.commit()
+        return (candidates[0], _shown(won)) if won is not None else None
+    # SQLite: each conditional UPDATE is its own transaction (autocommit), so the write lock
+    # is held for one statement rather than across Python work until a commit.
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection, \
+            serialized_write():
+        for image_id in candidates:
+            won = connection.execute(_CLAIM, params | {"image_id": image_id}).first()
+            if won is not None:
+                return image_id, _shown(won)
     return None
 
 
@@ -387,26 +450,29 @@ def submit_label(image_id: int, project, user, class_name, request_id, seconds_s
     request_id = _check_request_id(request_id)
     if not isinstance(class_name, str):
         raise _unknown_class(project, class_name)
-    suggestion = suggestions.suggestion_for(image_id, project)
-    counted = _run(_COUNT_LABEL, image_id=image_id, user_id=user_id,
-                   labels_per_image=project.labels_per_image)
-    if counted.rowcount != 1:
-        db.session.rollback()
-        return _refuse_submit(image_id, project, user_id, request_id)
     label = {"project_id": project.id, "image_id": image_id, "user_id": user_id,
              "request_id": request_id, "created_at": now,
              "seconds_spent": clamp_seconds(seconds_spent), "suggested_class_id": None,
              "suggestion_confidence": None, "suggestion_model_version_id": None}
-    label |= suggestions.label_fields(suggestion)
-    try:
-        label_id = _run(_INSERT_LABEL, **label, class_name=class_name).scalar()
-    except IntegrityError:
-        db.session.rollback()
+    label |= suggestions.label_fields(suggestions.suggestion_for(image_id, project))
+    label_id, refused = None, False
+    with serialized_write():
+        counted = _run(_COUNT_LABEL, image_id=image_id, user_id=user_id,
+                       labels_per_image=project.labels_per_image)
+        try:
+            if counted.rowcount == 1:
+                label_id = _run(_INSERT_LABEL, **label, class_name=class_name).scalar()
+            refused = counted.rowcount != 1
+        except IntegrityError:
+            refused = True
+        if label_id is None:
+            db.session.rollback()
+        else:
+            db.session.commit()
+    if refused:
         return _refuse_submit(image_id, project, user_id, request_id)
     if label_id is None:
-        db.session.rollback()
         raise _unknown_class(project, class_name)
-    db.session.commit()
     return SubmitResult(_label_json(label | {"id": label_id, "label": class_name}), created=True)
 
 
@@ -474,18 +540,19 @@ def put_off(image_id: int, user, now: datetime) -> None:
     """Record that user put an image off with Later and end their lease on it."""
     user_id = user.id
     skip = Skip.__table__
-    db.session.execute(update(_image).where(_image.c.id == image_id,
-                                            _image.c.leased_to_id == user_id)
-                       .values(leased_to_id=None, lease_expires_at=None))
-    already = db.session.scalar(select(skip.c.id).where(skip.c.image_id == image_id,
-                                                        skip.c.user_id == user_id))
-    try:
-        if already is None:
-            db.session.execute(insert(skip).values(image_id=image_id, user_id=user_id,
-                                                   created_at=now))
-        db.session.commit()
-    except IntegrityError:  # the same Later twice at once: the first one counts
-        db.session.rollback()
+    with serialized_write():
+        db.session.execute(update(_image).where(_image.c.id == image_id,
+                                                _image.c.leased_to_id == user_id)
+                           .values(leased_to_id=None, lease_expires_at=None))
+        already = db.session.scalar(select(skip.c.id).where(skip.c.image_id == image_id,
+                                                            skip.c.user_id == user_id))
+        try:
+            if already is None:
+                db.session.execute(insert(skip).values(image_id=image_id, user_id=user_id,
+                                                       created_at=now))
+            db.session.commit()
+        except IntegrityError:  # the same Later twice at once: the first one counts
+            db.session.rollback()
 
 
 def undo_last_label(project, user, now: datetime) -> tuple[Assignment, str]:
@@ -500,14 +567,15 @@ def undo_last_label(project, user, now: datetime) -> tuple[Assignment, str]:
         raise LabelingError("you have no label in this project to undo", 404)
     label_id, image_id, old_class = row
     expires_at = now + timedelta(seconds=lease_seconds())
-    db.session.execute(delete(_label).where(_label.c.id == label_id))
     # Take the lease back unless someone else holds a valid one (possible with several
     # labels per image); submitting without a lease is allowed while the image needs labels.
     mine = _lease_free_or_mine(user_id, now)
-    db.session.execute(update(_image).where(_image.c.id == image_id).values(
-        label_count=_image.c.label_count - 1,
-        leased_to_id=case((mine, user_id), else_=_image.c.leased_to_id),
-        lease_expires_at=case((mine, expires_at), else_=_image.c.lease_expires_at)))
-    db.session.commit()
+    with serialized_write():
+        db.session.execute(delete(_label).where(_label.c.id == label_id))
+        db.session.execute(update(_image).where(_image.c.id == image_id).values(
+            label_count=_image.c.label_count - 1,
+            leased_to_id=case((mine, user_id), else_=_image.c.leased_to_id),
+            lease_expires_at=case((mine, expires_at), else_=_image.c.lease_expires_at)))
+        db.session.commit()
     leased = db.session.scalar(select(_image.c.leased_to_id).where(_image.c.id == image_id))
     return Assignment(image_id, expires_at if leased == user_id else None, "undo"), old_class
