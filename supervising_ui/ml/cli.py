@@ -75,7 +75,7 @@ def ml() -> None:
 @click.option("--group-column", default=None, help="Split by this group column instead (e.g. source_id).")
 @click.option("--sol-column", default=None, help="Split by MSL sol ranges of this column instead.")
 @click.option("--val-fraction", default=0.2, show_default=True, help="With --group-column.")
-@click.option("--epochs", type=int, default=None, help="Default: 8 finetune, 60 head.")
+@click.option("--epochs", type=int, default=None, help="Default: 4 finetune, 60 head.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--recipe", type=click.Choice(["default", "paper"]), default="default",
               help="paper: SGD, base lr 1e-4, step schedule, 10x last layer.")

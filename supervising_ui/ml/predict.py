@@ -38,21 +38,21 @@ def fit_temperature(logits: torch.Tensor, labels: Sequence[int], how: str = "pro
 
 
 def predict_proba(model_dir: str | os.PathLike, image_paths: Sequence[str], batch_size: int = 8,
-                  cache_dir: str | os.PathLike | None = None,
-                  progress: Progress | None = None) -> np.ndarray:
+                  cache_dir: str | os.PathLike | None = None, progress: Progress | None = None,
+                  tta_views: int | None = None) -> np.ndarray:
     """(N, C) class probabilities (rows sum to 1), columns in the model's class order."""
     model, info = load_model(model_dir)
-    return proba_from_model(model, info.config, image_paths, batch_size, cache_dir, progress)
+    return proba_from_model(model, info.config, image_paths, batch_size, cache_dir, progress, tta_views)
 
 
 def proba_from_model(model, config: dict, image_paths: Sequence[str], batch_size: int = 8,
                      cache_dir: str | os.PathLike | None = None,
-                     progress: Progress | None = None) -> np.ndarray:
-    """predict_proba() for an already loaded model and its config."""
+                     progress: Progress | None = None, tta_views: int | None = None) -> np.ndarray:
+    """predict_proba() for an already loaded model; tta_views overrides the trained number of views."""
     from .data import Preprocessing
     train = config["train_config"]
     preprocessing = Preprocessing(**config["preprocessing"])
-    views = list(range(config["tta_views"]))
+    views = list(range(tta_views or config["tta_views"]))
     if not image_paths:
         return np.zeros((0, len(config["classes"])))
     if train["mode"] == "head" and cache_dir is not None:

@@ -5,7 +5,7 @@ commands call. Modes:
 
 * ``finetune`` (default): the whole network learns (optionally with the first
   ``frozen_blocks`` EfficientNet blocks frozen); AdamW, cosine schedule, a larger learning
-  rate on the new last layer, dihedral augmentation, dihedral test-time averaging.
+  rate on the new last layer, dihedral augmentation, test-time averaging of 4 rotations (mean logits).
 * ``head``: the backbone stays frozen; its embeddings are computed once and cached on disk
   by image content hash and backbone; a linear or small MLP head trains in seconds.
 """
@@ -31,7 +31,7 @@ from .model_dir import ModelDir, save_model
 from .predict import combine_views, fit_temperature
 
 MODE_DEFAULTS = {
-    "finetune": {"epochs": 4, "lr": 5e-4, "tta_views": 8},
+    "finetune": {"epochs": 4, "lr": 5e-4, "tta_views": 4},
     "head": {"epochs": 60, "lr": 1e-3, "tta_views": 1},
 }
 
@@ -55,8 +55,8 @@ class TrainConfig:
     head_dropout: float | None = None    # None: the backbone's (0.2 / 0.5) for finetune, 0 for head
     augment_views: int = 8               # random dihedral views in training: 1 none, 4 rotations, 8 all
     fixed_orientation_classes: list[str] = field(default_factory=list)  # never flipped/rotated
-    tta_views: int | None = None         # dihedral views averaged at prediction: None: 8 / 1
-    tta_combine: str = "probs"           # probs: mean of softmaxes | logits: softmax of mean
+    tta_views: int | None = None         # dihedral views averaged at prediction: None: 4 (rotations) / 1
+    tta_combine: str = "logits"          # logits: softmax of mean logits | probs: mean of softmaxes
     balance: str = "none"                # none | loss (class-weighted) | sampler (balanced batches)
     frozen_blocks: int = 0               # finetune: EfficientNet stem + this many blocks frozen
     calibrate: bool = False              # fit a temperature on the validation records
