@@ -197,7 +197,8 @@ def run_retrain(job: Job, reporter) -> dict:
         report = trained.metrics["val"]
         from .ml.metrics import write_plots
         write_plots(report, model_dir)
-        reporter.log(f"candidate held-out accuracy {report['accuracy']:.4f} on {len(held_out)} images")
+        reporter.log(f"candidate held-out accuracy {report['accuracy']:.4f} on {len(held_out)} "
+                     f"images; trained in {time.perf_counter() - started:.1f} s")
         serving_accuracy = _accuracy_of(serving, classes, held_out, reporter)
         promote_candidate = serving_accuracy is None or report["accuracy"] >= serving_accuracy
         metrics = _version_metrics(trained.metrics, how, len(train), serving, serving_accuracy,
@@ -210,14 +211,15 @@ def run_retrain(job: Job, reporter) -> dict:
     except BaseException:
         shutil.rmtree(model_dir, ignore_errors=True)
         raise
+    predicting = time.perf_counter()
     stored = predict_project(model_version, _stage_progress(reporter, 0.6, 0.97, "predicting"))
+    reporter.log(f"predicted and stored {stored} images in {time.perf_counter() - predicting:.1f} s")
     if promote_candidate:
         promote(model_version)
     prune_predictions(project.id)
     verdict = "serves now" if promote_candidate else (
         f"does not serve: v{serving.version} scored {serving_accuracy:.4f} on the same images")
-    reporter.log(f"v{version} {verdict}; {stored} predictions stored; "
-                 f"{time.perf_counter() - started:.1f} s in all")
+    reporter.log(f"v{version} {verdict}; {time.perf_counter() - started:.1f} s in all")
     reporter.progress(1.0, f"v{version} {'serves' if promote_candidate else 'kept aside'}")
     return {"model_version_id": model_version.id, "version": version, "serving": promote_candidate,
             "held_out_accuracy": report["accuracy"], "serving_accuracy": serving_accuracy,
