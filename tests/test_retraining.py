@@ -15,7 +15,7 @@ from supervising_ui.models import Image, Job, Label, LabelClass, ModelVersion, P
 from supervising_ui.projects import create_project
 
 CLASSES = ["bright", "dark"]
-IMAGE_COUNT = 40
+IMAGE_COUNT = 32
 
 
 def generated_png(label: str, index: int) -> bytes:
@@ -74,10 +74,10 @@ def loop_app(app, embedding_cache):
 
 @pytest.fixture
 def labeled_project(loop_app, users):
-    """A project of 40 images, 32 labeled by 'lee'; returns its id."""
+    """A project of 32 images, 24 labeled by 'lee'; returns its id."""
     with loop_app.app_context():
         project_id = make_project(loop_app)
-        add_labels(project_id, users["lee"], 32)
+        add_labels(project_id, users["lee"], 24)
         return project_id
 
 
@@ -169,9 +169,10 @@ def test_quick_retrain_stores_version_metrics_plots_and_predictions(loop_app, la
         assert job.state == "done", job.error
         version = db.session.get(ModelVersion, job.model_version_id)
         assert version.version == 1 and version.kind == "quick" and version.is_serving
-        assert version.num_labels == 32
+        assert version.num_labels == 24
         metrics = version.metrics
-        assert metrics["held_out_count"] + metrics["train_count"] == 32
+        assert metrics["held_out_count"] + metrics["train_count"] == 24
+        assert metrics["held_out_by"] == "by group"
         assert metrics["held_out_accuracy"] >= 0.8  # the generated classes are easy
         assert set(metrics["per_class"]) == set(CLASSES)
         assert len(metrics["confusion_matrix"]) == 2 and metrics["threshold_curve"]
@@ -201,15 +202,15 @@ def test_quick_retrain_stores_version_metrics_plots_and_predictions(loop_app, la
 def test_the_better_model_serves(loop_app, labeled_project, users):
     with loop_app.app_context():
         project = db.session.get(Project, labeled_project)
-        first = retraining.request_retrain(project)
+        first = retraining.request_retrain(project, epochs=30)
         assert first.state == "done", first.error
         # A candidate trained on wrong labels (training images only) loses on the same held-out set.
         db.session.execute(Label.__table__.delete())
         db.session.commit()
-        add_labels(labeled_project, users["lee"], 32,
+        add_labels(labeled_project, users["lee"], 24,
                    flip=lambda image: not retraining.is_held_out(
                        labeled_project, f"group:{image.meta['source_id']}"))
-        worse = retraining.request_retrain(project)
+        worse = retraining.request_retrain(project, epochs=30)
         assert worse.state == "done", worse.error
         worse_version = db.session.get(ModelVersion, worse.model_version_id)
         assert not worse_version.is_serving
@@ -220,8 +221,8 @@ def test_the_better_model_serves(loop_app, labeled_project, users):
         # Right labels again: at least as good as v1 on the same images, so v3 serves.
         db.session.execute(Label.__table__.delete())
         db.session.commit()
-        add_labels(labeled_project, users["lee"], 32)
-        better = retraining.request_retrain(project)
+        add_labels(labeled_project, users["lee"], 24)
+        better = retraining.request_retrain(project, epochs=30)
         serving = db.session.scalars(select(ModelVersion).where(ModelVersion.is_serving)).all()
         assert [v.id for v in serving] == [better.model_version_id]
         # v1 no longer serves and is not among the two latest: its predictions are pruned.

@@ -31,7 +31,7 @@ DEADLINE_SECONDS = 60
 
 @pytest.fixture
 def loop(tmp_path, monkeypatch):
-    """An app on a SQLite file and the SQLite queue, with a project of 40 images, 24 labeled."""
+    """An app on a SQLite file and the SQLite queue, with a project of 32 images, 24 labeled."""
     instance = tmp_path / "instance"
     instance.mkdir()
     # Short heartbeats so that the kill test reaps within seconds.
@@ -48,7 +48,7 @@ def loop(tmp_path, monkeypatch):
         ids = {name: create_user(name, role=role, password=PASSWORD)[0].id
                for name, role in (("ada", "admin"), ("lee", "labeler"))}
         project_id = make_project(app)
-        db.session.get(Project, project_id).labels_per_image = 2  # lee may label all 40
+        db.session.get(Project, project_id).labels_per_image = 2  # lee may label all 32
         add_labels(project_id, ids["ada"], 24)
         token = create_api_token(db.session.get(User, ids["ada"]))
     worker = Worker(instance, tmp_path / "worker.log")
