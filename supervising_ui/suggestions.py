@@ -14,17 +14,9 @@ from dataclasses import dataclass
 from sqlalchemy import bindparam, select
 
 from .extensions import db
-from .models import LabelClass, ModelVersion, Prediction
+from .models import LabelClass, Prediction
 
 TOP_CLASSES = 3
-
-
-@dataclass(frozen=True)
-class ServingModel:
-    """The model version whose predictions a project shows and ranks by."""
-
-    id: int
-    version: int
 
 
 @dataclass(frozen=True)
@@ -47,21 +39,12 @@ class Suggestion:
                 "model_version": self.model_version, "top": self.top}
 
 
-_SERVING = (select(ModelVersion.id, ModelVersion.version)
-            .where(ModelVersion.project_id == bindparam("project_id"),
-                   ModelVersion.is_serving.is_(True))
-            .order_by(ModelVersion.version.desc()).limit(1))
 _PREDICTION = (
     select(Prediction.label_class_id, Prediction.confidence, Prediction.probabilities,
            LabelClass.name)
     .join(LabelClass, LabelClass.id == Prediction.label_class_id)
     .where(Prediction.model_version_id == bindparam("model_version_id"),
            Prediction.image_id == bindparam("image_id")))
-
-def serving_model_version(project_id: int) -> ServingModel | None:
-    """Return the project's serving model version, or None."""
-    row = db.session.connection().execute(_SERVING, {"project_id": project_id}).first()
-    return ServingModel(row.id, row.version) if row else None
 
 
 def suggestion_hidden(image_id: int, model_version_id: int, hide_share: float) -> bool:

@@ -11,7 +11,7 @@ from supervising_ui import assignment
 from supervising_ui.assignment import LabelingError, next_image, put_off, submit_label
 from supervising_ui.auth import create_user
 from supervising_ui.extensions import db
-from supervising_ui.models import Image, Label, User, utcnow
+from supervising_ui.models import Image, Label, Skip, User, utcnow
 
 from .labeling_helpers import add_images, add_serving_model, make_project, project_of
 
@@ -214,7 +214,7 @@ def test_audit_share_keeps_a_random_stream(app, users):
             given = next_image(project_of(project_id), user(users["lee"]), utcnow())
             picks[given.pick] += 1
             put_off(given.image_id, user(users["lee"]), utcnow())
-            db.session.query(assignment.Skip).delete()
+            db.session.query(Skip).delete()
             db.session.commit()
         assert set(picks) == {"audit", "uncertainty"}
         assert 0.22 < picks["audit"] / 400 < 0.38, picks
