@@ -5,8 +5,8 @@ uncertainty or audit picks from the serving model, then a random walk, then imag
 labeler put off) and claims a candidate with one conditional UPDATE that only wins if the
 image still needs labels and nobody else holds a valid lease on it:
 
-- SQLite: a few candidates are read without locks; each claim UPDATE is its own
-  (autocommit) transaction, so the single writer is held for one statement;
+- SQLite: a few candidates are read without locks, then claimed in a short write
+  transaction (the UPDATE and its commit);
 - PostgreSQL: the candidate is read ``FOR UPDATE SKIP LOCKED`` (concurrent claims skip each
   other's rows) and updated in the same transaction.
 
@@ -391,19 +391,18 @@ def _uncertainty_pick(request: _PickRequest):
 
 
 def _claim_first(candidates: list[int], params: dict) -> tuple[int, dict] | None:
-    """Lease (and commit) the first candidate nobody else holds; return (id, shown fields)."""
-    if is_postgres():  # the candidate row is locked by this transaction already
-        won = _run(_CLAIM, **params, image_id=candidates[0]).first()
-        db.session.commit()
-        return (candidates[0], _shown(won)) if won is not None else None
-    # SQLite: each conditional UPDATE is its own transaction (autocommit), so the write lock
-    # is held for one statement rather than across Python work until a commit.
-    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection, \
-            serialized_write():
+    """Lease (and commit) the first candidate nobody else holds; return (id, shown fields).
+
+    On PostgreSQL the one candidate is already locked by this transaction; on SQLite the
+    conditional UPDATE decides, and the transaction lasts from that UPDATE to its commit.
+    """
+    with serialized_write():
         for image_id in candidates:
-            won = connection.execute(_CLAIM, params | {"image_id": image_id}).first()
+            won = _run(_CLAIM, **params, image_id=image_id).first()
             if won is not None:
+                db.session.commit()
                 return image_id, _shown(won)
+        db.session.rollback()
     return None
 
 
