@@ -69,7 +69,8 @@ def ml() -> None:
 @click.option("--manifest", required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option("--image-root", required=True, type=click.Path(exists=True, file_okay=False))
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False))
-@click.option("--backbone", type=click.Choice(["efficientnet_lite0", "alexnet"]), default="efficientnet_lite0")
+@click.option("--backbone", type=click.Choice(["efficientnet_lite0", "alexnet"]), default=None,
+              help="Default: efficientnet_lite0 (alexnet with --recipe paper).")
 @click.option("--mode", type=click.Choice(["finetune", "head"]), default="finetune", show_default=True)
 @click.option("--split-column", default="split", show_default=True, help="train/val/test column.")
 @click.option("--group-column", default=None, help="Split by this group column instead (e.g. source_id).")
@@ -91,8 +92,11 @@ def train(manifest, image_root, out_dir, backbone, mode, split_column, group_col
     if not len(splits.get("train", [])):
         raise click.UsageError(f"no labelled rows in the train split (splits: {sorted(splits)})")
     records = records_from_frame(frame, group_column=group_column)
-    settings = dict(backbone=backbone, mode=mode, epochs=epochs, seed=seed, weights=weights)
-    config = paper_recipe(**settings) if recipe == "paper" else TrainConfig(**settings)
+    settings = dict(mode=mode, epochs=epochs, seed=seed, weights=weights)
+    if recipe == "paper":
+        config = paper_recipe(backbone=backbone, **settings)
+    else:
+        config = TrainConfig(backbone=backbone or "efficientnet_lite0", **settings)
     result = fit([records[i] for i in splits["train"]], config, out_dir,
                  [records[i] for i in splits.get("val", [])], echo_progress(),
                  cache_dir or default_cache_dir())

@@ -86,7 +86,7 @@ def paper_recipe(**overrides) -> TrainConfig:
     """The Deep Mars recipe: AlexNet fine-tuned with SGD, base lr 1e-4, step schedule, 10x last layer."""
     settings = dict(backbone="alexnet", mode="finetune", optimizer="sgd", lr=1e-4,
                     schedule="step", step_epochs=2, head_lr_multiplier=10.0, epochs=6, tta_views=1)
-    settings.update(overrides)
+    settings.update({key: value for key, value in overrides.items() if value is not None})
     return TrainConfig(**settings)
 
 
