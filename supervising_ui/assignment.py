@@ -82,6 +82,8 @@ class ProjectSettings:
     # The model version whose predictions are suggested and rank uncertainty (None: no model).
     serving_model_id: int | None
     serving_version: int | None
+    # Queue a quick retrain after this many new labels (0: never).
+    retrain_every: int
 
 
 @dataclass(frozen=True)
@@ -108,7 +110,7 @@ class SubmitResult:
 # ProjectSettings' columns, in order; a select of them joins SERVING_MODEL to Project.
 SETTINGS_COLUMNS = (Project.id, Project.labels_per_image, Project.serving_order,
                     Project.audit_share, Project.hide_suggestion_share, ModelVersion.id,
-                    ModelVersion.version)
+                    ModelVersion.version, Project.retrain_every)
 SERVING_MODEL = and_(ModelVersion.project_id == Project.id, ModelVersion.is_serving.is_(True))
 _PROJECT_SETTINGS = (
     select(*SETTINGS_COLUMNS).outerjoin(ModelVersion, SERVING_MODEL)

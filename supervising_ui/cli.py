@@ -1,7 +1,9 @@
 """The console commands: ``supervising-ui COMMAND`` (also ``flask --app supervising_ui COMMAND``)."""
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import click
 from flask import Flask
@@ -27,6 +29,32 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(retrain_command)
     app.cli.add_command(create_token_command)
     app.cli.add_command(export_command)
+    app.cli.add_command(ml_command)
+
+
+class _LazyGroup(click.Group):
+    """A group whose subcommands come from supervising_ui.ml.cli when first asked for.
+
+    Keeps torch out of the web processes: create_app() registers this group, and only running
+    (or listing) an ml command imports the classifier package.
+    """
+
+    @staticmethod
+    def _real() -> click.Group:
+        from .ml.cli import ml
+        return ml
+
+    def list_commands(self, ctx):
+        return self._real().list_commands(ctx)
+
+    def get_command(self, ctx, name):
+        return self._real().get_command(ctx, name)
+
+
+@click.group("ml", cls=_LazyGroup)
+def ml_command():
+    """Train, apply and evaluate image classifiers: ml train | predict | evaluate."""
+    _LazyGroup._real().callback()
 
 
 def fail(message: str) -> None:
@@ -100,18 +128,37 @@ def serve_command(host, port, workers, threads):
                "--bind", f"{host}:{port}", "--access-logfile", "-",
                "supervising_ui:create_app()"]
     click.echo(f"Serving on http://{host}:{port}/ with a job worker beside it")
-    worker = subprocess.Popen([sys.executable, "-m", "supervising_ui.cli", "worker"],
-                              env=os.environ.copy())
+    signal.signal(signal.SIGTERM, _interrupt)  # a service manager's stop ends both children
+    worker = _start_worker()
     server = subprocess.Popen(command, env=os.environ.copy())
+    status = 0
     try:
-        status = server.wait()
+        while (status := server.poll()) is None:
+            if worker.poll() is not None:
+                click.echo(f"The job worker exited with status {worker.returncode}; restarting it.",
+                           err=True)
+                worker = _start_worker()
+            time.sleep(1)
     except KeyboardInterrupt:
         status = 0
     finally:
         for process in (server, worker):
             process.terminate()
-            process.wait()
+        for process in (server, worker):
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
     sys.exit(status)
+
+
+def _start_worker() -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "supervising_ui.cli", "worker"],
+                            env=os.environ.copy())
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 @click.command("worker")

@@ -34,6 +34,14 @@ DEFAULTS = {
     "JOB_QUEUE": "sqlite",
     # Run jobs in the calling process instead of a worker (tests only).
     "JOBS_IMMEDIATE": False,
+    # A running job writes a heartbeat this often; one silent for JOB_STALE_SECONDS is failed
+    # (its worker died) so that no job stays "running" forever.
+    "JOB_HEARTBEAT_SECONDS": 5.0,
+    "JOB_STALE_SECONDS": 30.0,
+    # A retrain needs at least this many labeled images (by consensus).
+    "RETRAIN_MIN_LABELS": 10,
+    # Backbone of retrained models: efficientnet_lite0 or alexnet.
+    "RETRAIN_BACKBONE": "efficientnet_lite0",
     "SESSION_COOKIE_HTTPONLY": True,
     "SESSION_COOKIE_SAMESITE": "Lax",
     "WTF_CSRF_TIME_LIMIT": None,
@@ -48,6 +56,10 @@ _ENV_PARSERS = {
     "MAX_IMAGE_PIXELS": int,
     "LEASE_SECONDS": int,
     "JOB_QUEUE": str,
+    "JOB_HEARTBEAT_SECONDS": float,
+    "JOB_STALE_SECONDS": float,
+    "RETRAIN_MIN_LABELS": int,
+    "RETRAIN_BACKBONE": str,
 }
 
 

@@ -25,10 +25,6 @@ log = logging.getLogger(__name__)
 HANDLERS: dict[str, Callable] = {}
 # Kinds of which a project runs one at a time.
 EXCLUSIVE_KINDS = {"retrain"}
-# Defaults of JOB_HEARTBEAT_SECONDS and JOB_STALE_SECONDS (app.config may override them).
-HEARTBEAT_SECONDS = 5
-# A running job whose heartbeat is older than this lost its worker.
-STALE_AFTER_SECONDS = 30
 # The job log keeps its last this many characters.
 LOG_LIMIT = 64_000
 # A queued exclusive job waits this long before trying again while another one runs.
@@ -134,8 +130,7 @@ def run_job(job_id: int) -> None:
         current_app.extensions["execute_job"].schedule((job_id,), delay=RETRY_DELAY_SECONDS)
         return
     db.session.refresh(job)
-    reporter = ProgressReporter(job.id, current_app.config.get("JOB_HEARTBEAT_SECONDS",
-                                                               HEARTBEAT_SECONDS))
+    reporter = ProgressReporter(job.id, current_app.config["JOB_HEARTBEAT_SECONDS"])
     reporter.start()
     try:
         result = HANDLERS[job.kind](job, reporter) or {}
@@ -168,7 +163,7 @@ def _finish(job_id: int, state: str, log_tail: str = "", **values) -> None:
 def reap_stale_jobs(stale_after_seconds: float | None = None) -> int:
     """Fail running jobs whose worker stopped sending heartbeats; return how many."""
     if stale_after_seconds is None:
-        stale_after_seconds = current_app.config.get("JOB_STALE_SECONDS", STALE_AFTER_SECONDS)
+        stale_after_seconds = current_app.config["JOB_STALE_SECONDS"]
     cutoff = utcnow() - timedelta(seconds=stale_after_seconds)
     stale = (Job.state == "running", Job.heartbeat_at < cutoff)
     if db.session.scalar(select(Job.id).where(*stale).limit(1)) is None:
@@ -230,7 +225,7 @@ def run_worker() -> None:
 class ProgressReporter:
     """Writes a running job's progress, log lines and heartbeat in short transactions."""
 
-    def __init__(self, job_id: int, heartbeat_seconds: float = HEARTBEAT_SECONDS):
+    def __init__(self, job_id: int, heartbeat_seconds: float):
         self.job_id = job_id
         self.heartbeat_seconds = heartbeat_seconds
         self._engine = db.engine

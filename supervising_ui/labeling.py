@@ -7,7 +7,7 @@ from flask import Blueprint, abort, current_app, jsonify, render_template, reque
 from flask_login import current_user
 from sqlalchemy import bindparam, func, select
 
-from . import assignment, storage, suggestions
+from . import assignment, retraining, storage, suggestions
 from .assignment import Assignment, LabelingError, ProjectSettings
 from .extensions import db
 from .models import Image, Label, ModelVersion, Project, utcnow
@@ -213,6 +213,8 @@ def api_submit(image_id):
                                          utcnow())
     except LabelingError as error:
         api_error(error.message, error.status)
+    if result.created:
+        retraining.retrain_after_label(project)
     label = result.label | {"created_at": _iso(result.label["created_at"])}
     return jsonify(label), 201 if result.created else 200
 

@@ -29,8 +29,7 @@ log = logging.getLogger(__name__)
 
 # Retrain kinds and the ML package's training mode behind each.
 TRAINING_MODES = {"quick": "head", "finetune": "finetune"}
-# Defaults of RETRAIN_MIN_LABELS and the class count a run needs.
-MIN_LABELED_IMAGES = 10
+# The class count a run needs (RETRAIN_MIN_LABELS in config.py: the labeled images it needs).
 MIN_CLASSES = 2
 # Share of labeled images (whole groups where the project has a group column) held out.
 HOLDOUT_SHARE = 0.2
@@ -75,7 +74,20 @@ def request_retrain(project: Project, kind: str = "quick", created_by_id: int | 
     return jobs.submit("retrain", project.id, params, created_by_id)
 
 
-def maybe_trigger_retrain(project: Project) -> Job | None:
+def retrain_after_label(project) -> Job | None:
+    """After a new label was committed: maybe queue a retrain, never failing the label's request.
+
+    project is a Project or the labeling code's ProjectSettings (both carry id, retrain_every).
+    """
+    try:
+        return maybe_trigger_retrain(project)
+    except Exception:  # the label is stored; a queue hiccup must not turn it into an error
+        log.exception("could not queue the automatic retrain of project %s", project.id)
+        db.session.rollback()
+        return None
+
+
+def maybe_trigger_retrain(project) -> Job | None:
     """Queue a quick retrain once project.retrain_every labels arrived since the last one began.
 
     The labeling code calls this after committing a label; it costs two indexed queries.
@@ -181,7 +193,7 @@ def run_retrain(job: Job, reporter) -> dict:
     reporter.progress(0.01, "gathering labels")
     classes = project.class_names
     examples = labeled_images(project)
-    check_enough_labels(examples, current_app.config.get("RETRAIN_MIN_LABELS", MIN_LABELED_IMAGES))
+    check_enough_labels(examples, current_app.config["RETRAIN_MIN_LABELS"])
     train, held_out, how = holdout_split(project.id, examples)
     serving = _serving_version(project.id)
     version = (db.session.scalar(select(func.max(ModelVersion.version)).where(
@@ -251,7 +263,7 @@ def _train(kind: str, params: dict, classes: list[str], train: list[LabeledImage
     from .ml import Record, TrainConfig, fit
     config = TrainConfig(mode=TRAINING_MODES[kind], classes=classes, epochs=params.get("epochs"),
                          tta_views=params.get("tta_views"),
-                         backbone=current_app.config.get("RETRAIN_BACKBONE", "efficientnet_lite0"))
+                         backbone=current_app.config["RETRAIN_BACKBONE"])
     return fit([Record(e.path, e.label, e.group) for e in train], config, model_dir,
                val_records=[Record(e.path, e.label, e.group) for e in held_out],
                progress=progress, cache_dir=_embedding_cache_dir())

@@ -50,3 +50,26 @@ def test_migrations_match_models(app):
     with app.app_context(), db.engine.connect() as connection:
         diff = compare_metadata(MigrationContext.configure(connection), db.metadata)
     assert diff == []
+
+
+def test_ml_commands_hang_off_the_app_cli_without_loading_torch_into_web_processes(tmp_path):
+    import subprocess
+    import sys
+    env = {"SUPERVISING_UI_INSTANCE": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    probe = ("import sys; from supervising_ui import create_app; create_app(); "
+             "print('torch' in sys.modules)")
+    web = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True)
+    assert web.stdout.strip() == "False", web.stderr
+    listed = subprocess.run([sys.executable, "-m", "supervising_ui.cli", "ml", "--help"], env=env,
+                            capture_output=True, text=True)
+    assert listed.returncode == 0, listed.stderr
+    assert all(name in listed.stdout for name in ("train", "predict", "evaluate"))
+
+
+def test_job_and_retrain_settings_come_from_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("SUPERVISING_UI_INSTANCE", str(tmp_path))
+    monkeypatch.setenv("SUPERVISING_UI_JOB_STALE_SECONDS", "12.5")
+    monkeypatch.setenv("SUPERVISING_UI_RETRAIN_MIN_LABELS", "40")
+    app = create_app()
+    assert app.config["JOB_STALE_SECONDS"] == 12.5 and app.config["RETRAIN_MIN_LABELS"] == 40
+    assert app.config["JOB_HEARTBEAT_SECONDS"] == 5.0

@@ -148,7 +148,7 @@ class _Recorder:
 
 def test_stale_running_job_is_reaped_fresh_one_is_not(app, client, auth, project_id):
     with app.app_context():
-        old = utcnow() - timedelta(seconds=jobs.STALE_AFTER_SECONDS + 5)
+        old = utcnow() - timedelta(seconds=app.config["JOB_STALE_SECONDS"] + 5)
         dead = Job(kind="retrain", project_id=project_id, state="running", heartbeat_at=old)
         alive = Job(kind="crash", project_id=project_id, state="running", heartbeat_at=utcnow())
         db.session.add_all([dead, alive])

@@ -278,3 +278,27 @@ def test_hidden_suggestion_fraction_is_stable_and_close_to_the_share():
     assert other_model != hidden, "a new model version hides a different sample"
     assert not any(suggestions.suggestion_hidden(i, 7, 0.0) for i in range(100))
     assert all(suggestions.suggestion_hidden(i, 7, 1.0) for i in range(100))
+
+
+def test_a_new_label_asks_for_a_retrain_and_a_queue_failure_never_fails_the_submit(
+        app, client, auth, monkeypatch):
+    from supervising_ui import retraining
+    with app.app_context():
+        project_id = make_project()
+        image_ids = add_images(project_id, 3)
+    asked = []
+
+    def broken_queue(project):
+        asked.append((project.id, project.retrain_every))
+        raise RuntimeError("queue storage unavailable")
+
+    monkeypatch.setattr(retraining, "maybe_trigger_retrain", broken_queue)
+    auth.login("lee")
+    headers = {"X-CSRFToken": auth.csrf_token}
+    decision = {"label": "crater", "request_id": str(uuid.uuid4())}
+    url = f"/api/images/{image_ids[0]}/labels"
+    assert client.post(url, json=decision, headers=headers).status_code == 201
+    assert client.post(url, json=decision, headers=headers).status_code == 200
+    assert asked == [(project_id, 0)], "asked once, for the new label only, not for the repeat"
+    with app.app_context():
+        assert db.session.scalar(select(func.count(Label.id))) == 1

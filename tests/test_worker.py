@@ -14,13 +14,13 @@ import uuid
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
-from supervising_ui import create_app, retraining
+from supervising_ui import create_app
 from supervising_ui.auth import create_api_token, create_user
 from supervising_ui.database import create_or_migrate
 from supervising_ui.extensions import db
-from supervising_ui.models import Image, Job, Project, User
+from supervising_ui.models import Image, Job, Label, Project, User
 
 from .conftest import PASSWORD, AuthActions
 from .test_retraining import add_labels, make_project
@@ -180,15 +180,21 @@ def test_real_worker_retrains_while_labelers_submit_and_survives_a_kill(loop):
     given = labeler.next_image(project_id)
     assert given["suggestion"] is not None and given["suggestion"]["model_version"] == 1
 
-    # Automatic retraining after N labels (the hook the labeling code calls after a label).
+    # Automatic retraining after N labels: N counts the labels since the last run began (those
+    # submitted while it trained are new to the model), so set it 3 above that count: the
+    # labeler's third submit from here queues the run.
     with app.app_context():
-        project = db.session.get(Project, project_id)
-        project.retrain_every = 3
+        began = db.session.get(Job, job_id).started_at
+        since = db.session.scalar(select(func.count(Label.id)).where(
+            Label.project_id == project_id, Label.created_at >= began))
+        db.session.get(Project, project_id).retrain_every = since + 3
         db.session.commit()
-    for _ in range(3):
+    for count in range(3):
+        with app.app_context():
+            queued = db.session.scalar(select(Job).where(Job.id > job_id))
+        assert queued is None, f"a retrain was queued after {count} of 3 labels"
         labeler.label_next(project_id)
     with app.app_context():
-        retraining.maybe_trigger_retrain(db.session.get(Project, project_id))
         auto = db.session.scalar(select(Job).where(Job.id > job_id).order_by(Job.id))
         assert auto is not None and auto.params.get("trigger") == "labels"
         auto_id = auto.id
