@@ -59,6 +59,8 @@ class TrainConfig:
     tta_combine: str = "logits"          # logits: softmax of mean logits | probs: mean of softmaxes
     balance: str = "none"                # none | loss (class-weighted) | sampler (balanced batches)
     frozen_blocks: int = 0               # finetune: EfficientNet stem + this many blocks frozen
+    ema_decay: float = 0.0               # finetune: keep an exponential moving average of the
+                                         # weights with this decay per step (0: off) and save it
     calibrate: bool = False              # fit a temperature on the validation records
     threshold: float = 0.9               # confidence threshold reported in metrics
     seed: int = 0
@@ -166,7 +168,7 @@ def train_one_epoch(model: Classifier, pixels: torch.Tensor, labels: torch.Tenso
                     label_names: Sequence[str], optimizer, scheduler, loss_fn: nn.Module,
                     preprocessing: Preprocessing, config: TrainConfig, generator: torch.Generator,
                     frozen: Sequence[nn.Module] = (), progress: Progress | None = None,
-                    stage: str = "train") -> float:
+                    stage: str = "train", ema: nn.Module | None = None) -> float:
     """One pass over the training images with random dihedral views; returns the mean loss."""
     model.train()
     for module in frozen:
@@ -182,6 +184,8 @@ def train_one_epoch(model: Classifier, pixels: torch.Tensor, labels: torch.Tenso
         loss.backward()
         optimizer.step()
         scheduler.step()
+        if ema is not None:
+            ema.update_parameters(model)
         total_loss += loss.item() * len(index)
         seen += len(index)
         if progress:
@@ -270,13 +274,19 @@ def fit(train_records: Sequence[Record], config: TrainConfig, out_dir: str | os.
         steps = math.ceil(len(train_records) / config.batch_size)
         scheduler = make_scheduler(optimizer, config, steps)
         names = [r.label for r in train_records]
+        ema = torch.optim.swa_utils.AveragedModel(
+            model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(config.ema_decay),
+            use_buffers=True) if config.ema_decay > 0 else None
         for epoch in range(config.epochs):
             epoch_start = time.perf_counter()
             loss = train_one_epoch(model, pixels, train_labels, names, optimizer, scheduler, loss_fn,
                                    preprocessing, config, generator, frozen, progress,
-                                   f"epoch {epoch + 1}/{config.epochs}")
+                                   f"epoch {epoch + 1}/{config.epochs}", ema)
             history.append({"epoch": epoch + 1, "loss": loss,
                             "seconds": time.perf_counter() - epoch_start})
+        if ema is not None:
+            model.load_state_dict(ema.module.state_dict())
+            del ema
         del pixels
     timings["train_s"] = time.perf_counter() - tick
 
