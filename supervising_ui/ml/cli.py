@@ -76,14 +76,16 @@ def ml() -> None:
 @click.option("--group-column", default=None, help="Split by this group column instead (e.g. source_id).")
 @click.option("--sol-column", default=None, help="Split by MSL sol ranges of this column instead.")
 @click.option("--val-fraction", default=0.2, show_default=True, help="With --group-column.")
-@click.option("--epochs", type=int, default=None, help="Default: 4 finetune, 60 head.")
+@click.option("--epochs", type=int, default=None, help="Default: 8 finetune, 60 head.")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--stretch", type=click.Choice(["none", "percentile"]), default=None,
+              help="Per-image contrast stretch. Default: percentile finetune, none head.")
 @click.option("--recipe", type=click.Choice(["default", "paper"]), default="default",
               help="paper: SGD, base lr 1e-4, step schedule, 10x last layer.")
 @click.option("--weights", default=None, help="Backbone weights file or URL.")
 @click.option("--cache-dir", default=None, help="Embedding cache (head mode).")
 def train(manifest, image_root, out_dir, backbone, mode, split_column, group_column, sol_column,
-          val_fraction, epochs, seed, recipe, weights, cache_dir):
+          val_fraction, epochs, seed, stretch, recipe, weights, cache_dir):
     """Train a model on the train split and report on the val split."""
     frame = read_manifest(manifest, image_root)
     if "label" not in frame:
@@ -92,7 +94,7 @@ def train(manifest, image_root, out_dir, backbone, mode, split_column, group_col
     if not len(splits.get("train", [])):
         raise click.UsageError(f"no labelled rows in the train split (splits: {sorted(splits)})")
     records = records_from_frame(frame, group_column=group_column)
-    settings = dict(mode=mode, epochs=epochs, seed=seed, weights=weights)
+    settings = dict(mode=mode, epochs=epochs, seed=seed, weights=weights, stretch=stretch)
     if recipe == "paper":
         config = paper_recipe(backbone=backbone, **settings)
     else:

@@ -131,14 +131,21 @@ def load_images(paths: Iterable[str], size: int) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class Preprocessing:
-    """How raw pixels become network input: size and normalisation ("tf" or "imagenet")."""
+    """How raw pixels become network input: size, per-image contrast stretch ("none" or
+    "percentile": the 1st-99th percentile spread over 0-255, so that images of differently
+    exposed observations look alike) and normalisation ("tf" or "imagenet")."""
 
     image_size: int = 224
     normalization: str = "tf"
+    stretch: str = "none"
 
     def to_input(self, pixels: torch.Tensor) -> torch.Tensor:
         """(N, H, W) uint8 grayscale -> (N, 3, H, W) float32 network input, channels_last."""
         x = pixels.float().unsqueeze(1)
+        if self.stretch == "percentile":
+            x = percentile_stretch(x)
+        elif self.stretch != "none":
+            raise ValueError(f"unknown stretch {self.stretch!r}")
         if self.normalization == "tf":
             x = (x - 127.0) / 128.0
         elif self.normalization == "imagenet":
@@ -149,6 +156,15 @@ class Preprocessing:
         else:
             raise ValueError(f"unknown normalization {self.normalization!r}")
         return x.expand(-1, 3, -1, -1).contiguous(memory_format=torch.channels_last)
+
+
+def percentile_stretch(x: torch.Tensor, low: float = 0.01, high: float = 0.99) -> torch.Tensor:
+    """Map each image's [low, high] quantiles of (N, 1, H, W) floats to 0-255, clipped."""
+    flat = x.flatten(1)
+    bounds = torch.quantile(flat, torch.tensor([low, high]), dim=1)  # (2, N)
+    lo = bounds[0].view(-1, 1, 1, 1)
+    spread = (bounds[1] - bounds[0]).clamp_min(1.0).view(-1, 1, 1, 1)
+    return ((x - lo) * (255.0 / spread)).clamp_(0.0, 255.0)
 
 
 def dihedral(pixels: torch.Tensor, view: int) -> torch.Tensor:

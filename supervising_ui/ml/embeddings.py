@@ -38,6 +38,8 @@ def run_views(module: nn.Module, pixels: torch.Tensor, preprocessing: Preprocess
 def cache_key(backbone: str, preprocessing: Preprocessing, weights: str | None = None) -> str:
     """Directory name for one backbone + weights + preprocessing combination."""
     text = f"{backbone}|{weights or 'default'}|{preprocessing.image_size}|{preprocessing.normalization}"
+    if preprocessing.stretch != "none":  # keys of caches made before the option stay valid
+        text += f"|stretch={preprocessing.stretch}"
     return f"{backbone}-{hashlib.sha1(text.encode()).hexdigest()[:10]}"
 
 

@@ -31,8 +31,8 @@ from .model_dir import ModelDir, save_model
 from .predict import combine_views, fit_temperature
 
 MODE_DEFAULTS = {
-    "finetune": {"epochs": 4, "lr": 5e-4, "tta_views": 4},
-    "head": {"epochs": 60, "lr": 1e-3, "tta_views": 1},
+    "finetune": {"epochs": 8, "lr": 5e-4, "tta_views": 4, "stretch": "percentile"},
+    "head": {"epochs": 60, "lr": 1e-3, "tta_views": 1, "stretch": "none"},
 }
 
 
@@ -42,7 +42,7 @@ class TrainConfig:
 
     backbone: str = "efficientnet_lite0"
     mode: str = "finetune"               # finetune | head
-    epochs: int | None = None            # None: 4 for finetune, 60 for head
+    epochs: int | None = None            # None: 8 for finetune, 60 for head
     batch_size: int = 16
     lr: float | None = None              # None: 5e-4 finetune (AdamW), 1e-3 head
     head_lr_multiplier: float = 10.0     # new last layer learns this much faster (finetune)
@@ -59,6 +59,8 @@ class TrainConfig:
     tta_combine: str = "logits"          # logits: softmax of mean logits | probs: mean of softmaxes
     balance: str = "none"                # none | loss (class-weighted) | sampler (balanced batches)
     frozen_blocks: int = 0               # finetune: EfficientNet stem + this many blocks frozen
+    stretch: str | None = None           # per-image contrast stretch: none | percentile
+                                         # (None: percentile for finetune, none for head)
     ema_decay: float = 0.0               # finetune: keep an exponential moving average of the
                                          # weights with this decay per step (0: off) and save it
     calibrate: bool = False              # fit a temperature on the validation records
@@ -80,6 +82,7 @@ class TrainConfig:
             epochs=self.epochs if self.epochs is not None else defaults["epochs"],
             lr=self.lr if self.lr is not None else defaults["lr"],
             tta_views=self.tta_views if self.tta_views is not None else defaults["tta_views"],
+            stretch=self.stretch if self.stretch is not None else defaults["stretch"],
             head_dropout=self.head_dropout if self.head_dropout is not None else dropout,
         )
 
@@ -87,7 +90,8 @@ class TrainConfig:
 def paper_recipe(**overrides) -> TrainConfig:
     """The Deep Mars recipe: AlexNet fine-tuned with SGD, base lr 1e-4, step schedule, 10x last layer."""
     settings = dict(backbone="alexnet", mode="finetune", optimizer="sgd", lr=1e-4,
-                    schedule="step", step_epochs=2, head_lr_multiplier=10.0, epochs=6, tta_views=1)
+                    schedule="step", step_epochs=2, head_lr_multiplier=10.0, epochs=6, tta_views=1,
+                    stretch="none")
     settings.update({key: value for key, value in overrides.items() if value is not None})
     return TrainConfig(**settings)
 
@@ -249,7 +253,7 @@ def fit(train_records: Sequence[Record], config: TrainConfig, out_dir: str | os.
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
     spec = backbone_spec(config.backbone)
-    preprocessing = Preprocessing(spec.image_size, spec.normalization)
+    preprocessing = Preprocessing(spec.image_size, spec.normalization, config.stretch)
     backbone = load_backbone(config.backbone, config.weights)
     head = build_head(backbone.feature_dim, len(classes), config.head, config.head_dropout)
     model = Classifier(backbone, head).to(memory_format=torch.channels_last)

@@ -79,3 +79,21 @@ def test_augment_leaves_fixed_orientation_classes_alone():
     for _ in range(10):
         out = augment(images, ["upright", "free"], generator, 8, fixed_classes=["upright"])
         assert torch.equal(out[0], images[0])
+
+
+def test_percentile_stretch_makes_differently_exposed_images_alike():
+    rng = np.random.default_rng(0)
+    scene = rng.uniform(0, 1, (2, 32, 32))
+    dim = torch.tensor(40 + 30 * scene[0], dtype=torch.float32).round().to(torch.uint8)
+    bright = torch.tensor(120 + 120 * scene[0], dtype=torch.float32).round().to(torch.uint8)
+    stretched = Preprocessing(image_size=32, stretch="percentile").to_input(torch.stack([dim, bright]))
+    assert stretched.shape == (2, 3, 32, 32)
+    assert stretched.min() == pytest.approx(-127 / 128) and stretched.max() == pytest.approx(1.0)
+    # Same scene, other exposure: after the stretch they differ only by rounding.
+    assert (stretched[0] - stretched[1]).abs().mean() < 0.03
+    plain = Preprocessing(image_size=32).to_input(torch.stack([dim, bright]))
+    assert (plain[0] - plain[1]).abs().mean() > 0.5
+    flat = torch.full((1, 32, 32), 77, dtype=torch.uint8)  # no spread: no division by zero
+    assert torch.isfinite(Preprocessing(image_size=32, stretch="percentile").to_input(flat)).all()
+    with pytest.raises(ValueError, match="unknown stretch"):
+        Preprocessing(stretch="gamma").to_input(flat)

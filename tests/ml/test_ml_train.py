@@ -32,7 +32,7 @@ def test_head_mode_round_trip(records, tmp_path):
     assert state["backbone"] is None and state["classes"] == ["bright", "dark", "stripes"]
     config = json.loads((tmp_path / "model" / "config.json").read_text())
     assert config["train_config"]["mode"] == "head" and config["version"] == result.version
-    assert config["preprocessing"] == {"image_size": 224, "normalization": "tf"}
+    assert config["preprocessing"] == {"image_size": 224, "normalization": "tf", "stretch": "none"}
     assert read_model_dir(tmp_path / "model").metrics["val"]["n"] == len(val)
 
     proba = predict_proba(tmp_path / "model", [r.path for r in val])
@@ -93,3 +93,21 @@ def test_paper_recipe_keeps_its_settings_unless_overridden():
     config = paper_recipe(backbone=None, epochs=None, seed=3).resolved()
     assert (config.backbone, config.optimizer, config.lr, config.schedule) == ("alexnet", "sgd", 1e-4, "step")
     assert config.epochs == 6 and config.seed == 3 and config.head_lr_multiplier == 10.0
+
+
+def test_stretch_and_weight_averaging_travel_with_the_model(records, tmp_path):
+    from supervising_ui.ml.embeddings import cache_key
+    from supervising_ui.ml.data import Preprocessing
+    train, val = records[0][:6], records[1][:3]
+    config = TrainConfig(epochs=2, batch_size=3, tta_views=1, frozen_blocks=10,
+                         stretch="percentile", ema_decay=0.5)
+    averaged = fit(train, config, tmp_path / "a", val)
+    plain = fit(train, TrainConfig(epochs=2, batch_size=3, tta_views=1, frozen_blocks=10,
+                                   stretch="percentile"), tmp_path / "b", val)
+    assert averaged.version != plain.version, "the averaged weights are the ones saved"
+    model, info = load_model(tmp_path / "a")
+    assert info.preprocessing == Preprocessing(stretch="percentile")
+    proba = predict_proba(tmp_path / "a", [r.path for r in val])
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-6)
+    assert cache_key("efficientnet_lite0", Preprocessing(stretch="percentile")) != \
+        cache_key("efficientnet_lite0", Preprocessing())
