@@ -61,8 +61,6 @@ class TrainConfig:
     frozen_blocks: int = 0               # finetune: EfficientNet stem + this many blocks frozen
     stretch: str | None = None           # per-image contrast stretch: none | percentile
                                          # (None: percentile for finetune, none for head)
-    ema_decay: float = 0.0               # finetune: keep an exponential moving average of the
-                                         # weights with this decay per step (0: off) and save it
     calibrate: bool = False              # fit a temperature on the validation records
     threshold: float = 0.9               # confidence threshold reported in metrics
     seed: int = 0
@@ -172,7 +170,7 @@ def train_one_epoch(model: Classifier, pixels: torch.Tensor, labels: torch.Tenso
                     label_names: Sequence[str], optimizer, scheduler, loss_fn: nn.Module,
                     preprocessing: Preprocessing, config: TrainConfig, generator: torch.Generator,
                     frozen: Sequence[nn.Module] = (), progress: Progress | None = None,
-                    stage: str = "train", ema: nn.Module | None = None) -> float:
+                    stage: str = "train") -> float:
     """One pass over the training images with random dihedral views; returns the mean loss."""
     model.train()
     for module in frozen:
@@ -188,8 +186,6 @@ def train_one_epoch(model: Classifier, pixels: torch.Tensor, labels: torch.Tenso
         loss.backward()
         optimizer.step()
         scheduler.step()
-        if ema is not None:
-            ema.update_parameters(model)
         total_loss += loss.item() * len(index)
         seen += len(index)
         if progress:
@@ -278,19 +274,13 @@ def fit(train_records: Sequence[Record], config: TrainConfig, out_dir: str | os.
         steps = math.ceil(len(train_records) / config.batch_size)
         scheduler = make_scheduler(optimizer, config, steps)
         names = [r.label for r in train_records]
-        ema = torch.optim.swa_utils.AveragedModel(
-            model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(config.ema_decay),
-            use_buffers=True) if config.ema_decay > 0 else None
         for epoch in range(config.epochs):
             epoch_start = time.perf_counter()
             loss = train_one_epoch(model, pixels, train_labels, names, optimizer, scheduler, loss_fn,
                                    preprocessing, config, generator, frozen, progress,
-                                   f"epoch {epoch + 1}/{config.epochs}", ema)
+                                   f"epoch {epoch + 1}/{config.epochs}")
             history.append({"epoch": epoch + 1, "loss": loss,
                             "seconds": time.perf_counter() - epoch_start})
-        if ema is not None:
-            model.load_state_dict(ema.module.state_dict())
-            del ema
         del pixels
     timings["train_s"] = time.perf_counter() - tick
 

@@ -95,16 +95,14 @@ def test_paper_recipe_keeps_its_settings_unless_overridden():
     assert config.epochs == 6 and config.seed == 3 and config.head_lr_multiplier == 10.0
 
 
-def test_stretch_and_weight_averaging_travel_with_the_model(records, tmp_path):
-    from supervising_ui.ml.embeddings import cache_key
+def test_stretch_travels_with_the_model_and_keys_its_own_cache(records, tmp_path):
     from supervising_ui.ml.data import Preprocessing
+    from supervising_ui.ml.embeddings import cache_key
     train, val = records[0][:6], records[1][:3]
-    config = TrainConfig(epochs=2, batch_size=3, tta_views=1, frozen_blocks=10,
-                         stretch="percentile", ema_decay=0.5)
-    averaged = fit(train, config, tmp_path / "a", val)
-    plain = fit(train, TrainConfig(epochs=2, batch_size=3, tta_views=1, frozen_blocks=10,
-                                   stretch="percentile"), tmp_path / "b", val)
-    assert averaged.version != plain.version, "the averaged weights are the ones saved"
+    config = TrainConfig(epochs=1, batch_size=3, tta_views=1, frozen_blocks=10)
+    assert config.resolved().stretch == "percentile", "the fine-tune default"
+    assert TrainConfig(mode="head").resolved().stretch == "none"
+    fit(train, config, tmp_path / "a", val)
     model, info = load_model(tmp_path / "a")
     assert info.preprocessing == Preprocessing(stretch="percentile")
     proba = predict_proba(tmp_path / "a", [r.path for r in val])
