@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -73,7 +74,7 @@ def main() -> None:
     from supervising_ui import create_app
     from supervising_ui.auth import create_api_token, create_user
     from supervising_ui.extensions import db
-    from supervising_ui.models import Image, Label, Project, User
+    from supervising_ui.models import Image, Job, Label, Project
     from sqlalchemy import select
 
     app = create_app()
@@ -84,7 +85,8 @@ def main() -> None:
         project = db.session.scalar(select(Project).where(Project.name == "hirise"))
         truth = dict(zip(frame["filename"], frame["label"]))
         class_ids = {c.name: c.id for c in project.classes}
-        images = db.session.scalars(select(Image).where(Image.project_id == project.id)).all()
+        images = db.session.scalars(select(Image).where(Image.project_id == project.id)
+                                    .order_by(Image.original_name)).all()  # same pick every run
         training = [i for i in images if i.meta.get("split") == "train"]
         chosen = np.random.default_rng(0).choice(len(training), args.labels, replace=False)
         for index in chosen:
@@ -106,7 +108,6 @@ def main() -> None:
         headers = {"Authorization": f"Bearer {token}"}
         labeler = app.test_client()
         page = labeler.get("/login")
-        import re
         csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.get_data(as_text=True)).group(1)
         labeler.post("/login", data={"username": "lee", "password": PASSWORD, "csrf_token": csrf})
         csrf = re.search(r'name="csrf-token" content="([^"]+)"',
@@ -140,7 +141,6 @@ def main() -> None:
               f"v{(given.get('suggestion') or {}).get('model_version')}: {suggestion_after:.1f} s")
         print(f"labeler submits during the run: {submits}, failed: {len(failures)} {failures[:3]}")
         with app.app_context():
-            from supervising_ui.models import Job
             print("job log:\n" + db.session.get(Job, job_id).log)
     finally:
         worker.terminate()

@@ -131,7 +131,6 @@ def serve_command(host, port, workers, threads):
     signal.signal(signal.SIGTERM, _interrupt)  # a service manager's stop ends both children
     worker = _start_worker()
     server = subprocess.Popen(command, env=os.environ.copy())
-    status = 0
     try:
         while (status := server.poll()) is None:
             if worker.poll() is not None:
