@@ -43,10 +43,15 @@ class JobRefused(Exception):
     """A job that cannot go on for a reason the user can act on; its message is the job's error."""
 
 
+def register_handler(kind: str, function: Callable) -> None:
+    """Make function(job, reporter) the handler of jobs of this kind (called in create_app)."""
+    HANDLERS[kind] = function
+
+
 def handler(kind: str):
     """Register the decorated function as the handler of jobs of this kind."""
     def register(function):
-        HANDLERS[kind] = function
+        register_handler(kind, function)
         return function
     return register
 
