@@ -13,7 +13,6 @@ import logging
 import math
 import shutil
 import time
-from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from sqlalchemy import delete, func, insert, select, update
 
 from . import jobs, storage
 from .extensions import db
+from .learning.consensus import consensus_labels
 from .models import Image, Job, Label, ModelVersion, Prediction, Project
 
 log = logging.getLogger(__name__)
@@ -112,26 +112,9 @@ def maybe_trigger_retrain(project) -> Job | None:
 # --------------------------------------------------------------------------- data
 
 
-def consensus_labels(project: Project) -> dict[int, str]:
-    """Map image id -> majority class name of its labels; ties have no consensus and are left out."""
-    names = {label_class.id: label_class.name for label_class in project.classes}
-    rows = db.session.execute(select(Label.image_id, Label.label_class_id, func.count(Label.id))
-                              .where(Label.project_id == project.id)
-                              .group_by(Label.image_id, Label.label_class_id)).all()
-    votes: dict[int, Counter] = defaultdict(Counter)
-    for image_id, class_id, count in rows:
-        votes[image_id][class_id] = count
-    consensus = {}
-    for image_id, counter in votes.items():
-        ranked = counter.most_common(2)
-        if len(ranked) == 1 or ranked[0][1] > ranked[1][1]:
-            consensus[image_id] = names[ranked[0][0]]
-    return consensus
-
-
 def labeled_images(project: Project) -> list[LabeledImage]:
     """The project's images that have a consensus label, with their files and groups."""
-    consensus = consensus_labels(project)
+    consensus = consensus_labels(project.id)
     store = current_app.config["IMAGE_STORE"]
     rows = db.session.execute(select(Image.id, Image.storage_key, Image.meta).where(
         Image.project_id == project.id).order_by(Image.id)).all()

@@ -11,6 +11,7 @@ from sqlalchemy import event, func, select
 from supervising_ui import jobs, retraining, storage
 from supervising_ui.auth import create_api_token
 from supervising_ui.extensions import db
+from supervising_ui.learning.consensus import consensus_labels
 from supervising_ui.models import Image, Job, Label, LabelClass, ModelVersion, Prediction, Project, User
 from supervising_ui.projects import create_project
 
@@ -105,8 +106,8 @@ def test_consensus_takes_the_majority_and_drops_ties(loop_app, users):
             db.session.add(Label(project_id=project_id, image_id=image_id, user_id=user_id,
                                  label_class_id=class_id))
         db.session.commit()
-        assert retraining.consensus_labels(project) == {first: "bright", third: "dark"}
-        assert fourth not in retraining.consensus_labels(project)
+        assert consensus_labels(project.id) == {first: "bright", third: "dark"}
+        assert fourth not in consensus_labels(project.id)
 
 
 def test_holdout_is_by_group_and_stable_as_labels_grow(loop_app, users):

@@ -1,0 +1,1 @@
+"""The learning loop: consensus labels -> dataset -> retrain -> predictions -> the better model serves."""
