@@ -154,7 +154,7 @@ def insert_bulk_rows(project_id: int, count: int, template: dict) -> None:
 
 def create_accounts(run_id: str, count: int) -> tuple[list[str], str]:
     """Create count labelers and an admin with API tokens; return (labeler tokens, admin token)."""
-    from supervising_ui.auth import create_api_token, create_user
+    from supervising_ui.accounts import create_api_token, create_user
     tokens = [create_api_token(create_user(f"bench{run_id}_{i}", password="benchmark password")[0])
               for i in range(count)]
     admin = create_user(f"bench{run_id}_admin", role="admin", password="benchmark password")[0]

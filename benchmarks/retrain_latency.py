@@ -72,7 +72,7 @@ def main() -> None:
     print(f"imported {len(frame)} images in {time.perf_counter() - tick:.1f} s")
 
     from supervising_ui import create_app
-    from supervising_ui.auth import create_api_token, create_user
+    from supervising_ui.accounts import create_api_token, create_user
     from supervising_ui.extensions import db
     from supervising_ui.models import Image, Job, Label, Project
     from sqlalchemy import select

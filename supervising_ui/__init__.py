@@ -19,11 +19,15 @@ def create_app(test_config=None) -> Flask:
     load_config(app, test_config)
 
     from . import admin, auth, cli, database, jobs, labeling, pages
+    from .importing import runner
     database.init_app(app)
     auth.init_app(app)
     jobs.init_app(app)
-    for module in (pages, admin, labeling):
-        app.register_blueprint(module.blueprint)
+    app.register_blueprint(auth.blueprint)
+    app.register_blueprint(pages.blueprint)
+    app.register_blueprint(admin.blueprint)
+    app.register_blueprint(labeling.blueprint)
+    jobs.register_handler("import", runner.run_import_job)
     from . import export
     app.register_blueprint(export.blueprint)
     from . import models_page  # also registers the "retrain" job handler

@@ -1,13 +1,23 @@
 """Admin pages: projects, class lists, settings, image import and users (admins only)."""
-from flask import (Blueprint, abort, current_app, flash, jsonify, redirect, render_template,
-                   request, send_file, url_for)
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    url_for,
+)
 from flask_login import current_user
-from sqlalchemy import select
 
-from . import importing, jobs, projects, storage, users
-from .auth import AccountError, admin_required, create_user
+from . import accounts, jobs, projects, storage
+from .auth import admin_required
 from .extensions import db
-from .models import SERVING_ORDERS, Image, Job, Project
+from .importing import ImportRefused, uploads
+from .models import SERVING_ORDERS, Job, Project
 
 blueprint = Blueprint("admin", __name__, url_prefix="/admin")
 IMAGES_PER_PAGE = 50
@@ -19,13 +29,6 @@ def require_admin():
     """Every admin page is for admins only (403 for everyone else)."""
 
 
-def _project_or_404(project_id: int) -> Project:
-    project = db.session.get(Project, project_id)
-    if project is None:
-        abort(404)
-    return project
-
-
 def _back_to_project(project: Project, **arguments):
     return redirect(url_for("admin.project", project_id=project.id, **arguments))
 
@@ -34,8 +37,7 @@ def _back_to_project(project: Project, **arguments):
 @admin_required
 def index():
     """List projects with their image counts, and offer the form that creates one."""
-    all_projects = db.session.scalars(select(Project).order_by(Project.name)).all()
-    return render_template("admin/index.html", projects=all_projects,
+    return render_template("admin/index.html", projects=projects.list_projects(),
                            counts=projects.project_counts(), presets=projects.PRESETS)
 
 
@@ -62,13 +64,12 @@ def create_project():
 @admin_required
 def project(project_id):
     """A project's settings, class list, import forms and recent imports."""
-    project = _project_or_404(project_id)
-    import_jobs = db.session.scalars(select(Job).where(
-        Job.project_id == project.id, Job.kind == "import").order_by(Job.id.desc()).limit(5)).all()
-    usage = projects.label_counts_by_class(project)
-    return render_template("admin/project.html", project=project, usage=usage,
+    project = projects.get_project_or_404(project_id)
+    return render_template("admin/project.html", project=project,
+                           usage=projects.label_counts_by_class(project),
                            counts=projects.project_counts().get(project.id, {}),
-                           import_jobs=import_jobs, serving_orders=SERVING_ORDERS,
+                           import_jobs=uploads.recent_imports(project),
+                           serving_orders=SERVING_ORDERS,
                            import_root_set=bool(current_app.config.get("IMPORT_ROOT")),
                            watch_job=request.args.get("job", type=int))
 
@@ -77,12 +78,11 @@ def project(project_id):
 @admin_required
 def project_settings(project_id):
     """Save a project's settings."""
-    project = _project_or_404(project_id)
+    project = projects.get_project_or_404(project_id)
     try:
         projects.update_settings(project, request.form)
         flash("Settings saved.", "info")
     except projects.ProjectError as error:
-        db.session.rollback()
         flash(f"Settings not saved: {error}.", "error")
     return _back_to_project(project)
 
@@ -91,7 +91,7 @@ def project_settings(project_id):
 @admin_required
 def add_class(project_id):
     """Add a class at the end of the class list."""
-    project = _project_or_404(project_id)
+    project = projects.get_project_or_404(project_id)
     return _class_edit(project, lambda: projects.add_class(project, request.form.get("name", "")),
                        "Class added.")
 
@@ -100,7 +100,7 @@ def add_class(project_id):
 @admin_required
 def rename_class(project_id, class_id):
     """Rename a class."""
-    project = _project_or_404(project_id)
+    project = projects.get_project_or_404(project_id)
     return _class_edit(project, lambda: projects.rename_class(
         projects.get_class(project, class_id), request.form.get("name", "")), "Class renamed.")
 
@@ -109,7 +109,7 @@ def rename_class(project_id, class_id):
 @admin_required
 def move_class(project_id, class_id):
     """Move a class one place up or down."""
-    project = _project_or_404(project_id)
+    project = projects.get_project_or_404(project_id)
     offset = -1 if request.form.get("direction") == "up" else 1
     return _class_edit(project, lambda: projects.move_class(
         projects.get_class(project, class_id), offset), None)
@@ -119,7 +119,7 @@ def move_class(project_id, class_id):
 @admin_required
 def delete_class(project_id, class_id):
     """Delete an unused class, or merge a used one into another class."""
-    project = _project_or_404(project_id)
+    project = projects.get_project_or_404(project_id)
     merge_into_id = request.form.get("merge_into", type=int)
 
     def delete():
@@ -137,7 +137,6 @@ def _class_edit(project: Project, edit, message: str | None):
         if message:
             flash(message.format(outcome) if "{}" in message else message, "info")
     except projects.ProjectError as error:
-        db.session.rollback()
         flash(f"{str(error)[:1].upper()}{str(error)[1:]}.", "error")
     return _back_to_project(project)
 
@@ -146,8 +145,8 @@ def _class_edit(project: Project, edit, message: str | None):
 @admin_required
 def import_upload(project_id):
     """Stage uploaded images, zips and an optional manifest, and queue their import."""
-    project = _project_or_404(project_id)
-    return _start_import(project, lambda: importing.submit_upload_import(
+    project = projects.get_project_or_404(project_id)
+    return _start_import(project, lambda: uploads.submit_upload_import(
         project, request.files.getlist("files"), current_user.id))
 
 
@@ -155,8 +154,8 @@ def import_upload(project_id):
 @admin_required
 def import_server(project_id):
     """Queue the import of a folder and/or manifest below IMPORT_ROOT on the server."""
-    project = _project_or_404(project_id)
-    return _start_import(project, lambda: importing.submit_server_import(
+    project = projects.get_project_or_404(project_id)
+    return _start_import(project, lambda: uploads.submit_server_import(
         project, request.form.get("folder", ""), request.form.get("manifest", ""),
         current_user.id))
 
@@ -166,7 +165,7 @@ def _start_import(project: Project, submit):
     wants_json = request.accept_mimetypes.best == "application/json"
     try:
         job = submit()
-    except importing.ImportRefused as error:
+    except ImportRefused as error:
         if wants_json:
             return jsonify(error=str(error)), 400
         flash(f"Import not started: {error}.", "error")
@@ -190,7 +189,7 @@ def job(job_id):
 @admin_required
 def images(project_id):
     """A project's images with their metadata, 50 per page."""
-    project = _project_or_404(project_id)
+    project = projects.get_project_or_404(project_id)
     page = max(request.args.get("page", 1, type=int), 1)
     page_images, total, columns = projects.image_page(project, page, IMAGES_PER_PAGE)
     pages = max(1, -(-total // IMAGES_PER_PAGE))
@@ -202,9 +201,7 @@ def images(project_id):
 @admin_required
 def image_thumbnail(image_id):
     """A small cached JPEG of an image, found by its id only, for the image table."""
-    image = db.session.get(Image, image_id)
-    if image is None:
-        abort(404)
+    image = projects.get_image_or_404(image_id)
     try:
         path = storage.thumbnail_path(current_app.config["IMAGE_STORE"],
                                       current_app.config["CACHE_DIR"], image.storage_key)
@@ -219,7 +216,7 @@ def image_thumbnail(image_id):
 @admin_required
 def users_page():
     """The user list and the form that creates a user."""
-    return render_template("admin/users.html", users=users.list_users())
+    return render_template("admin/users.html", users=accounts.list_users())
 
 
 @blueprint.post("/users")
@@ -227,12 +224,12 @@ def users_page():
 def create_user_view():
     """Create a user and show the generated password once, in this response only."""
     try:
-        user, password = create_user(request.form.get("username", ""),
-                                     role=request.form.get("role", "labeler"))
-    except AccountError as error:
+        user, password = accounts.create_user(request.form.get("username", ""),
+                                              role=request.form.get("role", "labeler"))
+    except accounts.AccountError as error:
         flash(f"User not created: {error}.", "error")
         return redirect(url_for("admin.users_page"))
-    return render_template("admin/users.html", users=users.list_users(), new_user=user,
+    return render_template("admin/users.html", users=accounts.list_users(), new_user=user,
                            new_password=password)
 
 
@@ -240,7 +237,7 @@ def create_user_view():
 @admin_required
 def set_user_active(user_id):
     """Deactivate or reactivate a user."""
-    return _user_edit(user_id, lambda user: users.set_active(
+    return _user_edit(user_id, lambda user: accounts.set_active(
         user, request.form.get("active") == "1", current_user))
 
 
@@ -248,18 +245,17 @@ def set_user_active(user_id):
 @admin_required
 def set_user_role(user_id):
     """Change a user's role."""
-    return _user_edit(user_id, lambda user: users.set_role(
+    return _user_edit(user_id, lambda user: accounts.set_role(
         user, request.form.get("role", ""), current_user))
 
 
 def _user_edit(user_id: int, edit):
     """Run one change to a user, flash its outcome and go back to the user list."""
     try:
-        user = users.get_user(user_id)
+        user = accounts.get_user(user_id)
         edit(user)
         flash(f"Saved {user.username!r}: {user.role}, {'active' if user.active else 'deactivated'}.",
               "info")
-    except AccountError as error:
-        db.session.rollback()
+    except accounts.AccountError as error:
         flash(f"Not saved: {error}.", "error")
     return redirect(url_for("admin.users_page"))

@@ -9,7 +9,7 @@ import click
 from flask import Flask
 from flask.cli import FlaskGroup, with_appcontext
 
-from . import auth, database, jobs, projects
+from . import accounts, database, jobs, projects
 
 
 def main() -> None:
@@ -74,7 +74,7 @@ def init_command(admin_name):
         from .extensions import db
         from .models import User
         if db.session.scalar(select(User).where(User.username == admin_name)) is None:
-            _, password = auth.create_user(admin_name, role="admin")
+            _, password = accounts.create_user(admin_name, role="admin")
             click.echo(f"Created admin {admin_name!r} with password: {password}")
             click.echo("Write it down: it is shown only this once.")
 
@@ -87,8 +87,8 @@ def create_user_command(name, role, password_stdin):
     """Create a user; prints a generated password once unless one comes on stdin."""
     password = sys.stdin.readline().rstrip("\n") if password_stdin else None
     try:
-        _, password_used = auth.create_user(name, role=role, password=password)
-    except auth.AccountError as error:
+        _, password_used = accounts.create_user(name, role=role, password=password)
+    except accounts.AccountError as error:
         fail(str(error))
     click.echo(f"Created {role} {name!r}.")
     if not password_stdin:
@@ -205,23 +205,23 @@ def retrain_command(project_name, kind, epochs, wait):
 def import_command(project_name, manifest, image_root, folder, user_name):
     """Import images into a project from a manifest CSV or a folder, then print the report."""
     from pathlib import Path
-    from . import importing, users
+    from .importing import ImportRefused, runner, sources
     if (manifest is None) == (folder is None):
         fail("give exactly one of --manifest M.csv (with --image-root DIR) or --dir DIR")
     try:
         project = projects.get_project_by_name(project_name)
-        user = users.label_owner(user_name)
-        plan = importing.plan_manifest(Path(manifest), Path(image_root or Path(manifest).parent)) \
-            if manifest else importing.plan_folder(Path(folder))
-    except (projects.ProjectError, auth.AccountError, importing.ImportRefused) as error:
+        user = accounts.label_owner(user_name)
+        plan = sources.plan_manifest(Path(manifest), Path(image_root or Path(manifest).parent)) \
+            if manifest else sources.plan_folder(Path(folder))
+    except (projects.ProjectError, accounts.AccountError, ImportRefused) as error:
         fail(str(error))
     if user is None and any(candidate.label for candidate in plan.candidates):
         fail("the manifest has labels but there is no admin to attribute them to: create one "
              "(supervising-ui init --admin NAME) or pass --user NAME")
     with click.progressbar(length=len(plan.candidates), label="Importing",
                            show_pos=True) as bar:
-        report = importing.run_import(project, plan, user_id=user.id if user else None,
-                                      progress=lambda done, total: bar.update(1))
+        report = runner.run_import(project, plan, user_id=user.id if user else None,
+                                   progress=lambda done, total: bar.update(1))
     click.echo(f"Import into {project.name!r}: {report.summary()}.")
     for name in report.duplicates[:20]:
         click.echo(f"  duplicate: {name}")
@@ -254,7 +254,7 @@ def create_token_command(name):
     user = db.session.scalar(select(User).where(User.username == name))
     if user is None or not user.active:
         fail(f"no active user called {name!r}")
-    click.echo(auth.create_api_token(user))
+    click.echo(accounts.create_api_token(user))
 
 
 @click.command("export")

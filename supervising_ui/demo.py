@@ -5,11 +5,10 @@ import io
 import numpy as np
 from PIL import Image as PILImage
 from PIL import ImageDraw, ImageFilter
-from sqlalchemy import select
 
-from . import auth, importing, projects
-from .extensions import db
-from .models import Project, User
+from . import accounts, projects
+from .importing.runner import ImportReport, run_import
+from .importing.sources import Candidate, ImportPlan
 
 DEMO_PROJECT = "Demo (generated HiRISE-like images)"
 DEMO_ADMIN = "admin"
@@ -54,7 +53,7 @@ def _draw(kind: str, rng: np.random.Generator) -> PILImage.Image:
     return PILImage.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
 
 
-def demo_candidates(seed: int = 0) -> list[importing.Candidate]:
+def demo_candidates(seed: int = 0) -> list[Candidate]:
     """Return the demo images as import candidates with observation metadata (no labels)."""
     rng = np.random.default_rng(seed)
     candidates = []
@@ -68,25 +67,24 @@ def demo_candidates(seed: int = 0) -> list[importing.Candidate]:
                     "latitude": round(float(rng.uniform(-60, 60)), 3),
                     "acquired": f"2024-0{observation + 1}-15T10:00:00Z"}
         data = buffer.getvalue()
-        candidates.append(importing.Candidate(f"demo_{index:03d}.jpg", lambda data=data: data,
-                                              metadata))
+        candidates.append(Candidate(f"demo_{index:03d}.jpg", lambda data=data: data, metadata))
     return candidates
 
 
-def create_demo() -> tuple[list[str], importing.ImportReport]:
+def create_demo() -> tuple[list[str], ImportReport]:
     """Create the demo project, its images and (if no admin exists) an admin; return messages."""
     messages = []
-    admin = db.session.scalar(select(User).where(User.role == "admin", User.active.is_(True)))
+    admin = accounts.first_active_admin()
     if admin is None:
         name = DEMO_ADMIN
-        while db.session.scalar(select(User).where(User.username == name)) is not None:
+        while accounts.find_user(name) is not None:
             name += "_"
-        admin, password = auth.create_user(name, role="admin")
+        admin, password = accounts.create_user(name, role="admin")
         messages.append(f"Created admin {name!r} with password: {password}")
         messages.append("Write it down: it is shown only this once.")
     else:
         messages.append(f"An admin already exists ({admin.username!r}); log in with that account.")
-    project = db.session.scalar(select(Project).where(Project.name == DEMO_PROJECT))
+    project = projects.find_project(DEMO_PROJECT)
     if project is None:
         project = projects.create_project(
             DEMO_PROJECT, preset="hirise",
@@ -94,6 +92,6 @@ def create_demo() -> tuple[list[str], importing.ImportReport]:
         messages.append(f"Created project {DEMO_PROJECT!r} (id {project.id}).")
     else:
         messages.append(f"Project {DEMO_PROJECT!r} exists already (id {project.id}).")
-    report = importing.run_import(project, importing.ImportPlan(demo_candidates()))
+    report = run_import(project, ImportPlan(demo_candidates()))
     messages.append(f"Demo images: {report.summary()}.")
     return messages, report

@@ -1,9 +1,7 @@
 """The home page: the projects a user may work on."""
 from flask import Blueprint, render_template
-from sqlalchemy import select
 
-from .extensions import db
-from .models import Project
+from . import projects
 
 blueprint = Blueprint("pages", __name__)
 
@@ -11,5 +9,4 @@ blueprint = Blueprint("pages", __name__)
 @blueprint.get("/")
 def home():
     """List the projects."""
-    projects = db.session.scalars(select(Project).order_by(Project.name)).all()
-    return render_template("home.html", projects=projects)
+    return render_template("home.html", projects=projects.list_projects())

@@ -1,4 +1,5 @@
-"""Projects and their class lists: presets, creation, and edits that never lose labels."""
+"""Projects and their class lists (presets, creation, edits that never lose labels), and the
+project and image look-ups of the pages."""
 from sqlalchemy import func, select, update
 
 from .extensions import db
@@ -40,7 +41,7 @@ def create_project(name: str, classes: list[str] | None = None, preset: str | No
     name = name.strip()
     if not name:
         raise ProjectError("a project name is required")
-    if db.session.scalar(select(Project).where(Project.name == name)) is not None:
+    if find_project(name) is not None:
         raise ProjectError(f"project {name!r} already exists")
     if preset is not None:
         if preset not in PRESETS:
@@ -59,9 +60,19 @@ def create_project(name: str, classes: list[str] | None = None, preset: str | No
     return project
 
 
+def list_projects() -> list[Project]:
+    """Return every project, by name."""
+    return list(db.session.scalars(select(Project).order_by(Project.name)))
+
+
+def find_project(name: str) -> Project | None:
+    """Return the project called name, or None."""
+    return db.session.scalar(select(Project).where(Project.name == name))
+
+
 def get_project_by_name(name: str) -> Project:
     """Return the project called name or raise ProjectError."""
-    project = db.session.scalar(select(Project).where(Project.name == name))
+    project = find_project(name)
     if project is None:
         raise ProjectError(f"no project called {name!r}")
     return project
@@ -73,6 +84,11 @@ def get_project(project_id: int) -> Project:
     if project is None:
         raise ProjectError(f"no project with id {project_id}")
     return project
+
+
+def get_project_or_404(project_id: int) -> Project:
+    """Return the project with this id, or end the request with 404 Not Found."""
+    return db.get_or_404(Project, project_id)
 
 
 def get_class(project: Project, class_id: int) -> LabelClass:
@@ -216,6 +232,11 @@ def project_counts() -> dict[int, dict]:
         .group_by(Image.project_id))
     return {project_id: {"images": images, "labeled": labeled}
             for project_id, images, labeled in rows}
+
+
+def get_image_or_404(image_id: int) -> Image:
+    """Return the image with this id (of any project), or end the request with 404 Not Found."""
+    return db.get_or_404(Image, image_id)
 
 
 def image_page(project: Project, page: int, per_page: int = 50) -> tuple[list[Image], int, list[str]]:

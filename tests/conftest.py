@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import text
 
 from supervising_ui import create_app
-from supervising_ui.auth import create_user
+from supervising_ui.accounts import create_user
 from supervising_ui.database import create_or_migrate
 from supervising_ui.extensions import db
 

@@ -8,8 +8,8 @@ import pytest
 from PIL import Image as PILImage
 from sqlalchemy import func, select
 
-from supervising_ui import projects
-from supervising_ui.auth import AccountError
+from supervising_ui import accounts, projects
+from supervising_ui.accounts import AccountError
 from supervising_ui.extensions import db
 from supervising_ui.models import Image, Job, Label, User
 
@@ -264,13 +264,36 @@ def test_users_page_creates_deactivates_and_changes_roles(app, client, admin, us
 
 
 def test_the_last_active_admin_stays_admin(app, users):
-    from supervising_ui import users as user_admin
     with app.app_context():
         ada, lee = db.session.get(User, users["ada"]), db.session.get(User, users["lee"])
-        user_admin.set_role(lee, "admin", acting=ada)
-        user_admin.set_role(ada, "labeler", acting=lee)  # another admin may demote ada
+        accounts.set_role(lee, "admin", acting=ada)
+        accounts.set_role(ada, "labeler", acting=lee)  # another admin may demote ada
         with pytest.raises(AccountError, match="last active admin"):
-            user_admin.set_role(lee, "labeler", acting=ada)
+            accounts.set_role(lee, "labeler", acting=ada)
         with pytest.raises(AccountError, match="unknown role 'root'"):
-            user_admin.set_role(ada, "root", acting=lee)
-        assert user_admin.label_owner(None).username == "lee"
+            accounts.set_role(ada, "root", acting=lee)
+        assert accounts.label_owner(None).username == "lee"
+
+
+def test_refused_edits_leave_nothing_for_the_views_to_roll_back(app, users, project_id):
+    """Services check before they change anything: a refusal leaves the session clean."""
+    with app.app_context():
+        project = projects.get_project(project_id)
+        ada = db.session.get(User, users["ada"])
+        refusals = [
+            lambda: projects.update_settings(project, {"name": "Renamed", "audit_share": "2"}),
+            lambda: projects.add_class(project, "crater"),
+            lambda: projects.delete_class(project.classes[0], merge_into=project.classes[0]),
+            lambda: accounts.set_role(ada, "labeler", acting=ada),
+            lambda: accounts.set_active(ada, False, acting=ada),
+            lambda: accounts.create_user("ada"),
+        ]
+        for refused in refusals:
+            with pytest.raises((projects.ProjectError, AccountError)):
+                refused()
+            assert not (db.session.dirty or db.session.new or db.session.deleted)
+        db.session.commit()
+    with app.app_context():
+        project = projects.get_project(project_id)
+        assert project.name == "HiRISE" and len(project.classes) == 6
+        assert db.session.get(User, users["ada"]).role == "admin"

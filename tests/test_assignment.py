@@ -8,8 +8,8 @@ import pytest
 from sqlalchemy import func, select
 
 from supervising_ui import assignment
+from supervising_ui.accounts import create_user
 from supervising_ui.assignment import LabelingError, next_image, put_off, submit_label
-from supervising_ui.auth import create_user
 from supervising_ui.extensions import db
 from supervising_ui.models import Image, Label, Skip, User, utcnow
 

@@ -2,7 +2,12 @@
 import pytest
 from sqlalchemy import select
 
-from supervising_ui.auth import AccountError, create_api_token, create_user, revoke_api_tokens
+from supervising_ui.accounts import (
+    AccountError,
+    create_api_token,
+    create_user,
+    revoke_api_tokens,
+)
 from supervising_ui.extensions import db
 from supervising_ui.models import User
 

@@ -5,7 +5,6 @@ import pytest
 from sqlalchemy import func, select
 
 from supervising_ui import projects
-from supervising_ui.auth import create_user
 from supervising_ui.extensions import db
 from supervising_ui.models import Image, Label, Project, User
 

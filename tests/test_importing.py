@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from supervising_ui import importing, projects
+from supervising_ui import projects
 from supervising_ui.extensions import db
+from supervising_ui.importing import ImportRefused, runner, sources
+from supervising_ui.importing.manifest import ManifestError, read_manifest, typed_value
 from supervising_ui.models import Image, Label
 
 from .images import image_bytes, write_images, zip_bytes
@@ -41,16 +43,16 @@ def reasons(report) -> dict[str, str]:
 
 
 def test_typed_values():
-    assert importing.typed_value(" 42 ") == 42
-    assert importing.typed_value("-3.5") == -3.5
-    assert importing.typed_value("1e3") == 1000.0
-    assert importing.typed_value("0") == 0
-    assert importing.typed_value("0.25") == 0.25
-    assert importing.typed_value("007") == "007", "leading zeros mark an identifier"
-    assert importing.typed_value("ESP_011289_1950") == "ESP_011289_1950"
-    assert importing.typed_value("2012-08-06T05:17:57Z") == "2012-08-06T05:17:57Z"
-    assert importing.typed_value("nan") == "nan"
-    assert importing.typed_value(str(2**60)) == str(2**60), "too large for JavaScript"
+    assert typed_value(" 42 ") == 42
+    assert typed_value("-3.5") == -3.5
+    assert typed_value("1e3") == 1000.0
+    assert typed_value("0") == 0
+    assert typed_value("0.25") == 0.25
+    assert typed_value("007") == "007", "leading zeros mark an identifier"
+    assert typed_value("ESP_011289_1950") == "ESP_011289_1950"
+    assert typed_value("2012-08-06T05:17:57Z") == "2012-08-06T05:17:57Z"
+    assert typed_value("nan") == "nan"
+    assert typed_value(str(2**60)) == str(2**60), "too large for JavaScript"
 
 
 def test_manifest_import_with_metadata_and_labels(app, project, users, tmp_path):
@@ -60,8 +62,8 @@ def test_manifest_import_with_metadata_and_labels(app, project, users, tmp_path)
                         "img_000.jpg,crater,ESP_011289_1950,1234,37.5,2012-08-06T05:17:57Z\n"
                         "img_001.jpg,,ESP_011289_1950,0042,,\n"
                         "img_002.jpg,edge,PSP_001234_1800,12,40,\n")
-    plan = importing.plan_manifest(manifest, tmp_path / "images")
-    report = importing.run_import(project, plan, user_id=users["ada"])
+    plan = sources.plan_manifest(manifest, tmp_path / "images")
+    report = runner.run_import(project, plan, user_id=users["ada"])
     assert (report.added, report.labels_added, report.rejected, report.duplicates) == (3, 2, [], [])
     images = {image.original_name: image for image in db.session.scalars(select(Image))}
     first = images["img_000.jpg"]
@@ -78,13 +80,13 @@ def test_manifest_import_with_metadata_and_labels(app, project, users, tmp_path)
 def test_duplicates_are_reported_not_stored_twice(app, project, tmp_path):
     write_images(tmp_path / "a", 4)
     (tmp_path / "a" / "copy_of_0.jpg").write_bytes((tmp_path / "a" / "img_000.jpg").read_bytes())
-    first = importing.run_import(project, importing.plan_folder(tmp_path / "a"))
+    first = runner.run_import(project, sources.plan_folder(tmp_path / "a"))
     assert (first.added, first.duplicates) == (4, ["img_000.jpg"])  # sorted: copy_of_0 came first
-    again = importing.run_import(project, importing.plan_folder(tmp_path / "a"))
+    again = runner.run_import(project, sources.plan_folder(tmp_path / "a"))
     assert again.added == 0 and len(again.duplicates) == 5
     assert count(Image) == 4 and len(stored_files(app)) == 4
     other = projects.create_project("Other", classes=["a", "b"])
-    assert importing.run_import(other, importing.plan_folder(tmp_path / "a")).added == 4, \
+    assert runner.run_import(other, sources.plan_folder(tmp_path / "a")).added == 4, \
         "duplicates are per project"
     assert len(stored_files(app)) == 4, "the same bytes share one stored file"
 
@@ -105,8 +107,8 @@ def test_bad_manifest_rows_are_listed_and_the_rest_goes_through(app, project, us
                         "../secret.jpg,,A\n"
                         ",crater,A\n"
                         "img_001.jpg,crater,A,extra\n")
-    report = importing.run_import(project, importing.plan_manifest(manifest, folder),
-                                  user_id=users["ada"])
+    report = runner.run_import(project, sources.plan_manifest(manifest, folder),
+                               user_id=users["ada"])
     assert report.added == 1 and report.labels_added == 1
     why = reasons(report)
     assert [item["reason"] for item in report.rejected if item["name"] == "img_001.jpg"] == [
@@ -129,15 +131,15 @@ def test_bad_manifest_rows_are_listed_and_the_rest_goes_through(app, project, us
     (b"filename,Filename\na.jpg,b.jpg\n", "columns repeat: filename"),
 ])
 def test_malformed_manifest_is_refused_with_reason(content, message):
-    with pytest.raises(importing.ManifestError, match=re.escape(message)):
-        importing.read_manifest(content)
+    with pytest.raises(ManifestError, match=re.escape(message)):
+        read_manifest(content)
 
 
 def test_utf8_bom_and_windows_paths_are_accepted(project, tmp_path):
     write_images(tmp_path / "images" / "sub", 1)
     manifest = tmp_path / "m.csv"
     manifest.write_bytes("\ufeffFilename,Caméra\r\nsub\\img_000.jpg,HiRISE\r\n".encode("utf-8"))
-    report = importing.run_import(project, importing.plan_manifest(manifest, tmp_path / "images"))
+    report = runner.run_import(project, sources.plan_manifest(manifest, tmp_path / "images"))
     assert report.added == 1
     assert db.session.scalar(select(Image.meta)) == {"Caméra": "HiRISE"}
 
@@ -147,7 +149,7 @@ def test_decompression_bomb_is_rejected_by_configured_limit(app, project, tmp_pa
     (tmp_path / "f").mkdir()
     (tmp_path / "f" / "small.png").write_bytes(image_bytes(1, size=(20, 20), image_format="PNG"))
     (tmp_path / "f" / "big.png").write_bytes(image_bytes(2, size=(40, 40), image_format="PNG"))
-    report = importing.run_import(project, importing.plan_folder(tmp_path / "f"))
+    report = runner.run_import(project, sources.plan_folder(tmp_path / "f"))
     assert report.added == 1
     assert reasons(report)["big.png"].startswith("decompression bomb refused: 40x40 = 1600 pixels")
 
@@ -159,10 +161,10 @@ def test_zip_entries_with_dot_dot_or_absolute_paths_are_refused(app, project, tm
                                    "good/../../evil.jpg": image_bytes(5),
                                    "__MACOSX/._a.jpg": b"resource fork", "notes.txt": b"hello"}))
     with ExitStack() as stack:
-        plan = importing.ImportPlan()
-        entries = importing.zip_entries(archive, "upload.zip", stack, plan)
-        plan.candidates = importing.plan_named_files(entries, None).candidates
-        report = importing.run_import(project, plan)
+        plan = sources.ImportPlan()
+        entries = sources.zip_entries(archive, "upload.zip", stack, plan)
+        plan.candidates = sources.plan_named_files(entries, None).candidates
+        report = runner.run_import(project, plan)
     assert report.added == 1
     why = reasons(report)
     for bad in ("../evil.jpg", "/abs/evil.jpg", "C:/x/evil.jpg", "good/../../evil.jpg"):
@@ -177,8 +179,8 @@ def test_corrupt_zip_is_a_rejection(project, tmp_path):
     archive = tmp_path / "broken.zip"
     archive.write_bytes(b"PK\x03\x04 not really a zip")
     with ExitStack() as stack:
-        plan = importing.ImportPlan()
-        assert importing.zip_entries(archive, "broken.zip", stack, plan) == {}
+        plan = sources.ImportPlan()
+        assert sources.zip_entries(archive, "broken.zip", stack, plan) == {}
     assert plan.rejected[0]["name"] == "broken.zip"
     assert "not a readable zip file" in plan.rejected[0]["reason"]
 
@@ -187,12 +189,12 @@ def test_upload_manifest_matches_files_by_name(project, users):
     entries = {"a.jpg": lambda: image_bytes(1), "dir/b.jpg": lambda: image_bytes(2),
                "stray.jpg": lambda: image_bytes(3)}
     manifest = b"filename,label,sol\na.jpg,crater,1\nb.jpg,streak,2\nc.jpg,other,3\n"
-    plan = importing.plan_named_files(entries, manifest, "m.csv")
-    report = importing.run_import(project, plan, user_id=users["ada"])
+    plan = sources.plan_named_files(entries, manifest, "m.csv")
+    report = runner.run_import(project, plan, user_id=users["ada"])
     assert (report.added, report.labels_added) == (2, 2)
     assert reasons(report) == {"c.jpg": "manifest line 4: file not found among the uploaded files",
                                "stray.jpg": "not listed in the manifest"}
-    bad = importing.plan_named_files(entries, b"name\nx\n", "m.csv")
+    bad = sources.plan_named_files(entries, b"name\nx\n", "m.csv")
     assert bad.candidates == [] and bad.rejected[0]["name"] == "m.csv"
     assert {item["reason"] for item in bad.rejected[1:]} == {"not imported: the manifest was rejected"}
 
@@ -205,51 +207,51 @@ def test_folder_import_is_confined_to_its_root(app, project, tmp_path):
     os.symlink(tmp_path / "outside", root / "escape")
     (root / "set" / ".DS_Store").write_bytes(b"finder")
     (root / "set" / "manifest.csv").write_text("filename\n")
-    report = importing.run_import(project, importing.plan_folder(root / "set", root))
+    report = runner.run_import(project, sources.plan_folder(root / "set", root))
     assert report.added == 2
     assert reasons(report) == {
         "link.jpg": f"symbolic link leading outside {root.resolve()}",
         "manifest.csv": "a CSV file, not an image: give it as the manifest to import its "
                         "metadata and labels"}
     for bad in (str(tmp_path / "outside"), "../outside", "escape"):
-        with pytest.raises(importing.ImportRefused, match="outside"):
-            importing.plan_folder(root / bad, root)
+        with pytest.raises(ImportRefused, match="outside"):
+            sources.plan_folder(root / bad, root)
 
 
 def test_server_import_needs_import_root_and_stays_inside(app, project, tmp_path):
     root = Path(app.config["IMPORT_ROOT"])
     write_images(root / "hirise" / "images", 2)
     (root / "hirise" / "manifest.csv").write_text("filename,split\nimg_000.jpg,train\n")
-    plan = importing.plan_server_import("hirise/images", "hirise/manifest.csv")
+    plan = sources.plan_server_import("hirise/images", "hirise/manifest.csv")
     assert [candidate.name for candidate in plan.candidates] == ["img_000.jpg"]
-    assert len(importing.plan_server_import("hirise/images", "").candidates) == 2
-    assert len(importing.plan_server_import("", "hirise/manifest.csv").rejected) == 1
+    assert len(sources.plan_server_import("hirise/images", "").candidates) == 2
+    assert len(sources.plan_server_import("", "hirise/manifest.csv").rejected) == 1
     for folder, manifest in (("../", ""), ("/etc", ""), ("", "../../etc/passwd")):
-        with pytest.raises(importing.ImportRefused, match="outside"):
-            importing.plan_server_import(folder, manifest)
+        with pytest.raises(ImportRefused, match="outside"):
+            sources.plan_server_import(folder, manifest)
     app.config["IMPORT_ROOT"] = None
-    with pytest.raises(importing.ImportRefused, match="set IMPORT_ROOT"):
-        importing.plan_server_import("hirise/images", "")
+    with pytest.raises(ImportRefused, match="set IMPORT_ROOT"):
+        sources.plan_server_import("hirise/images", "")
 
 
 def test_import_killed_half_way_is_consistent_and_resumable(app, project, users, monkeypatch, tmp_path):
-    monkeypatch.setattr(importing, "BATCH_SIZE", 4)
+    monkeypatch.setattr(runner, "BATCH_SIZE", 4)
     names = write_images(tmp_path / "images", 10)
     manifest = tmp_path / "m.csv"
     manifest.write_text("filename,label\n" + "".join(f"{name},crater\n" for name in names))
-    plan = importing.plan_manifest(manifest, tmp_path / "images")
+    plan = sources.plan_manifest(manifest, tmp_path / "images")
     real_read = plan.candidates[6].read
 
     def killed():
         raise KeyboardInterrupt  # the process dies while reading the 7th file
     plan.candidates[6].read = killed
     with pytest.raises(KeyboardInterrupt):
-        importing.run_import(project, plan, user_id=users["ada"])
+        runner.run_import(project, plan, user_id=users["ada"])
     db.session.rollback()
     assert count(Image) == 4, "the committed batch, no partial one"
     assert count(Label) == 4 and db.session.scalar(select(func.sum(Image.label_count))) == 4
     plan.candidates[6].read = real_read
-    report = importing.run_import(project, plan, user_id=users["ada"])
+    report = runner.run_import(project, plan, user_id=users["ada"])
     assert (report.added, len(report.duplicates)) == (6, 4)
     assert count(Image) == 10 and count(Label) == 10
 
@@ -257,7 +259,7 @@ def test_import_killed_half_way_is_consistent_and_resumable(app, project, users,
 def test_concurrent_import_of_the_same_file_counts_it_as_duplicate(app, project, tmp_path):
     """Another import commits the same content mid-batch: this batch is redone row by row."""
     names = write_images(tmp_path / "images", 3)
-    plan = importing.plan_folder(tmp_path / "images")
+    plan = sources.plan_folder(tmp_path / "images")
     real_read = plan.candidates[2].read
 
     def read_while_rival_commits():
@@ -269,6 +271,6 @@ def test_concurrent_import_of_the_same_file_counts_it_as_duplicate(app, project,
                 metadata={}, random_key=0.5, label_count=0))
         return real_read()
     plan.candidates[2].read = read_while_rival_commits
-    report = importing.run_import(project, plan)
+    report = runner.run_import(project, plan)
     assert (report.added, report.duplicates) == (2, ["img_000.jpg"])
     assert count(Image) == 3

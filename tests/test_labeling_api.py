@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import func, select
 
 from supervising_ui import labeling, suggestions
-from supervising_ui.auth import create_api_token, revoke_api_tokens
+from supervising_ui.accounts import create_api_token, revoke_api_tokens
 from supervising_ui.extensions import db
 from supervising_ui.models import Image, Label, User
 

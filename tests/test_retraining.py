@@ -9,7 +9,7 @@ from PIL import Image as PILImage
 from sqlalchemy import event, func, select
 
 from supervising_ui import jobs, retraining, storage
-from supervising_ui.auth import create_api_token
+from supervising_ui.accounts import create_api_token
 from supervising_ui.extensions import db
 from supervising_ui.learning.consensus import consensus_labels
 from supervising_ui.models import Image, Job, Label, LabelClass, ModelVersion, Prediction, Project, User

@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import func, select
 
 from supervising_ui import create_app
-from supervising_ui.auth import create_api_token, create_user
+from supervising_ui.accounts import create_api_token, create_user
 from supervising_ui.database import create_or_migrate
 from supervising_ui.extensions import db
 from supervising_ui.models import Image, Job, Label, Project, User

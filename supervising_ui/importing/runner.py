@@ -1,0 +1,193 @@
+"""Running an import plan: files -> managed storage -> rows, committed in batches, with a report.
+
+Also the background job of browser imports (run_import_job, registered in create_app).
+"""
+import logging
+import shutil
+import zipfile
+import zlib
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from typing import Callable
+
+from flask import current_app
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from .. import storage
+from ..extensions import db
+from ..models import Image, Label, Project
+from ..progress import throttled
+from . import ImportRefused
+from .sources import Candidate, ImportPlan, plan_server_import
+from .uploads import plan_staged_upload, staging_folder
+
+log = logging.getLogger(__name__)
+
+BATCH_SIZE = 250
+# Longest list of names kept in a stored report (the counts stay exact).
+REPORT_LIST_LIMIT = 2000
+# A job's progress row is written at most this often.
+PROGRESS_EVERY_SECONDS = 0.5
+
+
+@dataclass
+class ImportReport:
+    """What an import did: counts, the duplicate names and every rejection with its reason."""
+
+    total: int = 0
+    added: int = 0
+    labels_added: int = 0
+    duplicates: list[str] = field(default_factory=list)
+    rejected: list[dict] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        """Return the report as JSON-ready data, long name lists cut to REPORT_LIST_LIMIT."""
+        return {"total": self.total, "added": self.added, "labels_added": self.labels_added,
+                "duplicate_count": len(self.duplicates), "rejected_count": len(self.rejected),
+                "duplicates": self.duplicates[:REPORT_LIST_LIMIT],
+                "rejected": self.rejected[:REPORT_LIST_LIMIT]}
+
+    def summary(self) -> str:
+        """Return the one-line summary of the report."""
+        return (f"added {self.added} images ({self.labels_added} labels), "
+                f"{len(self.duplicates)} duplicates, {len(self.rejected)} rejected")
+
+
+class _Importer:
+    """Imports one plan into one project: known hashes, the open batch and the report."""
+
+    def __init__(self, project: Project, user_id: int | None):
+        self.project_id = project.id
+        self.user_id = user_id
+        self.store = current_app.config["IMAGE_STORE"]
+        self.max_pixels = current_app.config["MAX_IMAGE_PIXELS"]
+        self.class_ids = {label_class.name: label_class.id for label_class in project.classes}
+        # Loaded once: duplicate checks cost no query per file.
+        self.known_hashes = set(db.session.scalars(
+            select(Image.content_hash).where(Image.project_id == project.id)))
+        self.batch: list[tuple[str, Image, Label | None]] = []  # added since the last commit
+        self.report = ImportReport()
+
+    def run(self, plan: ImportPlan, progress: Callable[[int, int], None] | None) -> ImportReport:
+        """Import every candidate of plan, committing every BATCH_SIZE images."""
+        self.report.total = len(plan.candidates) + len(plan.rejected)
+        self.report.rejected.extend(plan.rejected)
+        for index, candidate in enumerate(plan.candidates, start=1):
+            reason = self.add(candidate)
+            if reason == "duplicate":
+                self.report.duplicates.append(candidate.name)
+            elif reason:
+                self.report.rejected.append({"name": candidate.name, "reason": reason})
+            if len(self.batch) >= BATCH_SIZE:
+                self.commit()
+            if progress:
+                progress(index, len(plan.candidates))
+        self.commit()
+        return self.report
+
+    def add(self, candidate: Candidate) -> str | None:
+        """Store one file and add its rows; return None, "duplicate" or why it is refused."""
+        if candidate.label is not None:
+            if candidate.label not in self.class_ids:
+                return (f"unknown label {candidate.label!r}: valid classes are "
+                        f"{', '.join(self.class_ids)}")
+            if self.user_id is None:
+                return "has a label, but the import has no user to attribute labels to"
+        try:
+            data = candidate.read()
+        except storage.ImageRejected as error:
+            return str(error)
+        except FileNotFoundError:
+            return "file not found"
+        except (OSError, zipfile.BadZipFile, zlib.error, RuntimeError, NotImplementedError) as error:
+            return f"cannot read the file ({error})"
+        digest = storage.content_hash(data)
+        if digest in self.known_hashes:
+            return "duplicate"
+        try:
+            info = storage.validate_image(data, self.max_pixels)
+        except storage.ImageRejected as error:
+            return str(error)
+        storage.store_bytes(self.store, info.storage_key, data)  # the file exists before its row
+        image = Image(project_id=self.project_id, storage_key=info.storage_key,
+                      original_name=candidate.name[:512], content_hash=digest, width=info.width,
+                      height=info.height, meta=candidate.metadata,
+                      label_count=1 if candidate.label else 0)
+        label = None if candidate.label is None else Label(
+            project_id=self.project_id, image=image, user_id=self.user_id,
+            label_class_id=self.class_ids[candidate.label])
+        db.session.add_all([image] + ([label] if label else []))
+        self.known_hashes.add(digest)
+        self.batch.append((candidate.name, image, label))
+        return None
+
+    def commit(self) -> None:
+        """Commit the batch; where a concurrent import stored some of it first, redo it row by row."""
+        if not self.batch:
+            return
+        try:
+            db.session.commit()
+            committed = self.batch
+        except IntegrityError:
+            db.session.rollback()
+            log.info("import into project %s raced another import; retrying its batch row by row",
+                     self.project_id)
+            committed = self._commit_one_by_one()
+        self.report.added += len(committed)
+        self.report.labels_added += sum(1 for _, _, label in committed if label is not None)
+        self.batch = []
+
+    def _commit_one_by_one(self) -> list:
+        """Add the batch's rows a transaction each, skipping content another import stored first."""
+        committed = []
+        for name, image, label in self.batch:
+            if db.session.scalar(select(Image.id).where(
+                    Image.project_id == self.project_id,
+                    Image.content_hash == image.content_hash)) is not None:
+                self.report.duplicates.append(name)
+                continue
+            fresh = Image(project_id=self.project_id, storage_key=image.storage_key,
+                          original_name=image.original_name, content_hash=image.content_hash,
+                          width=image.width, height=image.height, meta=image.meta,
+                          label_count=image.label_count)
+            fresh_label = None if label is None else Label(
+                project_id=self.project_id, image=fresh, user_id=label.user_id,
+                label_class_id=label.label_class_id)
+            db.session.add_all([fresh] + ([fresh_label] if fresh_label else []))
+            db.session.commit()
+            committed.append((name, fresh, fresh_label))
+        return committed
+
+
+def run_import(project: Project, plan: ImportPlan, user_id: int | None = None,
+               progress: Callable[[int, int], None] | None = None) -> ImportReport:
+    """Import a plan's files into project; labels are attributed to user_id; return the report."""
+    return _Importer(project, user_id).run(plan, progress)
+
+
+def run_import_job(job, reporter) -> dict:
+    """The background job of a browser import: plan, run with progress, return the report."""
+    project = db.session.get(Project, job.project_id)
+    params = job.params or {}
+
+    def report_progress(done: int, total: int) -> None:
+        reporter.progress(done / max(total, 1), f"{done} of {total} files")
+
+    try:
+        with ExitStack() as stack:
+            if params.get("source") == "upload":
+                plan = plan_staged_upload(params["staging"], stack)
+            else:
+                plan = plan_server_import(params.get("folder", ""), params.get("manifest", ""))
+            reporter.progress(0.0, f"importing {len(plan.candidates)} files")
+            report = run_import(project, plan, user_id=job.created_by_id,
+                                progress=throttled(report_progress, PROGRESS_EVERY_SECONDS))
+    except ImportRefused as error:  # a whole-import refusal is a report, not a crash
+        report = ImportReport(total=1, rejected=[{"name": params.get("manifest") or "import",
+                                                  "reason": str(error)}])
+    finally:
+        if params.get("source") == "upload":
+            shutil.rmtree(staging_folder(params["staging"]), ignore_errors=True)
+    reporter.log(report.summary())
+    return {"report": report.as_dict(), "summary": report.summary()}
