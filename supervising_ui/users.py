@@ -14,6 +14,11 @@ def get_user(user_id: int) -> User:
     return user
 
 
+def find_user_by_name(username: str) -> User | None:
+    """Return the user called username, or None."""
+    return db.session.scalar(select(User).where(User.username == username))
+
+
 def list_users() -> list[User]:
     """Return every user, admins first, then by name."""
     return list(db.session.scalars(select(User).order_by(User.role, User.username)))
