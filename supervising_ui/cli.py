@@ -21,14 +21,19 @@ from . import auth, database, demo, export, importing, jobs, projects, retrainin
 from .models import ROLES
 
 
-def main() -> None:
-    """Run the ``supervising-ui`` console command."""
+def console() -> FlaskGroup:
+    """Return the ``supervising-ui`` group: the app's commands, Flask's shell and routes."""
     from . import create_app
     group = FlaskGroup(create_app=create_app, add_default_commands=False,
                        help="Supervising UI: label Mars images and train classifiers from the labels.")
     for command in (shell_command, routes_command):
         group.add_command(command)
-    group()
+    return group
+
+
+def main() -> None:
+    """Run the ``supervising-ui`` console command."""
+    console()()
 
 
 class _LazyGroup(click.Group):
