@@ -1,11 +1,17 @@
 """The app factory and the configuration precedence."""
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import text
 
 from supervising_ui import create_app
 from supervising_ui.config import ml_settings
+from supervising_ui.extensions import db
 
 
 def test_testing_flag(app):
@@ -41,8 +47,6 @@ def test_precedence_defaults_file_env_mapping(tmp_path, monkeypatch):
 
 
 def test_sqlite_runs_in_wal_mode(app):
-    from sqlalchemy import text
-    from supervising_ui.extensions import db
     if not app.config["DATABASE_URL"].startswith("sqlite"):
         pytest.skip("WAL is a SQLite journal mode")
     with app.app_context():
@@ -51,17 +55,12 @@ def test_sqlite_runs_in_wal_mode(app):
 
 def test_migrations_match_models(app):
     """The Alembic migrations create exactly the schema the models describe."""
-    from alembic.autogenerate import compare_metadata
-    from alembic.migration import MigrationContext
-    from supervising_ui.extensions import db
     with app.app_context(), db.engine.connect() as connection:
         diff = compare_metadata(MigrationContext.configure(connection), db.metadata)
     assert diff == []
 
 
 def test_ml_commands_hang_off_the_app_cli_without_loading_torch_into_web_processes(tmp_path):
-    import subprocess
-    import sys
     env = {"SUPERVISING_UI_INSTANCE": str(tmp_path), "PATH": "/usr/bin:/bin"}
     probe = ("import sys; from supervising_ui import create_app; create_app(); "
              "print('torch' in sys.modules)")
@@ -91,7 +90,7 @@ def test_ml_settings_come_from_defaults_then_the_environment(tmp_path, monkeypat
     monkeypatch.setenv("SUPERVISING_UI_EMBEDDING_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("SUPERVISING_UI_THREADS", "3")
     assert ml_settings() == {"EMBEDDING_CACHE": str(tmp_path / "cache"), "THREADS": 3}
-    from supervising_ui.ml.cli import default_cache_dir
+    from supervising_ui.ml.cli import default_cache_dir  # here: it imports torch
     assert default_cache_dir() == str(tmp_path / "cache")  # the ml commands read them there
 
 
