@@ -1,4 +1,5 @@
 # Set-up, serving and tests. `make run` and `make test` are the two commands in the README.
+# `make test` lints first (ruff, settings in pyproject.toml), so CI (.ci/run) lints too.
 PYTHON ?= python3
 VENV ?= .venv
 BIN = $(VENV)/bin
@@ -7,7 +8,7 @@ PORT ?= 8000
 ADMIN ?= admin
 POSTGRES_TEST_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 
-.PHONY: run test test-postgres install install-test schema
+.PHONY: run lint test test-postgres install install-test schema
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,7 +28,10 @@ run: install
 	$(BIN)/supervising-ui init --admin $(ADMIN)
 	$(BIN)/supervising-ui serve --host $(HOST) --port $(PORT)
 
-test: install-test
+lint: install-test
+	$(BIN)/ruff check .
+
+test: lint
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 # The same suite against PostgreSQL (needs a server at POSTGRES_TEST_URL).

@@ -18,19 +18,21 @@ def create_app(test_config=None) -> Flask:
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     load_config(app, test_config)
 
-    from . import admin, auth, cli, database, jobs, labeling, pages
+    from . import admin, auth, cli, database, export, job_views, jobs, labeling, models_page, pages
     from .importing import runner
+    # Extensions first: the blueprints' views and the commands need the database and login.
     database.init_app(app)
     auth.init_app(app)
     jobs.init_app(app)
+
     app.register_blueprint(auth.blueprint)
     app.register_blueprint(pages.blueprint)
     app.register_blueprint(admin.blueprint)
     app.register_blueprint(labeling.blueprint)
     jobs.register_handler("import", runner.run_import_job)
-    from . import export
     app.register_blueprint(export.blueprint)
-    from . import models_page  # also registers the "retrain" job handler
     app.register_blueprint(models_page.blueprint)
+    app.register_blueprint(job_views.blueprint)
+
     cli.init_app(app)
     return app

@@ -13,7 +13,7 @@ from flask import (
 )
 from flask_login import current_user
 
-from . import accounts, jobs, projects, storage
+from . import accounts, projects, storage
 from .auth import admin_required
 from .extensions import db
 from .importing import ImportRefused, uploads
@@ -171,18 +171,8 @@ def _start_import(project: Project, submit):
         flash(f"Import not started: {error}.", "error")
         return _back_to_project(project)
     if wants_json:
-        return jsonify(job_id=job.id, status_url=url_for("admin.job", job_id=job.id)), 202
+        return jsonify(job_id=job.id, status_url=url_for("jobs.status", job_id=job.id)), 202
     return _back_to_project(project, job=job.id)
-
-
-@blueprint.get("/jobs/<int:job_id>")
-@admin_required
-def job(job_id):
-    """A job's state, progress and (once done) its result, for the page to poll."""
-    found = db.session.get(Job, job_id)
-    if found is None:
-        abort(404)
-    return jsonify(jobs.job_status(found) | {"result": found.result or {}})
 
 
 @blueprint.get("/projects/<int:project_id>/images")

@@ -1,35 +1,40 @@
-"""The console commands: ``supervising-ui COMMAND`` (also ``flask --app supervising_ui COMMAND``)."""
+"""The console commands: ``supervising-ui COMMAND`` (also ``flask --app supervising_ui COMMAND``).
+
+One style throughout: every command is a ``@click.command`` registered from ``COMMANDS`` in
+``init_app``, and every one that uses the app carries ``@with_appcontext``, so it behaves
+the same under ``supervising-ui``, ``flask`` and the test runner. Choice lists come from the
+module that owns them. ``supervising-ui`` adds Flask's ``shell`` and ``routes`` but not
+``run`` (the development server): ``serve`` is the way to serve.
+"""
 import os
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import click
 from flask import Flask
-from flask.cli import FlaskGroup, with_appcontext
+from flask.cli import FlaskGroup, routes_command, shell_command, with_appcontext
 
-from . import accounts, database, jobs, projects
+from . import accounts, database, demo, export, jobs, projects, retraining
+from .importing import ImportRefused, runner, sources
+from .models import ROLES
+
+
+def console() -> FlaskGroup:
+    """Return the ``supervising-ui`` group: the app's commands, Flask's shell and routes."""
+    from . import create_app
+    group = FlaskGroup(create_app=create_app, add_default_commands=False,
+                       help="Supervising UI: label Mars images and train classifiers from the labels.")
+    for command in (shell_command, routes_command):
+        group.add_command(command)
+    return group
 
 
 def main() -> None:
     """Run the ``supervising-ui`` console command."""
-    from . import create_app
-    FlaskGroup(create_app=create_app, add_default_commands=True,
-               help="Supervising UI: label Mars images and train classifiers from the labels.")()
-
-
-def init_app(app: Flask) -> None:
-    """Register the console commands on app.cli."""
-    for command in (init_command, create_user_command, create_project_command, serve_command,
-                    worker_command):
-        app.cli.add_command(command)
-    for command in (import_command, demo_command):
-        app.cli.add_command(command)
-    app.cli.add_command(retrain_command)
-    app.cli.add_command(create_token_command)
-    app.cli.add_command(export_command)
-    app.cli.add_command(ml_command)
+    console()()
 
 
 class _LazyGroup(click.Group):
@@ -65,24 +70,22 @@ def fail(message: str) -> None:
 @click.command("init")
 @click.option("--admin", "admin_name", default=None,
               help="Also create this admin account (if absent) and print its generated password.")
+@with_appcontext
 def init_command(admin_name):
     """Create the database or migrate it to the newest schema."""
     database.create_or_migrate()
     click.echo("Database is at the newest schema.")
-    if admin_name:
-        from sqlalchemy import select
-        from .extensions import db
-        from .models import User
-        if db.session.scalar(select(User).where(User.username == admin_name)) is None:
-            _, password = accounts.create_user(admin_name, role="admin")
-            click.echo(f"Created admin {admin_name!r} with password: {password}")
-            click.echo("Write it down: it is shown only this once.")
+    if admin_name and accounts.find_user(admin_name) is None:
+        _, password = accounts.create_user(admin_name, role="admin")
+        click.echo(f"Created admin {admin_name!r} with password: {password}")
+        click.echo("Write it down: it is shown only this once.")
 
 
 @click.command("create-user")
 @click.argument("name")
-@click.option("--role", type=click.Choice(["admin", "labeler"]), default="labeler")
+@click.option("--role", type=click.Choice(ROLES), default="labeler", show_default=True)
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@with_appcontext
 def create_user_command(name, role, password_stdin):
     """Create a user; prints a generated password once unless one comes on stdin."""
     password = sys.stdin.readline().rstrip("\n") if password_stdin else None
@@ -101,6 +104,7 @@ def create_user_command(name, role, password_stdin):
 @click.option("--classes", default=None, help="Comma-separated class names.")
 @click.option("--labels-per-image", type=int, default=1, show_default=True)
 @click.option("--description", default="")
+@with_appcontext
 def create_project_command(name, preset, classes, labels_per_image, description):
     """Create a labeling project from a preset or a class list."""
     if (preset is None) == (classes is None):
@@ -121,6 +125,7 @@ def create_project_command(name, preset, classes, labels_per_image, description)
 @click.option("--port", type=int, default=8000, show_default=True)
 @click.option("--workers", type=int, default=2, show_default=True)
 @click.option("--threads", type=int, default=8, show_default=True)
+@with_appcontext
 def serve_command(host, port, workers, threads):
     """Serve the app with gunicorn (threads per worker for many concurrent labelers)."""
     command = [sys.executable, "-m", "gunicorn", "--workers", str(workers),
@@ -152,15 +157,18 @@ def serve_command(host, port, workers, threads):
 
 
 def _start_worker() -> subprocess.Popen:
+    """Start the job worker as a child process with this process's environment."""
     return subprocess.Popen([sys.executable, "-m", "supervising_ui.cli", "worker"],
                             env=os.environ.copy())
 
 
 def _interrupt(signum, frame):
+    """Turn SIGTERM into KeyboardInterrupt, so that serve's clean-up runs."""
     raise KeyboardInterrupt
 
 
 @click.command("worker")
+@with_appcontext
 def worker_command():
     """Run the background job worker (retraining, imports) until interrupted."""
     jobs.run_worker()
@@ -168,14 +176,14 @@ def worker_command():
 
 @click.command("retrain")
 @click.argument("project_name")
-@click.option("--kind", type=click.Choice(["quick", "finetune"]), default="quick", show_default=True,
+@click.option("--kind", type=click.Choice(list(retraining.TRAINING_MODES)), default="quick",
+              show_default=True,
               help="quick: a head over cached embeddings; finetune: the whole network.")
 @click.option("--epochs", type=int, default=None, help="Override the training epochs.")
 @click.option("--wait", is_flag=True, help="Poll the job until it ends, printing its progress.")
 @with_appcontext
 def retrain_command(project_name, kind, epochs, wait):
     """Queue a retrain of a project (a worker runs it); with --wait, follow it to the end."""
-    from . import retraining
     try:
         project = projects.get_project_by_name(project_name)
         job = retraining.request_retrain(project, kind, epochs=epochs)
@@ -204,8 +212,6 @@ def retrain_command(project_name, kind, epochs, wait):
 @with_appcontext
 def import_command(project_name, manifest, image_root, folder, user_name):
     """Import images into a project from a manifest CSV or a folder, then print the report."""
-    from pathlib import Path
-    from .importing import ImportRefused, runner, sources
     if (manifest is None) == (folder is None):
         fail("give exactly one of --manifest M.csv (with --image-root DIR) or --dir DIR")
     try:
@@ -235,7 +241,6 @@ def import_command(project_name, manifest, image_root, folder, user_name):
 @with_appcontext
 def demo_command():
     """Create a demo project with generated images, and an admin if there is none."""
-    from . import demo
     database.create_or_migrate()
     messages, _ = demo.create_demo()
     for message in messages:
@@ -248,10 +253,7 @@ def demo_command():
 @with_appcontext
 def create_token_command(name):
     """Print a new API token for user NAME (send it as 'Authorization: Bearer TOKEN')."""
-    from sqlalchemy import select
-    from .extensions import db
-    from .models import User
-    user = db.session.scalar(select(User).where(User.username == name))
+    user = accounts.find_user(name)
     if user is None or not user.active:
         fail(f"no active user called {name!r}")
     click.echo(accounts.create_api_token(user))
@@ -259,16 +261,14 @@ def create_token_command(name):
 
 @click.command("export")
 @click.argument("name")
-@click.option("--kind", type=click.Choice(["labels", "consensus", "manifest"]), default="labels",
-              show_default=True)
-@click.option("--format", "export_format", type=click.Choice(["csv", "json"]), default="csv",
+@click.option("--kind", type=click.Choice(export.KINDS), default="labels", show_default=True)
+@click.option("--format", "export_format", type=click.Choice(export.FORMATS), default="csv",
               show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False, writable=True), required=True,
               help="File to write ('-' for standard output).")
 @with_appcontext
 def export_command(name, kind, export_format, out):
     """Export project NAME's labels, consensus or training manifest as CSV or JSON."""
-    from . import export
     try:
         text = export.export_text(projects.get_project_by_name(name), kind, export_format)
     except (projects.ProjectError, export.ExportError) as error:
@@ -277,6 +277,18 @@ def export_command(name, kind, export_format, out):
         handle.write(text)
     if out != "-":
         click.echo(f"Wrote {kind} of {name!r} to {out}", err=True)
+
+
+# Every console command of the app (`--help` lists them sorted by name).
+COMMANDS = (init_command, create_user_command, create_project_command, import_command,
+            demo_command, retrain_command, export_command, create_token_command, serve_command,
+            worker_command, ml_command)
+
+
+def init_app(app: Flask) -> None:
+    """Register the console commands on app.cli."""
+    for command in COMMANDS:
+        app.cli.add_command(command)
 
 
 if __name__ == "__main__":

@@ -9,10 +9,18 @@ Precedence, lowest first:
 The instance folder itself comes from ``SUPERVISING_UI_INSTANCE`` (default ``instance/``
 beside the package); it holds the SQLite database, the managed image store, trained
 models, the job queue and the generated secret key.
+
+The ``ml`` commands run without an app (and without Flask): their few settings,
+``ML_DEFAULTS``, come from the defaults overridden by ``SUPERVISING_UI_<NAME>``; a command
+line option (e.g. ``--cache-dir``) beats both. ``ml_settings()`` reads them.
+
+Nothing else in the package reads ``os.environ`` (``serve`` only hands it to its children).
+This module imports no Flask, so that the ``ml`` package can use it.
 """
 import os
 import secrets
 from pathlib import Path
+from typing import Any, Callable
 
 ENV_PREFIX = "SUPERVISING_UI_"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -32,8 +40,6 @@ DEFAULTS = {
     "LEASE_SECONDS": 300,
     # Job queue: "sqlite" (file in the instance folder), "redis://..." or "memory" (tests).
     "JOB_QUEUE": "sqlite",
-    # Run jobs in the calling process instead of a worker (tests only).
-    "JOBS_IMMEDIATE": False,
     # A running job writes a heartbeat this often; one silent for JOB_STALE_SECONDS is failed
     # (its worker died) so that no job stays "running" forever.
     "JOB_HEARTBEAT_SECONDS": 5.0,
@@ -63,9 +69,34 @@ _ENV_PARSERS = {
 }
 
 
+# Settings of the ``ml`` commands; None means the default named beside it.
+ML_DEFAULTS = {
+    # Backbone embeddings cached between runs; None: ~/.cache/supervising_ui/embeddings.
+    "EMBEDDING_CACHE": None,
+    # Threads torch may use; None: torch's own choice (the number of cores).
+    "THREADS": None,
+}
+_ML_ENV_PARSERS = {"EMBEDDING_CACHE": str, "THREADS": int}
+
+
+def env_setting(name: str, parse: Callable[[str], Any] = str, default: Any = None) -> Any:
+    """Return $SUPERVISING_UI_<name> parsed by parse, or default when it is unset."""
+    value = os.environ.get(ENV_PREFIX + name)
+    return default if value is None else parse(value)
+
+
+def ml_settings() -> dict:
+    """Return the ``ml`` commands' settings: ML_DEFAULTS overridden by the environment."""
+    settings = {name: env_setting(name, _ML_ENV_PARSERS[name], default)
+                for name, default in ML_DEFAULTS.items()}
+    if settings["EMBEDDING_CACHE"] is None:
+        settings["EMBEDDING_CACHE"] = str(Path.home() / ".cache" / "supervising_ui" / "embeddings")
+    return settings
+
+
 def instance_path_from_env() -> str:
     """Return the instance folder: $SUPERVISING_UI_INSTANCE or ./instance beside the package."""
-    configured = os.environ.get(ENV_PREFIX + "INSTANCE")
+    configured = env_setting("INSTANCE")
     return str(Path(configured).resolve() if configured else PROJECT_ROOT / "instance")
 
 
@@ -74,9 +105,9 @@ def load_config(app, test_config=None) -> None:
     app.config.from_mapping(DEFAULTS)
     app.config.from_pyfile("config.py", silent=True)
     for name, parse in _ENV_PARSERS.items():
-        value = os.environ.get(ENV_PREFIX + name)
+        value = env_setting(name, parse)
         if value is not None:
-            app.config[name] = parse(value)
+            app.config[name] = value
     if test_config:
         app.config.from_mapping(test_config)
     _fill_derived(app)

@@ -1,8 +1,9 @@
 """Background work: a job is a row whose progress pages poll; Huey carries it to a worker.
 
-A handler is registered per job kind with ``@handler("kind")`` and called as
-``handler(job, reporter)`` inside an app context in the worker process; it returns a dict
-stored as the job's result. The web process only ever calls ``submit()``.
+A handler is registered per job kind in create_app with ``register_handler(kind, function)``
+and called as ``function(job, reporter)`` inside an app context in the worker process; it
+returns a dict stored as the job's result. The web process only ever calls ``submit()``;
+pages poll ``status_report()`` through the one job-status endpoint (job_views.py).
 """
 import logging
 import threading
@@ -19,6 +20,7 @@ from sqlalchemy.orm import aliased
 
 from .extensions import db
 from .models import Job, ModelVersion, Project, utcnow
+from .timestamps import iso_utc
 
 log = logging.getLogger(__name__)
 
@@ -190,13 +192,20 @@ def job_status(job: Job) -> dict:
             "progress": round(job.progress or 0.0, 4), "message": job.message, "error": job.error,
             "model_version": version.version if version else None,
             "model_version_id": job.model_version_id, "project_id": job.project_id,
-            "params": job.params, "created_at": _iso(job.created_at),
-            "started_at": _iso(job.started_at), "finished_at": _iso(job.finished_at)}
+            "params": job.params, "created_at": iso_utc(job.created_at),
+            "started_at": iso_utc(job.started_at), "finished_at": iso_utc(job.finished_at)}
 
 
-def _iso(moment) -> str | None:
-    """A stored naive UTC datetime as ISO 8601 with a Z, or None."""
-    return moment.isoformat(timespec="seconds") + "Z" if moment else None
+def status_report(job_id: int, include_log: bool = False) -> dict | None:
+    """Reap stale jobs, then return a job's status with its result (and log), or None."""
+    reap_stale_jobs()
+    job = db.session.get(Job, job_id)
+    if job is None:
+        return None
+    report = job_status(job) | {"result": job.result or {}}
+    if include_log:
+        report["log"] = job.log
+    return report
 
 
 def follow_job(job_id: int, echo: Callable[[str], None], poll_seconds: float = 1.0) -> dict:

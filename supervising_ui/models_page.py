@@ -1,4 +1,4 @@
-"""The model page of a project (versions, metrics, jobs) and the retrain/job JSON API."""
+"""The model page of a project (versions, metrics, jobs) and the retrain JSON API."""
 from pathlib import Path
 
 from flask import (Blueprint, abort, flash, jsonify, redirect, render_template, request, send_file,
@@ -125,17 +125,4 @@ def api_retrain(project_id):
         return jsonify(error=str(busy), job_id=busy.job.id, state=busy.job.state), 409
     except retraining.RetrainError as error:
         return jsonify(error=str(error)), 400
-    return jsonify(jobs.job_status(job)), 202, {"Location": url_for("models_page.api_job", job_id=job.id)}
-
-
-@blueprint.get("/api/jobs/<int:job_id>")
-def api_job(job_id):
-    """The state, progress, error and resulting model version of a job."""
-    jobs.reap_stale_jobs()
-    job = db.session.get(Job, job_id)
-    if job is None:
-        return jsonify(error=f"no job with id {job_id}"), 404
-    status = jobs.job_status(job)
-    if current_user.is_admin:
-        status["log"] = job.log
-    return jsonify(status)
+    return jsonify(jobs.job_status(job)), 202, {"Location": url_for("jobs.status", job_id=job.id)}

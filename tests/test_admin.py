@@ -36,7 +36,7 @@ def post(client, admin, url, data=None, **kwargs):
 def test_labelers_get_403_on_admin_pages(client, auth, project_id):
     auth.login("lee")
     for url in ("/admin/", f"/admin/projects/{project_id}", f"/admin/projects/{project_id}/images",
-                "/admin/users", "/admin/jobs/1", "/admin/images/1/thumbnail"):
+                "/admin/users", "/admin/images/1/thumbnail"):
         assert client.get(url).status_code == 403, url
     response = client.post(f"/admin/projects/{project_id}/import/upload",
                            data={"csrf_token": auth.csrf_token,

@@ -1,5 +1,17 @@
 """The app factory and the configuration precedence."""
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import text
+
 from supervising_ui import create_app
+from supervising_ui.config import ml_settings
+from supervising_ui.extensions import db
 
 
 def test_testing_flag(app):
@@ -35,26 +47,20 @@ def test_precedence_defaults_file_env_mapping(tmp_path, monkeypatch):
 
 
 def test_sqlite_runs_in_wal_mode(app):
-    from sqlalchemy import text
-    from supervising_ui.extensions import db
-    if app.config["DATABASE_URL"].startswith("sqlite"):
-        with app.app_context():
-            assert db.session.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+    if not app.config["DATABASE_URL"].startswith("sqlite"):
+        pytest.skip("WAL is a SQLite journal mode")
+    with app.app_context():
+        assert db.session.execute(text("PRAGMA journal_mode")).scalar() == "wal"
 
 
 def test_migrations_match_models(app):
     """The Alembic migrations create exactly the schema the models describe."""
-    from alembic.autogenerate import compare_metadata
-    from alembic.migration import MigrationContext
-    from supervising_ui.extensions import db
     with app.app_context(), db.engine.connect() as connection:
         diff = compare_metadata(MigrationContext.configure(connection), db.metadata)
     assert diff == []
 
 
 def test_ml_commands_hang_off_the_app_cli_without_loading_torch_into_web_processes(tmp_path):
-    import subprocess
-    import sys
     env = {"SUPERVISING_UI_INSTANCE": str(tmp_path), "PATH": "/usr/bin:/bin"}
     probe = ("import sys; from supervising_ui import create_app; create_app(); "
              "print('torch' in sys.modules)")
@@ -73,3 +79,24 @@ def test_job_and_retrain_settings_come_from_the_environment(tmp_path, monkeypatc
     app = create_app()
     assert app.config["JOB_STALE_SECONDS"] == 12.5 and app.config["RETRAIN_MIN_LABELS"] == 40
     assert app.config["JOB_HEARTBEAT_SECONDS"] == 5.0
+
+
+def test_ml_settings_come_from_defaults_then_the_environment(tmp_path, monkeypatch):
+    monkeypatch.delenv("SUPERVISING_UI_EMBEDDING_CACHE", raising=False)
+    monkeypatch.delenv("SUPERVISING_UI_THREADS", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert ml_settings() == {"EMBEDDING_CACHE": str(tmp_path / ".cache" / "supervising_ui" /
+                                                    "embeddings"), "THREADS": None}
+    monkeypatch.setenv("SUPERVISING_UI_EMBEDDING_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("SUPERVISING_UI_THREADS", "3")
+    assert ml_settings() == {"EMBEDDING_CACHE": str(tmp_path / "cache"), "THREADS": 3}
+    from supervising_ui.ml.cli import default_cache_dir  # here: it imports torch
+    assert default_cache_dir() == str(tmp_path / "cache")  # the ml commands read them there
+
+
+def test_only_config_reads_the_environment():
+    package = Path(__file__).resolve().parents[1] / "supervising_ui"
+    reads = re.compile(r"os\.environ\.get|os\.environ\[|os\.getenv|environ\.get\(")
+    readers = [str(path.relative_to(package)) for path in package.rglob("*.py")
+               if path != package / "config.py" and reads.search(path.read_text())]
+    assert readers == []

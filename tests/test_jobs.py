@@ -116,6 +116,7 @@ def test_concurrent_submits_queue_one_retrain(app, project_id, fake_handlers, he
         thread.start()
     for thread in threads:
         thread.join(30)
+        assert not thread.is_alive(), "a submit hung"
     with app.app_context():
         assert db.session.scalar(select(func.count(Job.id))) == 1
     created = [outcome for outcome in outcomes if isinstance(outcome, int)]
@@ -163,6 +164,22 @@ def test_stale_running_job_is_reaped_fresh_one_is_not(app, client, auth, project
         assert jobs.reap_stale_jobs() == 0
 
 
+def test_one_status_endpoint_gives_the_result_to_all_and_the_log_to_admins(
+        app, client, auth, project_id, fake_handlers):
+    with app.app_context():
+        job_id = jobs.submit("retrain", project_id).id
+    auth.login("lee")
+    seen_by_labeler = client.get(f"/api/jobs/{job_id}").json
+    assert seen_by_labeler["state"] == "done" and seen_by_labeler["result"] == {"answer": 42}
+    assert "log" not in seen_by_labeler
+    auth.logout()
+    auth.login("ada")
+    seen_by_admin = client.get(f"/api/jobs/{job_id}").json
+    assert "a line of log" in seen_by_admin["log"] and seen_by_admin["result"] == {"answer": 42}
+    missing = client.get("/api/jobs/999")
+    assert missing.status_code == 404 and missing.json["error"] == "no job with id 999"
+
+
 def test_heartbeat_keeps_a_long_job_alive(app, project_id, monkeypatch):
     app.config["JOB_HEARTBEAT_SECONDS"] = 0.2
     beats = []
@@ -200,7 +217,8 @@ def test_follow_job_echoes_progress_until_done(app, project_id, fake_handlers, h
         worker = threading.Timer(0.3, _run_in_context, (app, job.id))
         worker.start()
         status = jobs.follow_job(job.id, lines.append, poll_seconds=0.1)
-        worker.join()
+        worker.join(30)
+        assert not worker.is_alive(), "the worker thread hung"
         assert status["state"] == "done"
         assert lines[0].split()[0] == "queued" and lines[-1].split()[:2] == ["done", "100.0%"]
 

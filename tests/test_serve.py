@@ -97,7 +97,8 @@ def test_serve_restarts_a_dead_worker_and_sigterm_ends_every_child(tmp_path):
         serve.send_signal(signal.SIGTERM)
         assert serve.wait(40) == 0
         for pid in (second, gunicorn[0], *gunicorn_workers):
-            wait_until(lambda: not alive(pid), 10, f"child {pid} ({command_line(pid)}) to end")
+            wait_until(lambda pid=pid: not alive(pid), 10,
+                       f"child {pid} ({command_line(pid)}) to end")
     finally:
         if serve.poll() is None:
             serve.kill()

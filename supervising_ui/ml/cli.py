@@ -5,14 +5,13 @@ Attach to the app's CLI with ``main.add_command(ml)``; standalone:
 """
 from __future__ import annotations
 
-import os
 import time
-from pathlib import Path
 
 import click
 import numpy as np
 import torch
 
+from ..config import ml_settings
 from .data import (assert_no_leakage, read_manifest, records_from_frame, split_by_column,
                    split_by_group, split_by_sol)
 from .metrics import evaluation_report, write_json, write_plots
@@ -23,8 +22,7 @@ from .train import TrainConfig, fit, paper_recipe
 
 def default_cache_dir() -> str:
     """Embedding cache: $SUPERVISING_UI_EMBEDDING_CACHE or ~/.cache/supervising_ui/embeddings."""
-    return os.environ.get("SUPERVISING_UI_EMBEDDING_CACHE",
-                          str(Path.home() / ".cache" / "supervising_ui" / "embeddings"))
+    return ml_settings()["EMBEDDING_CACHE"]
 
 
 def echo_progress():
@@ -62,7 +60,7 @@ def choose_splits(frame, split_column, group_column, sol_column, val_fraction, s
 @click.group(name="ml")
 def ml() -> None:
     """Train, apply and evaluate image classifiers."""
-    torch.set_num_threads(int(os.environ.get("SUPERVISING_UI_THREADS", torch.get_num_threads())))
+    torch.set_num_threads(ml_settings()["THREADS"] or torch.get_num_threads())
 
 
 @ml.command()

@@ -1,0 +1,16 @@
+"""The one job-status endpoint that pages, scripts and the console's API clients poll."""
+from flask import Blueprint, jsonify
+from flask_login import current_user
+
+from . import jobs
+
+blueprint = Blueprint("jobs", __name__)
+
+
+@blueprint.get("/api/jobs/<int:job_id>")
+def status(job_id):
+    """A job's state, progress, error, model version and result; admins also get its log."""
+    report = jobs.status_report(job_id, include_log=current_user.is_admin)
+    if report is None:
+        return jsonify(error=f"no job with id {job_id}"), 404
+    return jsonify(report)
