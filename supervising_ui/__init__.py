@@ -18,15 +18,15 @@ def create_app(test_config=None) -> Flask:
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     load_config(app, test_config)
 
-    from . import admin, auth, cli, database, jobs, labeling, pages
+    from . import admin, auth, cli, database, export, jobs, labeling, models_page, pages
+    from .learning import retrain
     database.init_app(app)
     auth.init_app(app)
     jobs.init_app(app)
+    jobs.register_handler("retrain", retrain.run_retrain)
     for module in (pages, admin, labeling):
         app.register_blueprint(module.blueprint)
-    from . import export
     app.register_blueprint(export.blueprint)
-    from . import models_page  # also registers the "retrain" job handler
     app.register_blueprint(models_page.blueprint)
     cli.init_app(app)
     return app

@@ -175,7 +175,7 @@ def worker_command():
 @with_appcontext
 def retrain_command(project_name, kind, epochs, wait):
     """Queue a retrain of a project (a worker runs it); with --wait, follow it to the end."""
-    from . import retraining
+    from .learning import triggers as retraining
     try:
         project = projects.get_project_by_name(project_name)
         job = retraining.request_retrain(project, kind, epochs=epochs)

@@ -4,9 +4,10 @@ import pytest
 import torch
 from PIL import Image
 
-from supervising_ui.ml.data import (Preprocessing, Record, assert_no_leakage, augment, content_hash,
-                                    dihedral, load_image, read_manifest, records_from_frame,
-                                    split_by_column, split_by_group, split_by_sol)
+from supervising_ui.ml.data import (Preprocessing, Record, assert_no_leakage, augment, dihedral,
+                                    load_image, read_manifest, records_from_frame, split_by_column,
+                                    split_by_group, split_by_sol)
+from supervising_ui.storage import file_content_hash as content_hash
 
 
 def test_split_by_group_never_puts_a_group_on_both_sides():
@@ -53,7 +54,7 @@ def test_load_image_makes_resized_grayscale(tmp_path):
     pixels = load_image(path, 32)
     assert pixels.shape == (32, 32) and pixels.dtype == torch.uint8
     assert abs(int(pixels[16, 16]) - 76) <= 2  # ITU-R 601 luma of pure red
-    assert content_hash(path) == content_hash(path) and len(content_hash(path)) == 40
+    assert content_hash(path) == content_hash(path) and len(content_hash(path)) == 64  # the storage's SHA-256
 
 
 def test_preprocessing_scalings():
