@@ -1,7 +1,9 @@
 """Retraining: consensus labels, held-out split, training runs, the better-model rule,
 predictions in batches, triggers, the retrain/job API, the CLI and the model page."""
+import builtins
 import io
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +11,7 @@ import pytest
 from PIL import Image as PILImage
 from sqlalchemy import event, func, select
 
-from supervising_ui import jobs, storage
+from supervising_ui import images, jobs, storage
 from supervising_ui.auth import create_api_token
 from supervising_ui.extensions import db
 from supervising_ui.learning import dataset, report, triggers
@@ -200,6 +202,41 @@ def test_quick_retrain_stores_version_metrics_plots_and_predictions(loop_app, la
                       for p in predictions)
         assert correct >= 0.8 * IMAGE_COUNT
         assert "serves now" in job.log and job.result["serving"] is True
+
+
+def test_a_quick_retrain_on_cached_embeddings_opens_no_image_file(loop_app, labeled_project,
+                                                                  monkeypatch):
+    """The stored content hash keys the embedding cache: no file is read to hash or decode it."""
+    with loop_app.app_context():
+        project = db.session.get(Project, labeled_project)
+        first = triggers.request_retrain(project)  # fills the cache (and serves v1)
+        assert first.state == "done", first.error
+        store = Path(loop_app.config["IMAGE_STORE"]).resolve()
+        opened = []
+
+        def watched(real_open):
+            def guarded(file, *args, **kwargs):
+                if isinstance(file, (str, os.PathLike)) and store in Path(file).resolve().parents:
+                    opened.append(str(file))
+                return real_open(file, *args, **kwargs)
+            return guarded
+
+        def refuse(*args, **kwargs):
+            opened.append(f"decoded {args[:1]}")
+            raise AssertionError("an image was decoded")
+
+        with monkeypatch.context() as patch:
+            patch.setattr(builtins, "open", watched(builtins.open))
+            patch.setattr(io, "open", watched(io.open))  # pathlib opens through io.open
+            patch.setattr(PILImage, "open", refuse)
+            patch.setattr(images, "open_file", refuse)
+            second = triggers.request_retrain(project)
+        assert second.state == "done", second.error
+        assert opened == []
+        version = db.session.get(ModelVersion, second.model_version_id)
+        assert version.metrics["compared_with_version"] == 1, "the serving model was compared too"
+        assert db.session.scalar(select(func.count(Prediction.id)).where(
+            Prediction.model_version_id == version.id)) == IMAGE_COUNT
 
 
 def test_the_better_model_serves(loop_app, labeled_project, users):
