@@ -1,6 +1,15 @@
 """The model page of a project (versions, metrics, jobs) and the retrain/job JSON API: views only."""
-from flask import (Blueprint, abort, flash, jsonify, redirect, render_template, request, send_file,
-                   url_for)
+from flask import (
+    Blueprint,
+    abort,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    url_for,
+)
 from flask_login import current_user
 
 from . import jobs, projects

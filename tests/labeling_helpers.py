@@ -76,7 +76,7 @@ def add_serving_model(project_id: int, probabilities: dict[int, list[float]],
         db.session.add(Prediction(
             model_version_id=model.id, image_id=image_id,
             label_class_id=classes[probs.index(max(probs))].id, **stored,
-            probabilities={c.name: p for c, p in zip(classes, probs)}))
+            probabilities={c.name: p for c, p in zip(classes, probs, strict=True)}))
     db.session.commit()
     return model.id
 

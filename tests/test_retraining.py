@@ -16,7 +16,16 @@ from supervising_ui.auth import create_api_token
 from supervising_ui.extensions import db
 from supervising_ui.learning import dataset, report, triggers
 from supervising_ui.learning.consensus import consensus_labels
-from supervising_ui.models import Image, Job, Label, LabelClass, ModelVersion, Prediction, Project, User
+from supervising_ui.models import (
+    Image,
+    Job,
+    Label,
+    LabelClass,
+    ModelVersion,
+    Prediction,
+    Project,
+    User,
+)
 from supervising_ui.projects import create_project
 
 CLASSES = ["bright", "dark"]

@@ -19,10 +19,21 @@ from sqlalchemy import func, select
 from ..extensions import db
 from ..models import Job, ModelVersion, Project
 from ..progress import throttled
-from .dataset import (LabeledImage, RetrainError, check_enough_labels, holdout_split,
-                      labeled_images, to_records)
-from .predictions import (embedding_cache_dir, predict_project, promote, prune_predictions,
-                          serving_version)
+from .dataset import (
+    LabeledImage,
+    RetrainError,
+    check_enough_labels,
+    holdout_split,
+    labeled_images,
+    to_records,
+)
+from .predictions import (
+    embedding_cache_dir,
+    predict_project,
+    promote,
+    prune_predictions,
+    serving_version,
+)
 from .report import version_metrics
 from .triggers import TRAINING_MODES
 

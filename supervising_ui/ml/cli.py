@@ -13,8 +13,14 @@ import numpy as np
 import torch
 
 from ..progress import throttled
-from .data import (assert_no_leakage, read_manifest, records_from_frame, split_by_column,
-                   split_by_group, split_by_sol)
+from .data import (
+    assert_no_leakage,
+    read_manifest,
+    records_from_frame,
+    split_by_column,
+    split_by_group,
+    split_by_sol,
+)
 from .metrics import evaluation_report, write_json, write_plots
 from .model_dir import load_model
 from .predict import predictions_frame, proba_from_model

@@ -6,9 +6,19 @@ import pytest
 import torch
 from PIL import Image
 
-from supervising_ui.ml.data import (Preprocessing, Record, assert_no_leakage, augment, dihedral,
-                                    load_image, read_manifest, records_from_frame, split_by_column,
-                                    split_by_group, split_by_sol)
+from supervising_ui.ml.data import (
+    Preprocessing,
+    Record,
+    assert_no_leakage,
+    augment,
+    dihedral,
+    load_image,
+    read_manifest,
+    records_from_frame,
+    split_by_column,
+    split_by_group,
+    split_by_sol,
+)
 from supervising_ui.storage import file_content_hash as content_hash
 from supervising_ui.storage import store_bytes, thumbnail_path, validate_image
 
