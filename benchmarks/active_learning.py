@@ -29,8 +29,8 @@ from torch import nn
 from supervising_ui.ml.backbones import backbone_spec, build_head, load_backbone
 from supervising_ui.ml.data import Preprocessing, read_manifest, records_from_frame
 from supervising_ui.ml.embeddings import EmbeddingCache, cache_key, embed_records
-from supervising_ui.ml.predict import uncertainty
 from supervising_ui.ml.train import TrainConfig, train_head
+from supervising_ui.ml.uncertainty import uncertainty
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "hirise"
@@ -110,7 +110,7 @@ def mean_curve(curves: list[list[dict]]) -> list[dict]:
     return [{"labels": points[0]["labels"],
              "accuracy": float(np.mean([p["accuracy"] for p in points])),
              "std": float(np.std([p["accuracy"] for p in points]))}
-            for points in zip(*curves)]
+            for points in zip(*curves, strict=True)]
 
 
 def main() -> None:

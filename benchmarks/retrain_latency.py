@@ -71,11 +71,12 @@ def main() -> None:
             str(args.data / "images"), env=env)
     print(f"imported {len(frame)} images in {time.perf_counter() - tick:.1f} s")
 
+    from sqlalchemy import select
+
     from supervising_ui import create_app
     from supervising_ui.accounts import create_api_token, create_user
     from supervising_ui.extensions import db
     from supervising_ui.models import Image, Job, Label, Project
-    from sqlalchemy import select
 
     app = create_app()
     with app.app_context():
@@ -83,7 +84,7 @@ def main() -> None:
         create_user("lee", role="labeler", password=PASSWORD)
         token = create_api_token(admin)
         project = db.session.scalar(select(Project).where(Project.name == "hirise"))
-        truth = dict(zip(frame["filename"], frame["label"]))
+        truth = dict(zip(frame["filename"], frame["label"], strict=True))
         class_ids = {c.name: c.id for c in project.classes}
         images = db.session.scalars(select(Image).where(Image.project_id == project.id)
                                     .order_by(Image.original_name)).all()  # same pick every run

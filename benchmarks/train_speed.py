@@ -36,6 +36,7 @@ def load_records(data: Path, limit: int | None):
 def measure(name: str, data: Path, work: Path, limit: int | None) -> dict:
     """Run one measurement in this process and return its figures."""
     import torch
+
     from supervising_ui.ml.backbones import load_backbone
     from supervising_ui.ml.data import Preprocessing
     from supervising_ui.ml.embeddings import embed_records

@@ -20,16 +20,18 @@ def create_app(test_config=None) -> Flask:
 
     from . import admin, auth, cli, database, export, job_views, jobs, labeling, models_page, pages
     from .importing import runner
+    from .learning import retrain
     # Extensions first: the blueprints' views and the commands need the database and login.
     database.init_app(app)
     auth.init_app(app)
     jobs.init_app(app)
+    jobs.register_handler("import", runner.run_import_job)
+    jobs.register_handler("retrain", retrain.run_retrain)
 
     app.register_blueprint(auth.blueprint)
     app.register_blueprint(pages.blueprint)
     app.register_blueprint(admin.blueprint)
     app.register_blueprint(labeling.blueprint)
-    jobs.register_handler("import", runner.run_import_job)
     app.register_blueprint(export.blueprint)
     app.register_blueprint(models_page.blueprint)
     app.register_blueprint(job_views.blueprint)

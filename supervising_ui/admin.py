@@ -15,9 +15,8 @@ from flask_login import current_user
 
 from . import accounts, projects, storage
 from .auth import admin_required
-from .extensions import db
 from .importing import ImportRefused, uploads
-from .models import SERVING_ORDERS, Job, Project
+from .models import SERVING_ORDERS, Project
 
 blueprint = Blueprint("admin", __name__, url_prefix="/admin")
 IMAGES_PER_PAGE = 50

@@ -17,8 +17,9 @@ import click
 from flask import Flask
 from flask.cli import FlaskGroup, routes_command, shell_command, with_appcontext
 
-from . import accounts, database, demo, export, jobs, projects, retraining
+from . import accounts, database, demo, export, jobs, projects
 from .importing import ImportRefused, runner, sources
+from .learning import triggers
 from .models import ROLES
 
 
@@ -176,7 +177,7 @@ def worker_command():
 
 @click.command("retrain")
 @click.argument("project_name")
-@click.option("--kind", type=click.Choice(list(retraining.TRAINING_MODES)), default="quick",
+@click.option("--kind", type=click.Choice(list(triggers.TRAINING_MODES)), default="quick",
               show_default=True,
               help="quick: a head over cached embeddings; finetune: the whole network.")
 @click.option("--epochs", type=int, default=None, help="Override the training epochs.")
@@ -186,8 +187,8 @@ def retrain_command(project_name, kind, epochs, wait):
     """Queue a retrain of a project (a worker runs it); with --wait, follow it to the end."""
     try:
         project = projects.get_project_by_name(project_name)
-        job = retraining.request_retrain(project, kind, epochs=epochs)
-    except (projects.ProjectError, retraining.RetrainError) as error:
+        job = triggers.request_retrain(project, kind, epochs=epochs)
+    except (projects.ProjectError, triggers.RetrainError) as error:
         fail(str(error))
     except jobs.JobBusy as busy:
         fail(f"{busy}: wait for job {busy.job.id} (supervising-ui retrain waits with --wait)")

@@ -3,22 +3,28 @@
 Kinds:
 - ``labels``: every label with its image, labeler, time, time spent, the model's suggestion
   (shown or hidden) and the image's metadata columns;
-- ``consensus``: one row per labeled image: the majority class, its votes and the agreement;
-- ``manifest``: the training manifest ``filename,label,...metadata`` (one row per image with
-  a consensus label, i.e. a unique most-voted class).
+- ``consensus``: one row per labeled image: the consensus class (learning.consensus, the rule
+  training uses; none on a tie), its votes and the agreement;
+- ``manifest``: the training manifest ``filename,label,...metadata``: exactly the images and
+  classes a retrain learns from.
+
+Times are ISO 8601 UTC with a Z (timestamps.iso_utc).
 """
 from __future__ import annotations
 
 import io
 
 import pandas as pd
-from flask import Blueprint, Response, abort, request
+from flask import Blueprint, Response, request
 from sqlalchemy import select
 from sqlalchemy.orm import aliased
 
+from . import projects
 from .auth import admin_required
 from .extensions import db
+from .learning.consensus import consensus_labels
 from .models import Image, Label, LabelClass, ModelVersion, Project, User
+from .timestamps import iso_utc
 
 KINDS = ("labels", "consensus", "manifest")
 FORMATS = ("csv", "json")
@@ -49,32 +55,29 @@ def labels_frame(project: Project) -> pd.DataFrame:
                "seconds_spent", "suggestion_shown", "suggested_label", "suggestion_confidence",
                "suggestion_model_version"]
     frame = pd.DataFrame([row[:-1] for row in rows], columns=columns)
+    frame["created_at"] = [iso_utc(moment) for moment in frame["created_at"]]
     frame["suggestion_model_version"] = frame["suggestion_model_version"].astype("Int64")
     frame["agreed_with_suggestion"] = pd.array(
         [None if pd.isna(suggested) else label == suggested
-         for label, suggested in zip(frame["label"], frame["suggested_label"])], dtype="boolean")
+         for label, suggested in zip(frame["label"], frame["suggested_label"], strict=True)], dtype="boolean")
     return _with_metadata(frame, [row.meta for row in rows])
 
 
 def consensus_frame(project: Project) -> pd.DataFrame:
-    """Return one row per labeled image: majority class, its votes, all votes, agreement."""
+    """Return one row per labeled image: consensus class (learning.consensus), its votes, agreement."""
     labels = labels_frame(project)
     columns = ["image_id", "filename", "label", "votes", "labels", "agreement", "complete"]
     if labels.empty:
         return pd.DataFrame(columns=columns)
-    counts = labels.groupby(["image_id", "label"]).size().rename("votes").reset_index()
-    counts = counts.sort_values(["image_id", "votes", "label"], ascending=[True, False, True])
-    totals = labels.groupby("image_id").size().rename("labels")
-    top = counts.groupby("image_id").head(2).groupby("image_id")["votes"].agg(list)
-    best = counts.drop_duplicates("image_id").set_index("image_id").join(totals)
-    # A tie between the two most-voted classes leaves the image without a consensus label.
-    tied = top.map(lambda votes: len(votes) > 1 and votes[0] == votes[1])
-    best.loc[tied[tied].index, "label"] = None
-    best["agreement"] = best["votes"] / best["labels"]
-    best["complete"] = best["labels"] >= project.labels_per_image
-    names = labels.drop_duplicates("image_id").set_index("image_id")["filename"]
-    best = best.join(names).reset_index()
-    return best[columns].sort_values("image_id", ignore_index=True)
+    counts = labels.groupby(["image_id", "label"]).size()
+    frame = counts.groupby("image_id").agg(votes="max", labels="sum")
+    # WHICH class an image gets is the one consensus rule's answer (None on a tie).
+    winners = consensus_labels(project.id)
+    frame["label"] = [winners.get(image_id) for image_id in frame.index]
+    frame["agreement"] = frame["votes"] / frame["labels"]
+    frame["complete"] = frame["labels"] >= project.labels_per_image
+    frame = frame.join(labels.drop_duplicates("image_id").set_index("image_id")["filename"])
+    return frame.reset_index()[columns].sort_values("image_id", ignore_index=True)
 
 
 def manifest_frame(project: Project) -> pd.DataFrame:
@@ -133,9 +136,7 @@ def file_name(project: Project, kind: str, export_format: str) -> str:
 @admin_required
 def download(project_id):
     """Download an export of a project: ?kind=labels|consensus|manifest&format=csv|json."""
-    project = db.session.get(Project, project_id)
-    if project is None:
-        abort(404)
+    project = projects.get_project_or_404(project_id)
     kind = request.args.get("kind", "labels")
     export_format = request.args.get("format", "csv")
     try:

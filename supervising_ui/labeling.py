@@ -7,9 +7,10 @@ from flask import Blueprint, abort, current_app, jsonify, render_template, reque
 from flask_login import current_user
 from sqlalchemy import bindparam, func, select
 
-from . import assignment, retraining, storage, suggestions
+from . import assignment, storage, suggestions
 from .assignment import Assignment, LabelingError, ProjectSettings
 from .extensions import db
+from .learning import triggers as retraining
 from .models import Image, Label, ModelVersion, Project, utcnow
 
 log = logging.getLogger(__name__)

@@ -1,31 +1,32 @@
-"""Managed image storage: content-addressed files, atomic writes, the one image validator.
+"""Managed image storage: content-addressed files, atomic writes, the image validator.
 
 An image is stored once under a key derived from the SHA-256 of its bytes
 (``ab/cd/abcd...ef.jpg``) below the folder ``IMAGE_STORE``. Keys never come from a request:
 pages serve images by database id, and ``path_for_key`` refuses anything that is not a key.
-This module imports no Flask, so the ML package can use it too.
+Decoding is images.py's job. This module imports no Flask, so the ML package can use it too.
 """
 import hashlib
-import io
 import os
 import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL.Image import Image as PILImage
+
+from . import images
+
+# Validation raises it: importers catch storage.ImageRejected.
+ImageRejected = images.ImageRejected
 
 # Formats that browsers display, mapped to the file extension of their stored copy.
 # MPO is how Pillow names JPEGs from cameras that embed a second picture.
 ACCEPTED_FORMATS = {"JPEG": "jpg", "MPO": "jpg", "PNG": "png", "GIF": "gif", "WEBP": "webp", "BMP": "bmp"}
 MIMETYPES = {"jpg": "image/jpeg", "png": "image/png", "gif": "image/gif", "webp": "image/webp",
              "bmp": "image/bmp"}
+# The digest that names stored bytes, keys the database and the embedding cache.
+CONTENT_HASH = "sha256"
 KEY_PATTERN = re.compile(r"^[0-9a-f]{2}/[0-9a-f]{2}/[0-9a-f]{64}\.(jpg|png|gif|webp|bmp)$")
-
-
-class ImageRejected(ValueError):
-    """A file that is not an image this tool accepts, with the reason in words."""
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,13 @@ class ImageInfo:
 
 def content_hash(data: bytes) -> str:
     """Return the SHA-256 hex digest that identifies an image's bytes."""
-    return hashlib.sha256(data).hexdigest()
+    return hashlib.new(CONTENT_HASH, data).hexdigest()
+
+
+def file_content_hash(path: str | os.PathLike) -> str:
+    """Return content_hash() of a file's bytes, read in chunks."""
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, CONTENT_HASH).hexdigest()
 
 
 def storage_key(digest: str, extension: str) -> str:
@@ -59,43 +66,9 @@ def storage_key(digest: str, extension: str) -> str:
 
 
 def validate_image(data: bytes, max_pixels: int) -> ImageInfo:
-    """Decode data fully and return its ImageInfo, or raise ImageRejected saying why."""
-    allow_pillow_up_to(max_pixels)
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            image_format, (width, height) = image.format, image.size
-            if image_format not in ACCEPTED_FORMATS:
-                raise ImageRejected(f"format {image_format} is not accepted: use one of "
-                                    f"{', '.join(sorted(ACCEPTED_FORMATS))}")
-            if width * height > max_pixels:  # checked before decoding a single pixel
-                raise ImageRejected(_bomb_message(width, height, max_pixels))
-            image.load()  # decodes every pixel: truncated or corrupt data fails here
-    except ImageRejected:
-        raise
-    except Image.DecompressionBombError as error:
-        raise ImageRejected(f"decompression bomb refused ({error})") from error
-    except UnidentifiedImageError as error:
-        raise ImageRejected("not an image (or a format Pillow cannot read)") from error
-    except (OSError, SyntaxError, ValueError, EOFError) as error:
-        raise ImageRejected(f"corrupt image data ({error})") from error
-    if width < 1 or height < 1:
-        raise ImageRejected("image has no pixels")
-    return ImageInfo(content_hash(data), image_format, width, height)
-
-
-def allow_pillow_up_to(max_pixels: int) -> None:
-    """Raise Pillow's process-wide bomb guard to the configured limit where that is higher.
-
-    Never lowered: a small limit for one app must not make Pillow refuse images elsewhere in
-    the process; the configured limit itself is enforced by validate_image from the header.
-    """
-    if Image.MAX_IMAGE_PIXELS is not None and max_pixels > Image.MAX_IMAGE_PIXELS:
-        Image.MAX_IMAGE_PIXELS = max_pixels
-
-
-def _bomb_message(width: int, height: int, max_pixels: int) -> str:
-    return (f"decompression bomb refused: {width}x{height} = {width * height} pixels is over "
-            f"the limit of {max_pixels} (setting MAX_IMAGE_PIXELS)")
+    """Decode data fully (through images.py) and return its ImageInfo, or raise ImageRejected."""
+    image = images.decode_bytes(data, max_pixels, ACCEPTED_FORMATS)
+    return ImageInfo(content_hash(data), image.format, image.width, image.height)
 
 
 def path_for_key(store: str | Path, key: str) -> Path:
@@ -138,13 +111,9 @@ def read_bytes(store: str | Path, key: str) -> bytes:
     return path_for_key(store, key).read_bytes()
 
 
-def open_image(store: str | Path, key: str, max_pixels: int | None = None) -> Image.Image:
+def open_image(store: str | Path, key: str, max_pixels: int | None = None) -> PILImage:
     """Open the stored image under key with Pillow (decoded, detached from the file)."""
-    if max_pixels is not None:
-        allow_pillow_up_to(max_pixels)
-    with Image.open(path_for_key(store, key)) as image:
-        image.load()
-        return image
+    return images.open_file(path_for_key(store, key), max_pixels)
 
 
 THUMBNAIL_PIXELS = 128
@@ -154,23 +123,6 @@ def thumbnail_path(store: str | Path, cache: str | Path, key: str) -> Path:
     """Return a cached JPEG thumbnail (at most 128 px a side) of the image under key."""
     source = path_for_key(store, key)
     target = Path(cache) / "thumbnails" / f"{key}.jpg"
-    if target.is_file():
-        return target
-    with Image.open(source) as image:
-        image.draft("RGB", (THUMBNAIL_PIXELS, THUMBNAIL_PIXELS))  # JPEG: decode at reduced size
-        image.thumbnail((THUMBNAIL_PIXELS, THUMBNAIL_PIXELS))
-        small = _eight_bit(image)
-    buffer = io.BytesIO()
-    small.save(buffer, format="JPEG", quality=85)
-    write_atomically(target, buffer.getvalue())
+    if not target.is_file():
+        write_atomically(target, images.thumbnail_jpeg(source, THUMBNAIL_PIXELS))
     return target
-
-
-def _eight_bit(image: Image.Image) -> Image.Image:
-    """Return image as 8-bit L or RGB; 16-bit and float images are stretched min to max."""
-    if image.mode in ("I", "I;16", "I;16B", "F"):
-        values = np.asarray(image, dtype=np.float64)
-        low, high = float(values.min()), float(values.max())
-        scaled = (values - low) / (high - low or 1.0) * 255.0
-        return Image.fromarray(scaled.astype(np.uint8))
-    return image.convert("L" if image.mode in ("1", "L", "LA") else "RGB")

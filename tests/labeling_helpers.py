@@ -1,12 +1,13 @@
 """Helpers shared by the labeling tests: projects, image rows, stored JPEGs, a serving model."""
 import io
-import math
 import random
 
+import numpy as np
 from PIL import Image as PILImage
 
 from supervising_ui import storage
 from supervising_ui.extensions import db
+from supervising_ui.ml.uncertainty import scores
 from supervising_ui.models import Image, LabelClass, ModelVersion, Prediction, Project
 from supervising_ui.projects import create_project
 
@@ -71,13 +72,11 @@ def add_serving_model(project_id: int, probabilities: dict[int, list[float]],
     db.session.add(model)
     db.session.flush()
     for image_id, probs in probabilities.items():
-        ranked = sorted(probs, reverse=True)
-        best = probs.index(ranked[0])
+        stored = {name: float(values[0]) for name, values in scores(np.array([probs])).items()}
         db.session.add(Prediction(
-            model_version_id=model.id, image_id=image_id, label_class_id=classes[best].id,
-            confidence=ranked[0], margin=ranked[0] - ranked[1],
-            entropy=-sum(p * math.log(p) for p in probs if p > 0),
-            probabilities={c.name: p for c, p in zip(classes, probs)}))
+            model_version_id=model.id, image_id=image_id,
+            label_class_id=classes[probs.index(max(probs))].id, **stored,
+            probabilities={c.name: p for c, p in zip(classes, probs, strict=True)}))
     db.session.commit()
     return model.id
 

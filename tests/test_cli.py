@@ -2,7 +2,8 @@
 import click
 from flask.cli import ScriptInfo
 
-from supervising_ui import cli, export, projects, retraining
+from supervising_ui import cli, export, projects
+from supervising_ui.learning import triggers
 from supervising_ui.models import ROLES
 
 
@@ -14,7 +15,7 @@ def choices(command: click.Command, name: str) -> list[str]:
 
 def test_choice_lists_come_from_the_modules_that_own_them():
     assert choices(cli.create_user_command, "role") == list(ROLES)
-    assert choices(cli.retrain_command, "kind") == list(retraining.TRAINING_MODES)
+    assert choices(cli.retrain_command, "kind") == list(triggers.TRAINING_MODES)
     assert choices(cli.export_command, "kind") == list(export.KINDS)
     assert choices(cli.export_command, "export_format") == list(export.FORMATS)
     assert choices(cli.create_project_command, "preset") == sorted(projects.PRESETS)

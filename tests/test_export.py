@@ -4,13 +4,16 @@ import json
 
 import pandas as pd
 import pytest
+from sqlalchemy import select
 
 from supervising_ui import export
 from supervising_ui.assignment import submit_label
 from supervising_ui.extensions import db
-from supervising_ui.models import User, utcnow
+from supervising_ui.learning.dataset import labeled_images
+from supervising_ui.models import Image, Label, User, utcnow
 
 from .labeling_helpers import add_images, add_serving_model, make_project, project_of
+from .test_retraining import make_project as make_stored_project
 
 
 def _labeled_project(users):
@@ -109,3 +112,31 @@ def test_admin_download(app, client, auth):
     assert client.get("/admin/projects/999/export").status_code == 404
     auth.login("lee")
     assert client.get(f"/admin/projects/{project_id}/export").status_code == 403
+
+
+def test_the_training_manifest_is_what_a_retrain_learns_from(app, users):
+    """Ties, several labels per image, one label only: export and retrain agree image by image."""
+    with app.app_context():
+        project_id = make_stored_project(app, count=8)
+        project = project_of(project_id)
+        bright, dark = (label_class.id for label_class in project.classes)
+        image_ids = db.session.scalars(select(Image.id).where(
+            Image.project_id == project_id).order_by(Image.id)).all()
+        votes = {0: [bright, bright, dark],  # 2 to 1: bright
+                 1: [bright, dark],  # a tie: no class
+                 2: [dark],  # one label: dark
+                 3: [dark, bright, bright],  # 2 to 1 the other way round: bright
+                 4: [dark, dark],  # unanimous: dark
+                 5: [bright, dark, dark]}  # dark; images 6 and 7 have no label
+        for position, classes in votes.items():
+            for user, class_id in zip(("lee", "liu", "ada"), classes, strict=False):
+                db.session.add(Label(project_id=project_id, image_id=image_ids[position],
+                                     user_id=users[user], label_class_id=class_id))
+        db.session.commit()
+        manifest = pd.read_csv(io.StringIO(export.export_text(project, "manifest", "csv")))
+        learned = labeled_images(project)
+        names = {image.id: image.original_name for image in db.session.scalars(
+            select(Image).where(Image.project_id == project_id))}
+    exported = sorted(zip(manifest["image_id"], manifest["filename"], manifest["label"], strict=True))
+    assert exported == sorted((e.image_id, names[e.image_id], e.label) for e in learned)
+    assert [label for _, _, label in exported] == ["bright", "dark", "bright", "dark", "dark"]

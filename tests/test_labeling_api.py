@@ -282,7 +282,7 @@ def test_hidden_suggestion_fraction_is_stable_and_close_to_the_share():
 
 def test_a_new_label_asks_for_a_retrain_and_a_queue_failure_never_fails_the_submit(
         app, client, auth, monkeypatch):
-    from supervising_ui import retraining
+    from supervising_ui.learning import triggers as retraining
     with app.app_context():
         project_id = make_project()
         image_ids = add_images(project_id, 3)

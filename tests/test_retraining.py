@@ -1,18 +1,31 @@
 """Retraining: consensus labels, held-out split, training runs, the better-model rule,
 predictions in batches, triggers, the retrain/job API, the CLI and the model page."""
+import builtins
 import io
 import math
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image as PILImage
 from sqlalchemy import event, func, select
 
-from supervising_ui import jobs, retraining, storage
+from supervising_ui import images, jobs, storage
 from supervising_ui.accounts import create_api_token
 from supervising_ui.extensions import db
+from supervising_ui.learning import dataset, report, triggers
 from supervising_ui.learning.consensus import consensus_labels
-from supervising_ui.models import Image, Job, Label, LabelClass, ModelVersion, Prediction, Project, User
+from supervising_ui.models import (
+    Image,
+    Job,
+    Label,
+    LabelClass,
+    ModelVersion,
+    Prediction,
+    Project,
+    User,
+)
 from supervising_ui.projects import create_project
 
 CLASSES = ["bright", "dark"]
@@ -115,11 +128,11 @@ def test_holdout_is_by_group_and_stable_as_labels_grow(loop_app, users):
         project_id = make_project(loop_app)
         project = db.session.get(Project, project_id)
         add_labels(project_id, users["lee"], 24)
-        train, held_out, how = retraining.holdout_split(project_id, retraining.labeled_images(project))
+        train, held_out, how = dataset.holdout_split(project_id, dataset.labeled_images(project))
         assert how == "by group" and held_out and train
         assert not {e.group for e in train} & {e.group for e in held_out}
         add_labels(project_id, users["lee"])
-        train2, held_out2, _ = retraining.holdout_split(project_id, retraining.labeled_images(project))
+        train2, held_out2, _ = dataset.holdout_split(project_id, dataset.labeled_images(project))
         assert {e.image_id for e in held_out} <= {e.image_id for e in held_out2}
         assert {e.image_id for e in train} <= {e.image_id for e in train2}
 
@@ -128,8 +141,8 @@ def test_holdout_falls_back_to_images_without_groups(loop_app, users):
     with loop_app.app_context():
         project_id = make_project(loop_app, count=12, group_column=None)
         add_labels(project_id, users["lee"])
-        examples = retraining.labeled_images(db.session.get(Project, project_id))
-        train, held_out, how = retraining.holdout_split(project_id, examples)
+        examples = dataset.labeled_images(db.session.get(Project, project_id))
+        train, held_out, how = dataset.holdout_split(project_id, examples)
         assert how == "by image" and len(train) + len(held_out) == 12 and held_out
 
 
@@ -137,7 +150,7 @@ def test_too_few_labels_fail_with_a_clear_error(loop_app, users):
     with loop_app.app_context():
         project_id = make_project(loop_app, count=12)
         add_labels(project_id, users["lee"], 6)
-        job = retraining.request_retrain(db.session.get(Project, project_id))
+        job = triggers.request_retrain(db.session.get(Project, project_id))
         assert job.state == "failed"
         assert job.error == ("need at least 10 labeled images in at least 2 classes to train "
                              "(have 6 in 2 classes)")
@@ -145,8 +158,8 @@ def test_too_few_labels_fail_with_a_clear_error(loop_app, users):
 
 
 def test_unknown_kind_is_refused(loop_app, labeled_project):
-    with loop_app.app_context(), pytest.raises(retraining.RetrainError, match="unknown retrain kind"):
-        retraining.request_retrain(db.session.get(Project, labeled_project), "deep")
+    with loop_app.app_context(), pytest.raises(dataset.RetrainError, match="unknown retrain kind"):
+        triggers.request_retrain(db.session.get(Project, labeled_project), "deep")
 
 
 # --------------------------------------------------------------------------- training runs
@@ -154,7 +167,7 @@ def test_unknown_kind_is_refused(loop_app, labeled_project):
 
 def test_quick_retrain_stores_version_metrics_plots_and_predictions(loop_app, labeled_project,
                                                                     monkeypatch):
-    monkeypatch.setattr(retraining, "WRITE_BATCH", 7)
+    monkeypatch.setattr("supervising_ui.learning.predictions.WRITE_BATCH", 7)
     inserts = []
 
     def count_inserts(conn, cursor, statement, parameters, context, executemany):
@@ -164,7 +177,7 @@ def test_quick_retrain_stores_version_metrics_plots_and_predictions(loop_app, la
     with loop_app.app_context():
         event.listen(db.engine, "before_cursor_execute", count_inserts)
         try:
-            job = retraining.request_retrain(db.session.get(Project, labeled_project))
+            job = triggers.request_retrain(db.session.get(Project, labeled_project))
         finally:
             event.remove(db.engine, "before_cursor_execute", count_inserts)
         assert job.state == "done", job.error
@@ -178,8 +191,8 @@ def test_quick_retrain_stores_version_metrics_plots_and_predictions(loop_app, la
         assert set(metrics["per_class"]) == set(CLASSES)
         assert len(metrics["confusion_matrix"]) == 2 and metrics["threshold_curve"]
         assert metrics["compared_with_version"] is None and metrics["promoted"]
-        for name in retraining.PLOT_FILES:
-            assert (retraining.Path(version.path) / name).stat().st_size > 1000
+        for name in report.PLOT_FILES:
+            assert (Path(version.path) / name).stat().st_size > 1000
         predictions = db.session.scalars(select(Prediction).where(
             Prediction.model_version_id == version.id)).all()
         assert len(predictions) == IMAGE_COUNT
@@ -200,18 +213,53 @@ def test_quick_retrain_stores_version_metrics_plots_and_predictions(loop_app, la
         assert "serves now" in job.log and job.result["serving"] is True
 
 
+def test_a_quick_retrain_on_cached_embeddings_opens_no_image_file(loop_app, labeled_project,
+                                                                  monkeypatch):
+    """The stored content hash keys the embedding cache: no file is read to hash or decode it."""
+    with loop_app.app_context():
+        project = db.session.get(Project, labeled_project)
+        first = triggers.request_retrain(project)  # fills the cache (and serves v1)
+        assert first.state == "done", first.error
+        store = Path(loop_app.config["IMAGE_STORE"]).resolve()
+        opened = []
+
+        def watched(real_open):
+            def guarded(file, *args, **kwargs):
+                if isinstance(file, (str, os.PathLike)) and store in Path(file).resolve().parents:
+                    opened.append(str(file))
+                return real_open(file, *args, **kwargs)
+            return guarded
+
+        def refuse(*args, **kwargs):
+            opened.append(f"decoded {args[:1]}")
+            raise AssertionError("an image was decoded")
+
+        with monkeypatch.context() as patch:
+            patch.setattr(builtins, "open", watched(builtins.open))
+            patch.setattr(io, "open", watched(io.open))  # pathlib opens through io.open
+            patch.setattr(PILImage, "open", refuse)
+            patch.setattr(images, "open_file", refuse)
+            second = triggers.request_retrain(project)
+        assert second.state == "done", second.error
+        assert opened == []
+        version = db.session.get(ModelVersion, second.model_version_id)
+        assert version.metrics["compared_with_version"] == 1, "the serving model was compared too"
+        assert db.session.scalar(select(func.count(Prediction.id)).where(
+            Prediction.model_version_id == version.id)) == IMAGE_COUNT
+
+
 def test_the_better_model_serves(loop_app, labeled_project, users):
     with loop_app.app_context():
         project = db.session.get(Project, labeled_project)
-        first = retraining.request_retrain(project, epochs=30)
+        first = triggers.request_retrain(project, epochs=30)
         assert first.state == "done", first.error
         # A candidate trained on wrong labels (training images only) loses on the same held-out set.
         db.session.execute(Label.__table__.delete())
         db.session.commit()
         add_labels(labeled_project, users["lee"], 24,
-                   flip=lambda image: not retraining.is_held_out(
+                   flip=lambda image: not dataset.is_held_out(
                        labeled_project, f"group:{image.meta['source_id']}"))
-        worse = retraining.request_retrain(project, epochs=30)
+        worse = triggers.request_retrain(project, epochs=30)
         assert worse.state == "done", worse.error
         worse_version = db.session.get(ModelVersion, worse.model_version_id)
         assert not worse_version.is_serving
@@ -223,7 +271,7 @@ def test_the_better_model_serves(loop_app, labeled_project, users):
         db.session.execute(Label.__table__.delete())
         db.session.commit()
         add_labels(labeled_project, users["lee"], 24)
-        better = retraining.request_retrain(project, epochs=30)
+        better = triggers.request_retrain(project, epochs=30)
         serving = db.session.scalars(select(ModelVersion).where(ModelVersion.is_serving)).all()
         assert [v.id for v in serving] == [better.model_version_id]
         # v1 no longer serves and is not among the two latest: its predictions are pruned.
@@ -235,12 +283,12 @@ def test_finetune_kind_trains_the_whole_network(loop_app, users):
     with loop_app.app_context():
         project_id = make_project(loop_app, count=12)  # small: a CPU fine-tune is slow
         add_labels(project_id, users["lee"])
-        job = retraining.request_retrain(db.session.get(Project, project_id), "finetune",
+        job = triggers.request_retrain(db.session.get(Project, project_id), "finetune",
                                          epochs=1, tta_views=1)
         assert job.state == "done", job.error
         version = db.session.get(ModelVersion, job.model_version_id)
         assert version.kind == "finetune" and version.is_serving
-        assert (retraining.Path(version.path) / "model.pt").stat().st_size > 1_000_000  # backbone too
+        assert (Path(version.path) / "model.pt").stat().st_size > 1_000_000  # backbone too
         assert db.session.scalar(select(func.count(Prediction.id))) == 12
 
 
@@ -254,18 +302,18 @@ def test_automatic_retrain_after_every_n_labels(loop_app, users, monkeypatch):
         project_id = make_project(loop_app, count=20)
         project = db.session.get(Project, project_id)
         add_labels(project_id, users["lee"], 5)
-        assert retraining.maybe_trigger_retrain(project) is None, "off while retrain_every is 0"
+        assert triggers.maybe_trigger_retrain(project) is None, "off while retrain_every is 0"
         project.retrain_every = 8
         db.session.commit()
-        assert retraining.maybe_trigger_retrain(project) is None
+        assert triggers.maybe_trigger_retrain(project) is None
         add_labels(project_id, users["lee"], 3)
-        job = retraining.maybe_trigger_retrain(project)
+        job = triggers.maybe_trigger_retrain(project)
         assert job is not None and job.state == "done"
         assert runs == [{"kind": "quick", "trigger": "labels"}]
         add_labels(project_id, users["lee"], 7)
-        assert retraining.maybe_trigger_retrain(project) is None, "7 labels since the last run"
+        assert triggers.maybe_trigger_retrain(project) is None, "7 labels since the last run"
         add_labels(project_id, users["liu"], 1)
-        assert retraining.maybe_trigger_retrain(project) is not None
+        assert triggers.maybe_trigger_retrain(project) is not None
         assert len(runs) == 2
 
 
@@ -276,10 +324,10 @@ def test_automatic_trigger_waits_for_a_running_retrain(loop_app, users, held_que
         project.retrain_every = 2
         db.session.commit()
         add_labels(project_id, users["lee"], 2)
-        queued = retraining.maybe_trigger_retrain(project)
+        queued = triggers.maybe_trigger_retrain(project)
         assert queued.state == "queued"
         add_labels(project_id, users["liu"], 4)
-        assert retraining.maybe_trigger_retrain(project) is None
+        assert triggers.maybe_trigger_retrain(project) is None
         assert db.session.scalar(select(func.count(Job.id))) == 1
 
 
@@ -394,14 +442,14 @@ def test_model_page_shows_failed_job_error_and_suggestion_acceptance(app, client
     with app.app_context():
         project_id = make_project(app, count=4)
         project = db.session.get(Project, project_id)
-        retraining.request_retrain(project)  # fails: too few labels
+        triggers.request_retrain(project)  # fails: too few labels
         bright, dark = (c.id for c in project.classes)
         version = ModelVersion(project_id=project_id, version=1, kind="quick", path="/nowhere",
                                metrics={}, is_serving=True)
         db.session.add(version)
         db.session.flush()
         image_ids = db.session.scalars(select(Image.id).order_by(Image.id)).all()
-        for image_id, chosen in zip(image_ids, (bright, bright, dark)):
+        for image_id, chosen in zip(image_ids, (bright, bright, dark), strict=False):
             db.session.add(Label(project_id=project_id, image_id=image_id, user_id=users["lee"],
                                  label_class_id=chosen, suggestion_shown=True,
                                  suggested_class_id=bright, suggestion_model_version_id=version.id))
@@ -415,6 +463,6 @@ def test_model_page_shows_failed_job_error_and_suggestion_acceptance(app, client
 
 
 def retraining_acceptance(project_id):
-    from supervising_ui.models_page import suggestion_acceptance
+    from supervising_ui.learning.report import suggestion_acceptance
     return suggestion_acceptance(project_id)
 

@@ -5,18 +5,23 @@ Attach to the app's CLI with ``main.add_command(ml)``; standalone:
 """
 from __future__ import annotations
 
-import time
-
 import click
 import numpy as np
 import torch
 
 from ..config import ml_settings
-from .data import (assert_no_leakage, read_manifest, records_from_frame, split_by_column,
-                   split_by_group, split_by_sol)
+from ..progress import throttled
+from .data import (
+    assert_no_leakage,
+    read_manifest,
+    records_from_frame,
+    split_by_column,
+    split_by_group,
+    split_by_sol,
+)
 from .metrics import evaluation_report, write_json, write_plots
 from .model_dir import load_model
-from .predict import combine_views, predictions_frame, proba_from_model
+from .predict import predictions_frame, proba_from_model
 from .train import TrainConfig, fit, paper_recipe
 
 
@@ -26,14 +31,10 @@ def default_cache_dir() -> str:
 
 
 def echo_progress():
-    """A progress callback printing at most every 15 seconds."""
-    last = {"time": 0.0}
-
+    """A progress callback printing at most every 15 seconds, and at the end."""
     def progress(stage: str, done: int, total: int) -> None:
-        if time.monotonic() - last["time"] > 15 or done == total:
-            last["time"] = time.monotonic()
-            click.echo(f"{stage}: {done}/{total}", err=True)
-    return progress
+        click.echo(f"{stage}: {done}/{total}", err=True)
+    return throttled(progress, every_seconds=15)
 
 
 def choose_splits(frame, split_column, group_column, sol_column, val_fraction, seed):

@@ -1,7 +1,6 @@
 """Manifests, records, leak-free splits, the image loader and the transform presets."""
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,7 +9,9 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 import torch
-from PIL import Image
+
+from ..images import gray_pixels
+from ..storage import file_content_hash
 
 # MSL sol ranges used by the Deep Mars paper (inclusive).
 MSL_SOL_RANGES = {"train": (3, 181), "val": (182, 564), "test": (565, 1060)}
@@ -26,18 +27,14 @@ class Record:
     content_hash: str | None = None
 
 
-def content_hash(path: str | os.PathLike) -> str:
-    """SHA-1 of a file's bytes: the key of cached embeddings."""
-    digest = hashlib.sha1()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+def as_records(images: Iterable[str | os.PathLike | Record]) -> list[Record]:
+    """Records of images given as paths or Records (a Record keeps its content hash)."""
+    return [image if isinstance(image, Record) else Record(str(image)) for image in images]
 
 
 def with_hashes(records: Sequence[Record]) -> list[Record]:
-    """Fill in missing content hashes."""
-    return [r if r.content_hash else Record(r.path, r.label, r.group, content_hash(r.path))
+    """Fill in missing content hashes (the storage's SHA-256: the key of cached embeddings)."""
+    return [r if r.content_hash else Record(r.path, r.label, r.group, file_content_hash(r.path))
             for r in records]
 
 
@@ -61,7 +58,7 @@ def records_from_frame(frame: pd.DataFrame, label_column: str = "label",
     labels = frame[label_column] if label_column in frame.columns else [""] * len(frame)
     groups = frame[group_column] if group_column else [None] * len(frame)
     return [Record(path, label or None, group) for path, label, group
-            in zip(frame["path"], labels, groups)]
+            in zip(frame["path"], labels, groups, strict=True)]
 
 
 # --------------------------------------------------------------------------- splits
@@ -112,12 +109,8 @@ def assert_no_leakage(groups: Sequence, splits: dict[str, np.ndarray]) -> None:
 
 
 def load_image(path: str | os.PathLike, size: int) -> torch.Tensor:
-    """The one image loader: any image -> grayscale, resized, (size, size) uint8 tensor."""
-    with Image.open(path) as image:
-        gray = image.convert("L")
-        if gray.size != (size, size):
-            gray = gray.resize((size, size), Image.Resampling.BILINEAR)
-        return torch.from_numpy(np.asarray(gray, dtype=np.uint8).copy())
+    """Any image -> what images.py shows people, in grayscale, resized: a (size, size) uint8 tensor."""
+    return torch.from_numpy(gray_pixels(path, size))
 
 
 def load_images(paths: Iterable[str], size: int) -> torch.Tensor:

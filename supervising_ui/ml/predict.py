@@ -1,4 +1,7 @@
-"""Probabilities from a model directory, test-time view averaging, thresholds, uncertainty."""
+"""Probabilities from a model directory, test-time view averaging, temperature, prediction tables.
+
+Uncertainty scores of the probabilities live in uncertainty.py.
+"""
 from __future__ import annotations
 
 import os
@@ -8,7 +11,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .data import Record, load_images
+from .data import Record, as_records, load_images
 from .embeddings import EmbeddingCache, Progress, cache_key, embed_records, run_views
 from .model_dir import load_model
 
@@ -37,15 +40,18 @@ def fit_temperature(logits: torch.Tensor, labels: Sequence[int], how: str = "pro
     return best
 
 
-def predict_proba(model_dir: str | os.PathLike, image_paths: Sequence[str], batch_size: int = 8,
+def predict_proba(model_dir: str | os.PathLike, images: Sequence[str | Record], batch_size: int = 8,
                   cache_dir: str | os.PathLike | None = None, progress: Progress | None = None,
                   tta_views: int | None = None) -> np.ndarray:
-    """(N, C) class probabilities (rows sum to 1), columns in the model's class order."""
+    """(N, C) class probabilities (rows sum to 1), columns in the model's class order.
+
+    images are paths or Records; a Record's content hash spares reading a cached image.
+    """
     model, info = load_model(model_dir)
-    return proba_from_model(model, info.config, image_paths, batch_size, cache_dir, progress, tta_views)
+    return proba_from_model(model, info.config, images, batch_size, cache_dir, progress, tta_views)
 
 
-def proba_from_model(model, config: dict, image_paths: Sequence[str], batch_size: int = 8,
+def proba_from_model(model, config: dict, images: Sequence[str | Record], batch_size: int = 8,
                      cache_dir: str | os.PathLike | None = None,
                      progress: Progress | None = None, tta_views: int | None = None) -> np.ndarray:
     """predict_proba() for an already loaded model; tta_views overrides the trained number of views."""
@@ -53,51 +59,19 @@ def proba_from_model(model, config: dict, image_paths: Sequence[str], batch_size
     train = config["train_config"]
     preprocessing = Preprocessing(**config["preprocessing"])
     views = list(range(tta_views or config["tta_views"]))
-    if not image_paths:
+    records = as_records(images)
+    if not records:
         return np.zeros((0, len(config["classes"])))
     if train["mode"] == "head" and cache_dir is not None:
         cache = EmbeddingCache(cache_dir, cache_key(train["backbone"], preprocessing, train.get("weights")))
-        records = [Record(str(p)) for p in image_paths]
         embeddings = embed_records(model.backbone, records, preprocessing, views, cache, batch_size, progress)
         model.head.eval()
         with torch.inference_mode():
             logits = model.head(embeddings)
     else:
-        pixels = load_images(image_paths, preprocessing.image_size)
+        pixels = load_images([record.path for record in records], preprocessing.image_size)
         logits = run_views(model, pixels, preprocessing, views, batch_size, progress)
     return combine_views(logits, config["temperature"], config["tta_combine"])
-
-
-# --------------------------------------------------------------------------- uncertainty
-
-
-def least_confidence(proba: np.ndarray) -> np.ndarray:
-    """1 - max probability: higher means less certain."""
-    return 1.0 - np.asarray(proba).max(axis=1)
-
-
-def margin(proba: np.ndarray) -> np.ndarray:
-    """1 - (top probability - second probability): higher means less certain."""
-    ordered = np.sort(np.asarray(proba), axis=1)
-    if ordered.shape[1] < 2:
-        return np.zeros(len(ordered))
-    return 1.0 - (ordered[:, -1] - ordered[:, -2])
-
-
-def entropy(proba: np.ndarray) -> np.ndarray:
-    """Shannon entropy in nats: higher means less certain."""
-    proba = np.clip(np.asarray(proba, dtype=float), 1e-12, 1.0)
-    return -(proba * np.log(proba)).sum(axis=1)
-
-
-UNCERTAINTY = {"least_confidence": least_confidence, "margin": margin, "entropy": entropy}
-
-
-def uncertainty(proba: np.ndarray, method: str = "least_confidence") -> np.ndarray:
-    """An uncertainty score per row by name: least_confidence, margin or entropy."""
-    if method not in UNCERTAINTY:
-        raise ValueError(f"unknown uncertainty {method!r}; choose one of {sorted(UNCERTAINTY)}")
-    return UNCERTAINTY[method](proba)
 
 
 def predictions_frame(filenames: Sequence[str], proba: np.ndarray, classes: Sequence[str],

@@ -16,10 +16,8 @@ import os
 import resource
 import time
 from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
-import numpy as np
 import torch
 from torch import nn
 

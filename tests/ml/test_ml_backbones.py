@@ -6,8 +6,13 @@ import torch
 from torch import nn
 
 from supervising_ui.ml import backbones
-from supervising_ui.ml.backbones import (AlexNet, MissingWeightsError, load_alexnet,
-                                         load_backbone, load_efficientnet_lite0)
+from supervising_ui.ml.backbones import (
+    AlexNet,
+    MissingWeightsError,
+    load_alexnet,
+    load_backbone,
+    load_efficientnet_lite0,
+)
 
 TORCHVISION_ALEXNET_KEYS = [
     "features.0.weight", "features.0.bias", "features.3.weight", "features.3.bias",

@@ -1,12 +1,26 @@
 """Splits never leak; the image loader and transform presets do what they say."""
+import io
+
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from supervising_ui.ml.data import (Preprocessing, Record, assert_no_leakage, augment, content_hash,
-                                    dihedral, load_image, read_manifest, records_from_frame,
-                                    split_by_column, split_by_group, split_by_sol)
+from supervising_ui.ml.data import (
+    Preprocessing,
+    Record,
+    assert_no_leakage,
+    augment,
+    dihedral,
+    load_image,
+    read_manifest,
+    records_from_frame,
+    split_by_column,
+    split_by_group,
+    split_by_sol,
+)
+from supervising_ui.storage import file_content_hash as content_hash
+from supervising_ui.storage import store_bytes, thumbnail_path, validate_image
 
 
 def test_split_by_group_never_puts_a_group_on_both_sides():
@@ -53,7 +67,22 @@ def test_load_image_makes_resized_grayscale(tmp_path):
     pixels = load_image(path, 32)
     assert pixels.shape == (32, 32) and pixels.dtype == torch.uint8
     assert abs(int(pixels[16, 16]) - 76) <= 2  # ITU-R 601 luma of pure red
-    assert content_hash(path) == content_hash(path) and len(content_hash(path)) == 40
+    assert content_hash(path) == content_hash(path) and len(content_hash(path)) == 64  # the storage's SHA-256
+
+
+def test_load_image_sees_a_sixteen_bit_png_as_its_thumbnail_shows_it(tmp_path):
+    """Values above 255 are stretched like the thumbnails people see, not clipped to white."""
+    values = np.tile(np.linspace(0, 4000, 64).astype(np.uint16), (64, 1))
+    buffer = io.BytesIO()
+    Image.fromarray(values).save(buffer, format="PNG")
+    info = validate_image(buffer.getvalue(), max_pixels=10_000)
+    path = store_bytes(tmp_path / "store", info.storage_key, buffer.getvalue())
+    thumbnail = Image.open(thumbnail_path(tmp_path / "store", tmp_path / "cache", info.storage_key))
+    pixels = load_image(path, 64).numpy().astype(int)
+    assert np.abs(np.asarray(thumbnail.convert("L"), dtype=int) - pixels).max() <= 6
+    assert (pixels.min(), pixels.max()) == (0, 255)
+    assert (pixels == 255).mean() < 0.05, "not clipped to white"
+    assert abs(int(pixels[0, 32]) - round(values[0, 32] / 4000 * 255)) <= 1
 
 
 def test_preprocessing_scalings():

@@ -4,9 +4,17 @@ import json
 import numpy as np
 import pytest
 
-from supervising_ui.ml.metrics import (accuracy, at_threshold, baselines, confusion_matrix,
-                                       evaluation_report, per_class, threshold_curve,
-                                       write_json, write_plots)
+from supervising_ui.ml.metrics import (
+    accuracy,
+    at_threshold,
+    baselines,
+    confusion_matrix,
+    evaluation_report,
+    per_class,
+    threshold_curve,
+    write_json,
+    write_plots,
+)
 
 # 5 samples, 3 classes. Predictions: 0 (0.95, right), 1 (0.6, right), 1 (0.92, wrong: true 2),
 # 2 (0.5, right), 0 (0.91, wrong: true 1).

@@ -17,8 +17,8 @@ def records(image_set):
     manifest, root, _ = image_set
     frame = read_manifest(manifest, root)
     all_records = records_from_frame(frame, group_column="source_id")
-    train = [r for r, s in zip(all_records, frame["split"]) if s == "train"]
-    val = [r for r, s in zip(all_records, frame["split"]) if s == "val"]
+    train = [r for r, s in zip(all_records, frame["split"], strict=True) if s == "train"]
+    val = [r for r, s in zip(all_records, frame["split"], strict=True) if s == "val"]
     return train, val
 
 

@@ -1,0 +1,110 @@
+"""A model version's predictions: every image of the project, stored in short batches; serving.
+
+Database writes go in short transactions so labelers never wait on a retrain.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from flask import current_app
+from sqlalchemy import delete, insert, select, update
+
+from .. import storage
+from ..extensions import db
+from ..models import Image, ModelVersion, Prediction, Project
+
+# Rows written per transaction: short enough that a labeler's submit never times out.
+WRITE_BATCH = 500
+# Images predicted per pass (bounds the memory of loaded pixels and embeddings).
+PREDICT_CHUNK = 1000
+
+
+def embedding_cache_dir() -> str:
+    """Where embeddings are cached, keyed by backbone and image content."""
+    return str(Path(current_app.config["CACHE_DIR"]) / "embeddings")
+
+
+def prediction_rows(model_version_id: int, image_ids: list[int], proba: np.ndarray,
+                    class_ids: list[int], class_names: list[str]) -> list[dict]:
+    """Prediction rows: class, the stored uncertainty scores (ml.uncertainty), probabilities."""
+    from ..ml.uncertainty import (
+        scores,  # the ML package loads torch: only where a model runs
+    )
+    stored = scores(proba)
+    best = proba.argmax(axis=1)
+    return [{"model_version_id": model_version_id, "image_id": image_id,
+             "label_class_id": class_ids[best[row]],
+             **{name: float(values[row]) for name, values in stored.items()},
+             "probabilities": {name: round(float(p), 6) for name, p in zip(class_names, proba[row], strict=True)}}
+            for row, image_id in enumerate(image_ids)]
+
+
+def write_in_batches(model, rows: list[dict], batch_size: int | None = None) -> int:
+    """Insert rows of a model in transactions of batch_size (WRITE_BATCH) rows; return how many."""
+    batch_size = batch_size or WRITE_BATCH
+    for start in range(0, len(rows), batch_size):
+        db.session.execute(insert(model), rows[start:start + batch_size])
+        db.session.commit()
+    return len(rows)
+
+
+def predict_project(model_version: ModelVersion, progress=None) -> int:
+    """Predict every image of the version's project and store the predictions; return how many."""
+    from ..ml import Record, load_model
+    from ..ml.predict import proba_from_model
+    project = db.session.get(Project, model_version.project_id)
+    class_ids = [label_class.id for label_class in project.classes]
+    store = current_app.config["IMAGE_STORE"]
+    images = db.session.execute(select(Image.id, Image.storage_key, Image.content_hash).where(
+        Image.project_id == project.id).order_by(Image.id)).all()
+    version_id = model_version.id
+    db.session.commit()
+    model, info = load_model(model_version.path)
+    stored = 0
+    for start in range(0, len(images), PREDICT_CHUNK):
+        chunk = images[start:start + PREDICT_CHUNK]
+        records = [Record(str(storage.path_for_key(store, key)), content_hash=digest)
+                   for _, key, digest in chunk]
+        proba = proba_from_model(model, info.config, records, cache_dir=embedding_cache_dir())
+        stored += write_in_batches(Prediction, prediction_rows(
+            version_id, [image_id for image_id, _, _ in chunk], proba, class_ids, info.classes))
+        if progress:
+            progress("images", start + len(chunk), len(images))
+    return stored
+
+
+def serving_version(project_id: int) -> ModelVersion | None:
+    """The project's serving model version, if any."""
+    return db.session.scalar(select(ModelVersion).where(
+        ModelVersion.project_id == project_id, ModelVersion.is_serving.is_(True)))
+
+
+def promote(model_version: ModelVersion) -> None:
+    """Make this version the project's serving model, in one short transaction."""
+    db.session.execute(update(ModelVersion).where(
+        ModelVersion.project_id == model_version.project_id, ModelVersion.is_serving.is_(True),
+        ModelVersion.id != model_version.id).values(is_serving=False)
+        .execution_options(synchronize_session=False))
+    db.session.execute(update(ModelVersion).where(ModelVersion.id == model_version.id).values(
+        is_serving=True).execution_options(synchronize_session=False))
+    db.session.commit()
+    db.session.refresh(model_version)
+
+
+def prune_predictions(project_id: int, keep_latest: int = 2) -> int:
+    """Delete predictions of versions that neither serve nor are among the latest; return how many."""
+    versions = db.session.execute(select(ModelVersion.id, ModelVersion.is_serving).where(
+        ModelVersion.project_id == project_id).order_by(ModelVersion.version.desc())).all()
+    stale = [version_id for index, (version_id, serving) in enumerate(versions)
+             if not serving and index >= keep_latest]
+    deleted = 0
+    while stale:
+        ids = db.session.scalars(select(Prediction.id).where(
+            Prediction.model_version_id.in_(stale)).limit(WRITE_BATCH)).all()
+        if not ids:
+            break
+        db.session.execute(delete(Prediction).where(Prediction.id.in_(ids)))
+        db.session.commit()
+        deleted += len(ids)
+    return deleted

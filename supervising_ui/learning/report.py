@@ -1,0 +1,106 @@
+"""What people see of the learning loop: a version's metrics, plots, and the model page's data."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import case, func, select
+
+from .. import jobs
+from ..extensions import db
+from ..models import Job, Label, ModelVersion, Project
+from .triggers import TRAINING_MODES
+
+PLOT_FILES = ("threshold.png", "per_class.png", "confusion.png")
+RECENT_JOBS = 10
+CHART_WIDTH, CHART_HEIGHT, CHART_PAD = 480, 220, 36
+
+
+def json_safe(value):
+    """A copy of value in which NaN and infinities are None (JSON columns refuse them)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(item) for item in value]
+    if isinstance(value, np.generic):
+        return json_safe(value.item())
+    return value
+
+
+def version_metrics(ml_metrics: dict, how: str, train_count: int, serving: ModelVersion | None,
+                    serving_accuracy: float | None, promoted: bool) -> dict:
+    """What the model page shows of a version, as plain JSON (NaN becomes None)."""
+    report = ml_metrics["val"]
+    return json_safe({
+        "held_out_accuracy": report["accuracy"], "held_out_count": report["n"],
+        "train_count": train_count, "held_out_by": how,
+        "baselines": report["baselines"], "at_threshold": report["at_threshold"],
+        "threshold_curve": report["threshold_curve"], "per_class": report["per_class"],
+        "confusion_matrix": report["confusion_matrix"], "classes": report["classes"],
+        "compared_with_version": serving.version if serving is not None else None,
+        "compared_accuracy": serving_accuracy, "promoted": promoted,
+        "timings": ml_metrics.get("timings", {}), "plots": list(PLOT_FILES),
+    })
+
+
+def plot_path(project_id: int, version_id: int, name: str) -> Path | None:
+    """The file of a version's plot, by version id and a fixed file name (never a path), or None."""
+    if name not in PLOT_FILES:
+        return None
+    version = db.session.get(ModelVersion, version_id)
+    if version is None or version.project_id != project_id:
+        return None
+    path = Path(version.path) / name
+    return path if path.is_file() else None
+
+
+def suggestion_acceptance(project_id: int) -> list[dict]:
+    """Per model version: labels on which a suggestion was shown, and how many agreed with it."""
+    accepted = func.sum(case((Label.suggested_class_id == Label.label_class_id, 1), else_=0))
+    rows = db.session.execute(
+        select(ModelVersion.version, func.count(Label.id), accepted)
+        .select_from(Label).outerjoin(ModelVersion, ModelVersion.id == Label.suggestion_model_version_id)
+        .where(Label.project_id == project_id, Label.suggestion_shown.is_(True))
+        .group_by(ModelVersion.version).order_by(ModelVersion.version)).all()
+    return [{"version": version, "shown": shown, "accepted": int(agreed or 0),
+             "rate": (agreed or 0) / shown if shown else None} for version, shown, agreed in rows]
+
+
+def accuracy_chart(versions: list[ModelVersion]) -> dict:
+    """SVG coordinates of held-out accuracy against the number of labels, one point per version."""
+    points = [(v.num_labels, v.metrics.get("held_out_accuracy"), v) for v in versions
+              if v.metrics.get("held_out_accuracy") is not None]
+    if not points:
+        return {"points": [], "width": CHART_WIDTH, "height": CHART_HEIGHT}
+    most = max(labels for labels, _, _ in points) or 1
+    span_x, span_y = CHART_WIDTH - 2 * CHART_PAD, CHART_HEIGHT - 2 * CHART_PAD
+
+    def place(labels, accuracy):
+        return (round(CHART_PAD + span_x * labels / most, 1),
+                round(CHART_HEIGHT - CHART_PAD - span_y * accuracy, 1))
+    placed = [{"x": x, "y": y, "labels": labels, "accuracy": accuracy, "version": v.version,
+               "serving": v.is_serving}
+              for labels, accuracy, v in points for x, y in [place(labels, accuracy)]]
+    return {"points": placed, "width": CHART_WIDTH, "height": CHART_HEIGHT, "pad": CHART_PAD,
+            "max_labels": most, "polyline": " ".join(f"{p['x']},{p['y']}" for p in placed),
+            "y_ticks": [{"value": tick, "y": place(0, tick)[1]} for tick in (0, 0.25, 0.5, 0.75, 1)]}
+
+
+def model_overview(project: Project, shown_version_id: int | None = None) -> dict:
+    """Everything the model page shows of a project, without HTTP."""
+    jobs.reap_stale_jobs()
+    versions = db.session.scalars(select(ModelVersion).where(
+        ModelVersion.project_id == project.id).order_by(ModelVersion.version)).all()
+    serving = next((v for v in versions if v.is_serving), None)
+    shown = next((v for v in versions if v.id == shown_version_id), None) \
+        or serving or (versions[-1] if versions else None)
+    recent = db.session.scalars(select(Job).where(
+        Job.project_id == project.id, Job.kind == "retrain").order_by(Job.id.desc())
+        .limit(RECENT_JOBS)).all()
+    return {"project": project, "versions": list(reversed(versions)), "serving": serving,
+            "shown": shown, "jobs": recent, "last_job": recent[0] if recent else None,
+            "acceptance": suggestion_acceptance(project.id), "chart": accuracy_chart(versions),
+            "kinds": list(TRAINING_MODES)}

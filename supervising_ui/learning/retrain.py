@@ -1,0 +1,143 @@
+"""The "retrain" job: consensus labels -> held-out split -> training -> the better model serves.
+
+run_retrain (registered in create_app) gathers a project's labeled images, holds some out by
+group, trains through supervising_ui.ml ("quick": a linear head over cached embeddings;
+"finetune": the whole network), compares the candidate with the serving model on the SAME
+held-out images, predicts every image of the project, and only then lets the better model
+serve. Database writes go in short transactions so labelers never wait on training.
+"""
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+from flask import current_app
+from sqlalchemy import func, select
+
+from ..extensions import db
+from ..models import Job, ModelVersion, Project
+from ..progress import throttled
+from .dataset import (
+    LabeledImage,
+    RetrainError,
+    check_enough_labels,
+    holdout_split,
+    labeled_images,
+    to_records,
+)
+from .predictions import (
+    embedding_cache_dir,
+    predict_project,
+    promote,
+    prune_predictions,
+    serving_version,
+)
+from .report import version_metrics
+from .triggers import TRAINING_MODES
+
+
+def run_retrain(job: Job, reporter) -> dict:
+    """Train a candidate, compare it with the serving model, store predictions, promote."""
+    started = time.perf_counter()
+    kind = job.params.get("kind", "quick")
+    if kind not in TRAINING_MODES:
+        raise RetrainError(f"unknown retrain kind {kind!r}")
+    project = db.session.get(Project, job.project_id)
+    if project is None:
+        raise RetrainError(f"project {job.project_id} no longer exists")
+    reporter.progress(0.01, "gathering labels")
+    classes = project.class_names
+    examples = labeled_images(project)
+    check_enough_labels(examples, current_app.config["RETRAIN_MIN_LABELS"])
+    train, held_out, how = holdout_split(project.id, examples)
+    serving = serving_version(project.id)
+    version = (db.session.scalar(select(func.max(ModelVersion.version)).where(
+        ModelVersion.project_id == project.id)) or 0) + 1
+    db.session.commit()  # end the read transaction before minutes of training
+    reporter.log(f"{kind} retrain of {project.name!r} v{version}: {len(train)} training and "
+                 f"{len(held_out)} held-out images ({how})")
+
+    model_dir = _fresh_model_dir(project.id, version, kind)
+    try:
+        trained = _train(kind, job.params, classes, train, held_out, model_dir,
+                         _stage_progress(reporter, 0.02, 0.55, "training"))
+        report = trained.metrics["val"]
+        from ..ml.metrics import write_plots
+        write_plots(report, model_dir)
+        reporter.log(f"candidate held-out accuracy {report['accuracy']:.4f} on {len(held_out)} "
+                     f"images; trained in {time.perf_counter() - started:.1f} s")
+        serving_accuracy = _accuracy_of(serving, classes, held_out, reporter)
+        promote_candidate = serving_accuracy is None or report["accuracy"] >= serving_accuracy
+        metrics = version_metrics(trained.metrics, how, len(train), serving, serving_accuracy,
+                                  promote_candidate)
+        model_version = ModelVersion(project_id=project.id, version=version, kind=kind,
+                                     path=str(model_dir), num_labels=len(examples),
+                                     metrics=metrics, is_serving=False)
+        db.session.add(model_version)
+        db.session.commit()
+    except BaseException:
+        shutil.rmtree(model_dir, ignore_errors=True)
+        raise
+    predicting = time.perf_counter()
+    stored = predict_project(model_version, _stage_progress(reporter, 0.6, 0.97, "predicting"))
+    reporter.log(f"predicted and stored {stored} images in {time.perf_counter() - predicting:.1f} s")
+    if promote_candidate:
+        promote(model_version)
+    prune_predictions(project.id)
+    verdict = "serves now" if promote_candidate else (
+        f"does not serve: v{serving.version} scored {serving_accuracy:.4f} on the same images")
+    reporter.log(f"v{version} {verdict}; {time.perf_counter() - started:.1f} s in all")
+    reporter.progress(1.0, f"v{version} {'serves' if promote_candidate else 'kept aside'}")
+    return {"model_version_id": model_version.id, "version": version, "serving": promote_candidate,
+            "held_out_accuracy": report["accuracy"], "serving_accuracy": serving_accuracy,
+            "predictions": stored}
+
+
+def _fresh_model_dir(project_id: int, version: int, kind: str) -> Path:
+    """An empty directory for a new model version (left-overs of a failed run are removed)."""
+    path = Path(current_app.config["MODEL_STORE"]) / f"project-{project_id}" / f"v{version:04d}-{kind}"
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    return path
+
+
+def _train(kind: str, params: dict, classes: list[str], train: list[LabeledImage],
+           held_out: list[LabeledImage], model_dir: Path, progress):
+    """Fit a model of this kind through the ML package; return its ModelDir."""
+    from ..ml import TrainConfig, fit
+    config = TrainConfig(mode=TRAINING_MODES[kind], classes=classes, epochs=params.get("epochs"),
+                         tta_views=params.get("tta_views"),
+                         backbone=current_app.config["RETRAIN_BACKBONE"])
+    return fit(to_records(train), config, model_dir, val_records=to_records(held_out),
+               progress=progress, cache_dir=embedding_cache_dir())
+
+
+def _accuracy_of(serving: ModelVersion | None, classes: list[str], held_out: list[LabeledImage],
+                 reporter) -> float | None:
+    """Accuracy of the serving model on these held-out images (None: nothing to compare with)."""
+    if serving is None:
+        return None
+    from ..ml import read_model_dir
+    from ..ml.predict import predict_proba
+    try:
+        served_classes = read_model_dir(serving.path).classes
+    except FileNotFoundError:
+        reporter.log(f"serving v{serving.version} has no model files at {serving.path}: replaced")
+        return None
+    if served_classes != classes:
+        reporter.log(f"serving v{serving.version} knows other classes {served_classes}: replaced")
+        return None
+    proba = predict_proba(serving.path, to_records(held_out), cache_dir=embedding_cache_dir())
+    truth = np.array([classes.index(e.label) for e in held_out])
+    accuracy = float(np.mean(proba.argmax(axis=1) == truth))
+    reporter.log(f"serving v{serving.version} held-out accuracy {accuracy:.4f} on the same images")
+    return accuracy
+
+
+def _stage_progress(reporter, start: float, stop: float, label: str, every_seconds: float = 1.0):
+    """An ML progress callback that maps (stage, done, total) into [start, stop], at most once a second."""
+    def report(stage: str, done: int, total: int) -> None:
+        reporter.progress(start + (stop - start) * done / max(total, 1), f"{label}: {stage} {done}/{total}")
+    return throttled(report, every_seconds)

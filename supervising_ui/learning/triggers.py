@@ -1,0 +1,68 @@
+"""When a retrain runs: on request (page, API, console) or after every N new labels."""
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import func, select
+
+from .. import jobs
+from ..extensions import db
+from ..models import Job, Label, Project
+from .dataset import RetrainError
+
+log = logging.getLogger(__name__)
+
+# Retrain kinds and the ML package's training mode behind each.
+TRAINING_MODES = {"quick": "head", "finetune": "finetune"}
+
+
+def request_retrain(project: Project, kind: str = "quick", created_by_id: int | None = None,
+                    epochs: int | None = None, tta_views: int | None = None) -> Job:
+    """Queue a retrain job of this kind; raise jobs.JobBusy while one is queued or running.
+
+    epochs and tta_views (dihedral views averaged at prediction, 1-8) override the ML defaults.
+    """
+    if kind not in TRAINING_MODES:
+        raise RetrainError(f"unknown retrain kind {kind!r}: use one of {', '.join(TRAINING_MODES)}")
+    params = {"kind": kind}
+    for name, value, low, high in (("epochs", epochs, 1, 500), ("tta_views", tta_views, 1, 8)):
+        if value is not None:
+            if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+                raise RetrainError(f"{name} must be a whole number from {low} to {high}")
+            params[name] = value
+    return jobs.submit("retrain", project.id, params, created_by_id)
+
+
+def retrain_after_label(project) -> Job | None:
+    """After a new label was committed: maybe queue a retrain, never failing the label's request.
+
+    project is a Project or the labeling code's ProjectSettings (both carry id, retrain_every).
+    """
+    try:
+        return maybe_trigger_retrain(project)
+    except Exception:  # the label is stored; a queue hiccup must not turn it into an error
+        log.exception("could not queue the automatic retrain of project %s", project.id)
+        db.session.rollback()
+        return None
+
+
+def maybe_trigger_retrain(project) -> Job | None:
+    """Queue a quick retrain once project.retrain_every labels arrived since the last one began.
+
+    The labeling code calls this after committing a label; it costs two indexed queries.
+    """
+    if not project.retrain_every or project.retrain_every < 1:
+        return None
+    last = db.session.scalar(select(Job).where(
+        Job.project_id == project.id, Job.kind == "retrain").order_by(Job.id.desc()).limit(1))
+    if last is not None and last.state in ("queued", "running"):
+        return None
+    query = select(func.count(Label.id)).where(Label.project_id == project.id)
+    if last is not None:
+        query = query.where(Label.created_at >= (last.started_at or last.created_at))
+    if db.session.scalar(query) < project.retrain_every:
+        return None
+    try:
+        return jobs.submit("retrain", project.id, {"kind": "quick", "trigger": "labels"})
+    except jobs.JobBusy:  # another labeler's submit triggered it first
+        return None
