@@ -18,12 +18,14 @@ def create_app(test_config=None) -> Flask:
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     load_config(app, test_config)
 
-    from . import admin, auth, cli, database, jobs, labeling, pages
+    from . import admin, auth, cli, database, jobs, pages
+    from .labeling import views as labeling_views
     database.init_app(app)
     auth.init_app(app)
     jobs.init_app(app)
-    for module in (pages, admin, labeling):
+    for module in (pages, admin):
         app.register_blueprint(module.blueprint)
+    app.register_blueprint(labeling_views.blueprint)
     from . import export
     app.register_blueprint(export.blueprint)
     from . import models_page  # also registers the "retrain" job handler

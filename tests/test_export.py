@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 
 from supervising_ui import export
-from supervising_ui.assignment import submit_label
 from supervising_ui.extensions import db
+from supervising_ui.labeling.decisions import submit_label
 from supervising_ui.models import User, utcnow
 
 from .labeling_helpers import add_images, add_serving_model, make_project, project_of
