@@ -114,6 +114,7 @@ def create_project(name: str) -> int:
 def insert_images(project_id: int, rows: list[dict]) -> None:
     """Insert image rows for project_id in bulk."""
     from sqlalchemy import insert
+
     from supervising_ui.extensions import db
     from supervising_ui.models import Image
     rng = random.Random(project_id)
@@ -343,7 +344,7 @@ def duplicate_assignments(records: list[LabelerRecord]) -> int:
     duplicates = 0
     for holdings in by_image.values():
         holdings.sort()
-        for index, (start, end, labeler) in enumerate(holdings):
+        for index, (_start, end, labeler) in enumerate(holdings):
             for other_start, _, other in holdings[index + 1:]:
                 if other_start >= end:
                     break
@@ -398,7 +399,7 @@ def run_round(port, tokens, admin_token, project_id, seconds, later_share, think
     threads = [threading.Thread(target=labeler_loop, daemon=True,
                                 args=(port, token, project_id, deadline, later_share,
                                       think_seconds, record, i))
-               for i, (token, record) in enumerate(zip(tokens, records))]
+               for i, (token, record) in enumerate(zip(tokens, records, strict=True))]
     cpu_before, server_before = time.process_time(), server_cpu_seconds(server)
     started = time.perf_counter()
     for thread in threads:
@@ -532,6 +533,7 @@ def main(argv=None) -> None:
 def delete_created(project_ids: list[int], run_id: str) -> None:
     """Delete what the benchmark created in a persistent database."""
     from sqlalchemy import delete, select
+
     from supervising_ui.extensions import db
     from supervising_ui.models import ApiToken, Image, Label, LabelClass, Project, Skip, User
     for project_id in project_ids:

@@ -18,8 +18,9 @@ def create_app(test_config=None) -> Flask:
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     load_config(app, test_config)
 
-    from . import admin, auth, cli, database, export, job_views, jobs, labeling, models_page, pages
+    from . import admin, auth, cli, database, export, job_views, jobs, models_page, pages
     from .importing import runner
+    from .labeling import views as labeling_views
     from .learning import retrain
     # Extensions first: the blueprints' views and the commands need the database and login.
     database.init_app(app)
@@ -31,7 +32,7 @@ def create_app(test_config=None) -> Flask:
     app.register_blueprint(auth.blueprint)
     app.register_blueprint(pages.blueprint)
     app.register_blueprint(admin.blueprint)
-    app.register_blueprint(labeling.blueprint)
+    app.register_blueprint(labeling_views.blueprint)
     app.register_blueprint(export.blueprint)
     app.register_blueprint(models_page.blueprint)
     app.register_blueprint(job_views.blueprint)

@@ -7,10 +7,12 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from supervising_ui import assignment
 from supervising_ui.accounts import create_user
-from supervising_ui.assignment import LabelingError, next_image, put_off, submit_label
 from supervising_ui.extensions import db
+from supervising_ui.labeling import decisions
+from supervising_ui.labeling.decisions import put_off, submit_label
+from supervising_ui.labeling.picking import next_image
+from supervising_ui.labeling.settings import LabelingError
 from supervising_ui.models import Image, Label, Skip, User, utcnow
 
 from .labeling_helpers import add_images, add_serving_model, make_project, project_of
@@ -21,7 +23,7 @@ def user(user_id):
 
 
 def label(image_id, project_id, user_id, class_name="crater", request_id=None, now=None):
-    """Submit a label through the assignment module."""
+    """Submit a label through the labeling service (decisions.submit_label)."""
     return submit_label(image_id, project_of(project_id), user(user_id),
                         class_name, request_id or f"r-{image_id}-{user_id}", 3.0, now or utcnow())
 
@@ -138,11 +140,11 @@ def test_unknown_class_names_the_valid_ones(app, users):
 
 
 def test_seconds_spent_is_clamped():
-    assert assignment.clamp_seconds(-4) == 0.0
-    assert assignment.clamp_seconds(1e9) == assignment.MAX_SECONDS_SPENT
-    assert assignment.clamp_seconds("2.5") == 2.5
-    assert assignment.clamp_seconds("soon") is None
-    assert assignment.clamp_seconds(float("nan")) is None
+    assert decisions.clamp_seconds(-4) == 0.0
+    assert decisions.clamp_seconds(1e9) == decisions.MAX_SECONDS_SPENT
+    assert decisions.clamp_seconds("2.5") == 2.5
+    assert decisions.clamp_seconds("soon") is None
+    assert decisions.clamp_seconds(float("nan")) is None
 
 
 def test_undo_deletes_my_last_label_and_hands_the_image_back(app, users):
@@ -156,14 +158,14 @@ def test_undo_deletes_my_last_label_and_hands_the_image_back(app, users):
             given = next_image(project_of(project_id), lee, now)
             label(given.image_id, project_id, lee.id, "other")
             done.append(given.image_id)
-        given, previous = assignment.undo_last_label(project_of(project_id), lee, now)
+        given, previous = decisions.undo_last_label(project_of(project_id), lee, now)
         assert (given.image_id, previous, given.pick) == (done[1], "other", "undo")
         assert db.session.get(Image, done[1]).label_count == 0
         assert db.session.get(Image, done[1]).leased_to_id == lee.id
         assert next_image(project_of(project_id), lee, now).image_id == done[1]
         assert label(done[1], project_id, lee.id, "crater", request_id="changed").created
         with pytest.raises(LabelingError, match="no label in this project"):
-            assignment.undo_last_label(project_of(project_id), user(users["liu"]), now)
+            decisions.undo_last_label(project_of(project_id), user(users["liu"]), now)
         assert set(ids) >= set(done)
 
 
@@ -256,7 +258,8 @@ def test_concurrent_claims_never_hand_an_image_out_twice(app):
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join()
+        thread.join(timeout=60)
+        assert not thread.is_alive()
     assert errors == []
     claimed_images = [image_id for image_id, _ in claims]
     assert len(claimed_images) == len(set(claimed_images)) == 60
@@ -283,6 +286,7 @@ def test_concurrent_first_claims_are_all_different(app):
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join()
+        thread.join(timeout=60)
+        assert not thread.is_alive()
     assert len(handed) == len(set(handed)) == 10
     assert set(handed) == set(ids[::-1][:10])

@@ -107,7 +107,7 @@ def test_label_with_keys_later_undo_and_export(app, users, live_server, browser)
     with app.app_context():
         labels = export.labels_frame(project_of(project_id))
         skipped = db.session.query(Skip).count()
-    assert sorted(zip(labels["filename"], labels["label"])) == sorted([(first, "crater"),
+    assert sorted(zip(labels["filename"], labels["label"], strict=True)) == sorted([(first, "crater"),
                                                                        (third, "other")])
     assert set(labels["labeler"]) == {"lee"} and (labels["seconds_spent"] > 0).all()
     assert skipped == 1

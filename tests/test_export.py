@@ -7,8 +7,8 @@ import pytest
 from sqlalchemy import select
 
 from supervising_ui import export
-from supervising_ui.assignment import submit_label
 from supervising_ui.extensions import db
+from supervising_ui.labeling.decisions import submit_label
 from supervising_ui.learning.dataset import labeled_images
 from supervising_ui.models import Image, Label, User, utcnow
 

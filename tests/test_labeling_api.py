@@ -5,13 +5,18 @@ import uuid
 import pytest
 from sqlalchemy import func, select
 
-from supervising_ui import labeling, suggestions
 from supervising_ui.accounts import create_api_token, revoke_api_tokens
 from supervising_ui.extensions import db
+from supervising_ui.labeling import access, suggestions, views
 from supervising_ui.models import Image, Label, User
 
-from .labeling_helpers import (add_images, add_serving_model, add_stored_images, jpeg_bytes,
-                               make_project)
+from .labeling_helpers import (
+    add_images,
+    add_serving_model,
+    add_stored_images,
+    jpeg_bytes,
+    make_project,
+)
 
 
 def bearer(token):
@@ -32,10 +37,10 @@ def test_labeling_page_shows_classes_with_their_keys(app, client, auth):
     assert "<kbd>1</kbd><span>class0</span>" in page
     assert "<kbd>a</kbd><span>class9</span>" in page and "<kbd>c</kbd><span>class11</span>" in page
     assert client.get("/projects/999/label").status_code == 404
-    assert labeling.class_keys(["x"] * 40)[9:13] == [
+    assert views.class_keys(["x"] * 40)[9:13] == [
         {"name": "x", "key": "a"}, {"name": "x", "key": "b"}, {"name": "x", "key": "c"},
         {"name": "x", "key": "d"}], "l, s and u are action keys"
-    assert not {"l", "s", "u"} & set(labeling.CLASS_KEYS)
+    assert not {"l", "s", "u"} & set(views.CLASS_KEYS)
 
 
 def test_home_page_links_to_labeling(app, client, auth):
@@ -163,7 +168,7 @@ def test_projects_without_access_are_refused(app, client, auth, monkeypatch):
         closed_id = make_project("closed")
         [closed_image] = add_stored_images(app, closed_id, 1)
         add_images(open_id, 1)
-    monkeypatch.setattr(labeling, "can_access",
+    monkeypatch.setattr(access, "can_access",
                         lambda user, project: project is not None and project.id != closed_id)
     auth.login("lee")
     headers = {"X-CSRFToken": auth.csrf_token}
@@ -197,7 +202,8 @@ def test_double_click_stores_one_label(app, users):
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join()
+        thread.join(timeout=60)
+        assert not thread.is_alive()
     assert sorted(statuses) == [200, 200, 200, 201], bodies
     assert len({body["id"] for body in bodies}) == 1
     with app.app_context():

@@ -8,13 +8,13 @@ labeler saw it; comparing agreement on shown and hidden images measures the anch
 """
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 from sqlalchemy import bindparam, select
 
-from .extensions import db
-from .models import LabelClass, Prediction
+from ..buckets import in_share
+from ..extensions import db
+from ..models import LabelClass, Prediction
 
 TOP_CLASSES = 3
 
@@ -49,17 +49,14 @@ _PREDICTION = (
 
 def suggestion_hidden(image_id: int, model_version_id: int, hide_share: float) -> bool:
     """Return whether the suggestion for this image and model version is hidden (stable)."""
-    if hide_share <= 0:
-        return False
-    digest = hashlib.sha256(f"{image_id}:{model_version_id}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") / 2**64 < hide_share
+    return in_share(hide_share, image_id, model_version_id)
 
 
 def suggestion_for(image_id: int, project) -> Suggestion | None:
     """Return the serving model's prediction for image_id (shown or hidden), or None.
 
     project carries serving_model_id, serving_version and hide_suggestion_share
-    (assignment.ProjectSettings).
+    (settings.ProjectSettings).
     """
     if project.serving_model_id is None:
         return None

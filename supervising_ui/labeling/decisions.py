@@ -1,0 +1,215 @@
+"""What a labeler decides about an image they were handed: a label, Later, or undo.
+
+A label is stored once per (user, request_id), so a retried or double-clicked submit returns
+the label already stored; an image takes at most ``labels_per_image`` labels, one per user.
+The label records the serving model's suggestion, shown or hidden (suggestions.py).
+Each function here commits its own write; a write refused midway is rolled back here too.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import bindparam, case, delete, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from ..extensions import db
+from ..learning import triggers
+from ..models import Label, LabelClass, Skip
+from . import suggestions
+from .leases import IMAGE, Assignment, lease_free_or_mine, run, serialized_write
+from .settings import LabelingError, ProjectSettings, lease_seconds, settings_of
+
+# Client-measured seconds outside this range are clamped (a tab left open overnight).
+MAX_SECONDS_SPENT = 3600.0
+
+_label = Label.__table__
+
+
+@dataclass(frozen=True)
+class SubmitResult:
+    """The stored label (as JSON-ready values) and whether this request created it."""
+
+    label: dict
+    created: bool
+
+
+_LABEL_OF_REQUEST = (
+    select(_label, LabelClass.name.label("label"))
+    .join(LabelClass, LabelClass.id == _label.c.label_class_id)
+    .where(_label.c.user_id == bindparam("user_id"),
+           _label.c.request_id == bindparam("request_id")))
+# The lease ends with the label; a label that completes the image frees anyone's lease.
+_ENDS_LEASE = or_(IMAGE.c.leased_to_id == bindparam("user_id"),
+                  IMAGE.c.label_count + 1 >= bindparam("labels_per_image"))
+_COUNT_LABEL = (
+    update(IMAGE)
+    .where(IMAGE.c.id == bindparam("image_id"),
+           IMAGE.c.label_count < bindparam("labels_per_image"))
+    .values(label_count=IMAGE.c.label_count + 1,
+            leased_to_id=case((_ENDS_LEASE, None), else_=IMAGE.c.leased_to_id),
+            lease_expires_at=case((_ENDS_LEASE, None), else_=IMAGE.c.lease_expires_at)))
+# The label row, with its class looked up by name in the same statement (no row: unknown).
+_LABEL_VALUES = ("project_id", "image_id", "user_id", "request_id", "created_at",
+                 "seconds_spent", "suggestion_shown", "suggested_class_id",
+                 "suggestion_confidence", "suggestion_model_version_id")
+_INSERT_LABEL = (
+    insert(_label)
+    .from_select(
+        [*_LABEL_VALUES, "label_class_id"],
+        select(*[bindparam(name, type_=_label.c[name].type) for name in _LABEL_VALUES],
+               LabelClass.id)
+        .where(LabelClass.project_id == bindparam("project_id"),
+               LabelClass.name == bindparam("class_name")))
+    .returning(_label.c.id))
+
+
+def submit_label(image_id: int, project, user, class_name, request_id, seconds_spent,
+                 now: datetime) -> SubmitResult:
+    """Store user's label for an image once: a repeat of request_id returns the stored label.
+
+    The common case is one UPDATE (count, end the lease) and one INSERT; a repeat, a second
+    label from the same user or a full image fails there and is explained afterwards.
+    """
+    project, user_id = settings_of(project), user.id
+    request_id = _check_request_id(request_id)
+    if not isinstance(class_name, str):
+        raise _unknown_class(project, class_name)
+    label = {"project_id": project.id, "image_id": image_id, "user_id": user_id,
+             "request_id": request_id, "created_at": now,
+             "seconds_spent": clamp_seconds(seconds_spent), "suggested_class_id": None,
+             "suggestion_confidence": None, "suggestion_model_version_id": None}
+    label |= suggestions.label_fields(suggestions.suggestion_for(image_id, project))
+    label_id, refused = None, False
+    with serialized_write():
+        counted = run(_COUNT_LABEL, image_id=image_id, user_id=user_id,
+                      labels_per_image=project.labels_per_image)
+        try:
+            if counted.rowcount == 1:
+                label_id = run(_INSERT_LABEL, **label, class_name=class_name).scalar()
+            refused = counted.rowcount != 1
+        except IntegrityError:
+            refused = True
+        if label_id is None:
+            db.session.rollback()
+        else:
+            db.session.commit()
+    if refused:
+        return _refuse_submit(image_id, project, user_id, request_id)
+    if label_id is None:
+        raise _unknown_class(project, class_name)
+    return SubmitResult(_label_json(label | {"id": label_id, "label": class_name}), created=True)
+
+
+def record_label(image_id: int, project: ProjectSettings, user, class_name, request_id,
+                 seconds_spent, now: datetime) -> SubmitResult:
+    """Submit a label (submit_label); a new one may queue a retrain, which never fails it."""
+    result = submit_label(image_id, project, user, class_name, request_id, seconds_spent, now)
+    if result.created:
+        triggers.retrain_after_label(project)
+    return result
+
+
+def _label_json(row) -> dict:
+    """Return a stored label as the API shows it (created_at still a datetime)."""
+    return {"id": row["id"], "image_id": row["image_id"], "label": row["label"],
+            "request_id": row["request_id"], "created_at": row["created_at"],
+            "seconds_spent": row["seconds_spent"], "suggestion_shown": row["suggestion_shown"]}
+
+
+def _check_request_id(request_id) -> str:
+    """Return a usable request id or raise LabelingError."""
+    if not isinstance(request_id, str) or not 1 <= len(request_id.strip()) <= 64:
+        raise LabelingError("request_id is required: a unique string of at most 64 characters "
+                            "per decision (e.g. a UUID), reused when the request is retried")
+    return request_id.strip()
+
+
+def _label_of_request(user_id: int, request_id: str) -> dict | None:
+    """Return the label this user stored under request_id, if any."""
+    row = run(_LABEL_OF_REQUEST, user_id=user_id, request_id=request_id).first()
+    return dict(row._mapping) if row else None
+
+
+def _repeat(label: dict, image_id: int) -> SubmitResult:
+    """Answer a repeated request_id with its label, unless it was used for another image."""
+    if label["image_id"] != image_id:
+        raise LabelingError(f"request_id was already used for image {label['image_id']}: "
+                            f"use a new request_id for each decision", 409)
+    return SubmitResult(_label_json(label), created=False)
+
+
+def _refuse_submit(image_id: int, project: ProjectSettings, user_id: int,
+                   request_id: str) -> SubmitResult:
+    """Explain why a label was not stored (or return it, when a twin request stored it)."""
+    repeated = _label_of_request(user_id, request_id)
+    if repeated is not None:  # a double click whose twin committed first
+        return _repeat(repeated, image_id)
+    if db.session.scalar(select(_label.c.id).where(_label.c.image_id == image_id,
+                                                   _label.c.user_id == user_id)) is not None:
+        raise LabelingError("you have already labeled this image (use undo to change it)", 409)
+    raise LabelingError(f"image {image_id} already has all its labels "
+                        f"({project.labels_per_image} per image)", 409)
+
+
+def _unknown_class(project: ProjectSettings, class_name) -> LabelingError:
+    """Return the error for a class name the project does not have, naming the valid ones."""
+    names = db.session.scalars(select(LabelClass.name).where(
+        LabelClass.project_id == project.id).order_by(LabelClass.position)).all()
+    return LabelingError(f"unknown class {class_name!r}: use one of {', '.join(names)}")
+
+
+def clamp_seconds(seconds_spent) -> float | None:
+    """Return the client-measured time spent, clamped to [0, MAX_SECONDS_SPENT], or None."""
+    try:
+        seconds = float(seconds_spent)
+    except (TypeError, ValueError):
+        return None
+    if seconds != seconds:  # NaN
+        return None
+    return min(max(seconds, 0.0), MAX_SECONDS_SPENT)
+
+
+def put_off(image_id: int, user, now: datetime) -> None:
+    """Record that user put an image off with Later and end their lease on it."""
+    user_id = user.id
+    skip = Skip.__table__
+    with serialized_write():
+        db.session.execute(update(IMAGE).where(IMAGE.c.id == image_id,
+                                               IMAGE.c.leased_to_id == user_id)
+                           .values(leased_to_id=None, lease_expires_at=None))
+        already = db.session.scalar(select(skip.c.id).where(skip.c.image_id == image_id,
+                                                            skip.c.user_id == user_id))
+        try:
+            if already is None:
+                db.session.execute(insert(skip).values(image_id=image_id, user_id=user_id,
+                                                       created_at=now))
+            db.session.commit()
+        except IntegrityError:  # the same Later twice at once: the first one counts
+            db.session.rollback()
+
+
+def undo_last_label(project, user, now: datetime) -> tuple[Assignment, str]:
+    """Delete user's latest label in project; return its image (leased again) and old class."""
+    project, user_id = settings_of(project), user.id
+    row = db.session.execute(
+        select(_label.c.id, _label.c.image_id, LabelClass.name)
+        .join(LabelClass, LabelClass.id == _label.c.label_class_id)
+        .where(_label.c.user_id == user_id, _label.c.project_id == project.id)
+        .order_by(_label.c.id.desc()).limit(1)).first()
+    if row is None:
+        raise LabelingError("you have no label in this project to undo", 404)
+    label_id, image_id, old_class = row
+    expires_at = now + timedelta(seconds=lease_seconds())
+    # Take the lease back unless someone else holds a valid one (possible with several
+    # labels per image); submitting without a lease is allowed while the image needs labels.
+    mine = lease_free_or_mine(user_id, now)
+    with serialized_write():
+        db.session.execute(delete(_label).where(_label.c.id == label_id))
+        db.session.execute(update(IMAGE).where(IMAGE.c.id == image_id).values(
+            label_count=IMAGE.c.label_count - 1,
+            leased_to_id=case((mine, user_id), else_=IMAGE.c.leased_to_id),
+            lease_expires_at=case((mine, expires_at), else_=IMAGE.c.lease_expires_at)))
+        db.session.commit()
+    leased = db.session.scalar(select(IMAGE.c.leased_to_id).where(IMAGE.c.id == image_id))
+    return Assignment(image_id, expires_at if leased == user_id else None, "undo"), old_class
