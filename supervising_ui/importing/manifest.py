@@ -33,11 +33,12 @@ def typed_value(text: str):
     return text
 
 
-def read_manifest(data: bytes) -> tuple[list[tuple[int, dict]], list[str]]:
-    """Parse manifest CSV bytes into (line number, row) pairs and the metadata column names.
+def read_table(data: bytes) -> tuple[list[str], list[tuple[int, list[str]]]]:
+    """Decode manifest CSV bytes into its header and (line number, raw values) rows.
 
-    Each row is {"filename", "label", "metadata", "error"}; a row with an error (wrong number
-    of fields, no filename) is kept so that the caller can report it by line.
+    The one reader of manifests (the importer and the ``ml`` commands): UTF-8 with or without
+    a byte-order mark, a 'filename' column in any letter case, no repeated columns; blank
+    lines are dropped. Raises ManifestError saying what is wrong with the file as a whole.
     """
     try:
         text = data.decode("utf-8-sig")
@@ -58,11 +59,20 @@ def read_manifest(data: bytes) -> tuple[list[tuple[int, dict]], list[str]]:
     repeated = sorted({name for name in lowered if name and lowered.count(name) > 1})
     if repeated:
         raise ManifestError(f"manifest columns repeat: {', '.join(repeated)}")
-    records = []
-    for line_number, values in enumerate(rows[1:], start=2):
-        if not any(value.strip() for value in values):
-            continue  # blank lines are not rows
-        records.append((line_number, _record(header, lowered, values)))
+    body = [(line_number, values) for line_number, values in enumerate(rows[1:], start=2)
+            if any(value.strip() for value in values)]  # blank lines are not rows
+    return header, body
+
+
+def read_manifest(data: bytes) -> tuple[list[tuple[int, dict]], list[str]]:
+    """Parse manifest CSV bytes into (line number, row) pairs and the metadata column names.
+
+    Each row is {"filename", "label", "metadata", "error"}; a row with an error (wrong number
+    of fields, no filename) is kept so that the caller can report it by line.
+    """
+    header, body = read_table(data)
+    lowered = [name.lower() for name in header]
+    records = [(line_number, _record(header, lowered, values)) for line_number, values in body]
     metadata_columns = [name for name, low in zip(header, lowered, strict=True)
                         if name and low not in (FILENAME_COLUMN, LABEL_COLUMN)]
     return records, metadata_columns

@@ -11,6 +11,7 @@ import pandas as pd
 import torch
 
 from ..images import gray_pixels
+from ..importing.manifest import FILENAME_COLUMN, read_table
 from ..storage import file_content_hash
 
 # MSL sol ranges used by the Deep Mars paper (inclusive).
@@ -39,12 +40,20 @@ def with_hashes(records: Sequence[Record]) -> list[Record]:
 
 
 def read_manifest(manifest: str | os.PathLike, image_root: str | os.PathLike) -> pd.DataFrame:
-    """Read a CSV manifest with a `filename` column and add the absolute `path` of each image."""
-    frame = pd.read_csv(manifest, dtype=str, keep_default_na=False)
-    if "filename" not in frame.columns:
-        raise ValueError(f"{manifest}: a manifest needs a 'filename' column, has {list(frame.columns)}")
+    """Read a CSV manifest (every value as text) and add the absolute `path` of each image.
+
+    The file is read by the importer's reader (importing.manifest.read_table), so both accept
+    and refuse the same files; a row whose field count differs from the header is refused here.
+    """
+    header, body = read_table(Path(manifest).read_bytes())
+    bad = [line for line, values in body if len(values) != len(header)]
+    if bad:
+        raise ValueError(f"{manifest}: line {bad[0]} has a different number of fields than the "
+                         f"header ({len(bad)} such lines)")
+    columns = [FILENAME_COLUMN if name.lower() == FILENAME_COLUMN else name for name in header]
+    frame = pd.DataFrame([values for _, values in body], columns=columns, dtype=str)
     root = Path(image_root)
-    frame["path"] = [str(root / name) for name in frame["filename"]]
+    frame["path"] = [str(root / name.strip()) for name in frame[FILENAME_COLUMN]]
     missing = [p for p in frame["path"] if not os.path.isfile(p)]
     if missing:
         raise FileNotFoundError(f"{len(missing)} images of {manifest} are missing under "

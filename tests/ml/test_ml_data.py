@@ -126,3 +126,19 @@ def test_percentile_stretch_makes_differently_exposed_images_alike():
     assert torch.isfinite(Preprocessing(image_size=32, stretch="percentile").to_input(flat)).all()
     with pytest.raises(ValueError, match="unknown stretch"):
         Preprocessing(stretch="gamma").to_input(flat)
+
+
+def test_manifest_reader_is_the_importers(tmp_path):
+    """The ml commands read manifests with the importer's reader: same errors, text values."""
+    from supervising_ui.importing.manifest import ManifestError
+    (tmp_path / "a.png").write_bytes(b"x")
+    manifest = tmp_path / "m.csv"
+    manifest.write_bytes("\ufeffFileName,label,sol\na.png,crater,0042\n".encode())
+    frame = read_manifest(manifest, tmp_path)
+    assert frame["filename"].tolist() == ["a.png"] and frame["sol"].tolist() == ["0042"]
+    manifest.write_bytes(b"name,label\na.png,crater\n")
+    with pytest.raises(ManifestError, match="no 'filename' column"):
+        read_manifest(manifest, tmp_path)
+    manifest.write_bytes(b"filename,label\na.png,crater,extra\n")
+    with pytest.raises(ValueError, match="line 2"):
+        read_manifest(manifest, tmp_path)
