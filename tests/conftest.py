@@ -118,3 +118,11 @@ def require_hirise():
     if not (SHARED_HIRISE / "manifest.csv").exists():
         pytest.skip("../shared/data/hirise is not present")
     return SHARED_HIRISE
+
+
+@pytest.fixture
+def held_queue(app, monkeypatch):
+    """Keep submitted jobs queued (no worker): return the list of job ids sent to the queue."""
+    sent = []
+    monkeypatch.setitem(app.extensions, "execute_job", sent.append)
+    return sent

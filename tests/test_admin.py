@@ -13,7 +13,7 @@ from supervising_ui.accounts import AccountError
 from supervising_ui.extensions import db
 from supervising_ui.models import Image, Job, Label, User
 
-from .images import image_bytes, write_images, zip_bytes
+from .helpers import image_bytes, write_images, zip_bytes
 
 
 @pytest.fixture

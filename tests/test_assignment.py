@@ -15,7 +15,7 @@ from supervising_ui.labeling.picking import next_image
 from supervising_ui.labeling.settings import LabelingError
 from supervising_ui.models import Image, Label, Skip, User, utcnow
 
-from .labeling_helpers import add_images, add_serving_model, make_project, project_of
+from .helpers import add_images, add_serving_model, make_project, project_of
 
 
 def user(user_id):

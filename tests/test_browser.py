@@ -12,7 +12,7 @@ from supervising_ui.extensions import db
 from supervising_ui.models import Skip
 
 from .conftest import PASSWORD
-from .labeling_helpers import add_stored_images, make_project, project_of
+from .helpers import add_stored_images, make_project, project_of
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",

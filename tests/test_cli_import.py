@@ -9,7 +9,7 @@ from supervising_ui.extensions import db
 from supervising_ui.models import Image, Label, Project, User
 
 from .conftest import require_hirise
-from .images import write_images
+from .helpers import write_images
 
 
 def image_count(app) -> int:

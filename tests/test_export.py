@@ -12,8 +12,13 @@ from supervising_ui.labeling.decisions import submit_label
 from supervising_ui.learning.dataset import labeled_images
 from supervising_ui.models import Image, Label, User, utcnow
 
-from .labeling_helpers import add_images, add_serving_model, make_project, project_of
-from .test_retraining import make_project as make_stored_project
+from .helpers import (
+    add_images,
+    add_serving_model,
+    make_project,
+    make_stored_project,
+    project_of,
+)
 
 
 def _labeled_project(users):

@@ -14,7 +14,7 @@ from supervising_ui.importing import ImportRefused, runner, sources
 from supervising_ui.importing.manifest import ManifestError, read_manifest, typed_value
 from supervising_ui.models import Image, Label
 
-from .images import image_bytes, write_images, zip_bytes
+from .helpers import image_bytes, write_images, zip_bytes
 
 
 @pytest.fixture

@@ -38,14 +38,6 @@ def fake_handlers(monkeypatch):
     return seen
 
 
-@pytest.fixture
-def held_queue(app, monkeypatch):
-    """Keep submitted jobs queued (no worker): return the list of job ids sent to the queue."""
-    sent = []
-    monkeypatch.setitem(app.extensions, "execute_job", sent.append)
-    return sent
-
-
 def test_job_runs_from_queued_to_done(app, project_id, fake_handlers):
     with app.app_context():
         job = jobs.submit("retrain", project_id, {"kind": "quick"})

@@ -10,7 +10,7 @@ from supervising_ui.extensions import db
 from supervising_ui.labeling import access, suggestions, views
 from supervising_ui.models import Image, Label, User
 
-from .labeling_helpers import (
+from .helpers import (
     add_images,
     add_serving_model,
     add_stored_images,

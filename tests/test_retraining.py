@@ -6,12 +6,11 @@ import math
 import os
 from pathlib import Path
 
-import numpy as np
 import pytest
 from PIL import Image as PILImage
 from sqlalchemy import event, func, select
 
-from supervising_ui import images, jobs, storage
+from supervising_ui import images, jobs
 from supervising_ui.accounts import create_api_token
 from supervising_ui.extensions import db
 from supervising_ui.learning import dataset, report, triggers
@@ -26,52 +25,8 @@ from supervising_ui.models import (
     Project,
     User,
 )
-from supervising_ui.projects import create_project
 
-CLASSES = ["bright", "dark"]
-IMAGE_COUNT = 32
-
-
-def generated_png(label: str, index: int) -> bytes:
-    """A 64x64 grayscale PNG whose brightness gives its class (deterministic per index)."""
-    rng = np.random.default_rng(index)
-    base = 185 if label == "bright" else 70
-    pixels = np.clip(base + rng.normal(0, 14, (64, 64)), 0, 255).astype(np.uint8)
-    buffer = io.BytesIO()
-    PILImage.fromarray(pixels, mode="L").save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def make_project(app, name="mars", count=IMAGE_COUNT, group_column="source_id") -> int:
-    """A project with `count` generated images in managed storage, 4 per source_id group."""
-    project = create_project(name, classes=CLASSES)
-    project.group_column = group_column
-    for index in range(count):
-        data = generated_png(CLASSES[index % 2], index)
-        info = storage.validate_image(data, app.config["MAX_IMAGE_PIXELS"])
-        storage.store_bytes(app.config["IMAGE_STORE"], info.storage_key, data)
-        db.session.add(Image(project_id=project.id, storage_key=info.storage_key,
-                             original_name=f"img{index:03d}.png", content_hash=info.content_hash,
-                             width=info.width, height=info.height,
-                             meta={"source_id": f"obs{index // 4}", "truth": CLASSES[index % 2]}))
-    db.session.commit()
-    return project.id
-
-
-def add_labels(project_id: int, user_id: int, count: int | None = None, flip=lambda image: False):
-    """Label the project's first `count` unlabeled-by-user images with their true class."""
-    project = db.session.get(Project, project_id)
-    class_ids = {c.name: c.id for c in project.classes}
-    labeled = select(Label.image_id).where(Label.user_id == user_id)
-    images = db.session.scalars(select(Image).where(
-        Image.project_id == project_id, Image.id.not_in(labeled)).order_by(Image.id)).all()
-    for image in images[:count]:
-        truth = image.meta["truth"]
-        name = CLASSES[1 - CLASSES.index(truth)] if flip(image) else truth
-        db.session.add(Label(project_id=project_id, image_id=image.id, user_id=user_id,
-                             label_class_id=class_ids[name]))
-        image.label_count += 1
-    db.session.commit()
+from .helpers import IMAGE_COUNT, LOOP_CLASSES, add_labels, make_stored_project
 
 
 @pytest.fixture(scope="module")
@@ -90,17 +45,9 @@ def loop_app(app, embedding_cache):
 def labeled_project(loop_app, users):
     """A project of 32 images, 24 labeled by 'lee'; returns its id."""
     with loop_app.app_context():
-        project_id = make_project(loop_app)
+        project_id = make_stored_project(loop_app)
         add_labels(project_id, users["lee"], 24)
         return project_id
-
-
-@pytest.fixture
-def held_queue(app, monkeypatch):
-    """Keep submitted jobs queued (no worker)."""
-    sent = []
-    monkeypatch.setitem(app.extensions, "execute_job", sent.append)
-    return sent
 
 
 # --------------------------------------------------------------------------- data
@@ -108,7 +55,7 @@ def held_queue(app, monkeypatch):
 
 def test_consensus_takes_the_majority_and_drops_ties(loop_app, users):
     with loop_app.app_context():
-        project_id = make_project(loop_app, count=4)
+        project_id = make_stored_project(loop_app, count=4)
         project = db.session.get(Project, project_id)
         bright, dark = (c.id for c in project.classes)
         first, second, third, fourth = db.session.scalars(select(Image.id).order_by(Image.id)).all()
@@ -125,7 +72,7 @@ def test_consensus_takes_the_majority_and_drops_ties(loop_app, users):
 
 def test_holdout_is_by_group_and_stable_as_labels_grow(loop_app, users):
     with loop_app.app_context():
-        project_id = make_project(loop_app)
+        project_id = make_stored_project(loop_app)
         project = db.session.get(Project, project_id)
         add_labels(project_id, users["lee"], 24)
         train, held_out, how = dataset.holdout_split(project_id, dataset.labeled_images(project))
@@ -139,7 +86,7 @@ def test_holdout_is_by_group_and_stable_as_labels_grow(loop_app, users):
 
 def test_holdout_falls_back_to_images_without_groups(loop_app, users):
     with loop_app.app_context():
-        project_id = make_project(loop_app, count=12, group_column=None)
+        project_id = make_stored_project(loop_app, count=12, group_column=None)
         add_labels(project_id, users["lee"])
         examples = dataset.labeled_images(db.session.get(Project, project_id))
         train, held_out, how = dataset.holdout_split(project_id, examples)
@@ -148,7 +95,7 @@ def test_holdout_falls_back_to_images_without_groups(loop_app, users):
 
 def test_too_few_labels_fail_with_a_clear_error(loop_app, users):
     with loop_app.app_context():
-        project_id = make_project(loop_app, count=12)
+        project_id = make_stored_project(loop_app, count=12)
         add_labels(project_id, users["lee"], 6)
         job = triggers.request_retrain(db.session.get(Project, project_id))
         assert job.state == "failed"
@@ -188,7 +135,7 @@ def test_quick_retrain_stores_version_metrics_plots_and_predictions(loop_app, la
         assert metrics["held_out_count"] + metrics["train_count"] == 24
         assert metrics["held_out_by"] == "by group"
         assert metrics["held_out_accuracy"] >= 0.8  # the generated classes are easy
-        assert set(metrics["per_class"]) == set(CLASSES)
+        assert set(metrics["per_class"]) == set(LOOP_CLASSES)
         assert len(metrics["confusion_matrix"]) == 2 and metrics["threshold_curve"]
         assert metrics["compared_with_version"] is None and metrics["promoted"]
         for name in report.PLOT_FILES:
@@ -281,7 +228,7 @@ def test_the_better_model_serves(loop_app, labeled_project, users):
 
 def test_finetune_kind_trains_the_whole_network(loop_app, users):
     with loop_app.app_context():
-        project_id = make_project(loop_app, count=12)  # small: a CPU fine-tune is slow
+        project_id = make_stored_project(loop_app, count=12)  # small: a CPU fine-tune is slow
         add_labels(project_id, users["lee"])
         job = triggers.request_retrain(db.session.get(Project, project_id), "finetune",
                                          epochs=1, tta_views=1)
@@ -299,7 +246,7 @@ def test_automatic_retrain_after_every_n_labels(loop_app, users, monkeypatch):
     runs = []
     monkeypatch.setitem(jobs.HANDLERS, "retrain", lambda job, reporter: runs.append(job.params) or {})
     with loop_app.app_context():
-        project_id = make_project(loop_app, count=20)
+        project_id = make_stored_project(loop_app, count=20)
         project = db.session.get(Project, project_id)
         add_labels(project_id, users["lee"], 5)
         assert triggers.maybe_trigger_retrain(project) is None, "off while retrain_every is 0"
@@ -319,7 +266,7 @@ def test_automatic_retrain_after_every_n_labels(loop_app, users, monkeypatch):
 
 def test_automatic_trigger_waits_for_a_running_retrain(loop_app, users, held_queue):
     with loop_app.app_context():
-        project_id = make_project(loop_app, count=12)
+        project_id = make_stored_project(loop_app, count=12)
         project = db.session.get(Project, project_id)
         project.retrain_every = 2
         db.session.commit()
@@ -403,7 +350,7 @@ def test_cli_retrain_waits_and_prints_progress(loop_app, runner, labeled_project
 
 def test_cli_retrain_reports_a_failed_job(loop_app, runner, users):
     with loop_app.app_context():
-        make_project(loop_app, count=4)
+        make_stored_project(loop_app, count=4)
     result = runner.invoke(args=["retrain", "mars", "--wait"])
     assert result.exit_code == 1 and "need at least 10 labeled images" in result.output
 
@@ -440,7 +387,7 @@ def test_model_page_for_labelers_and_admins(app, client, auth, labeled_project):
 
 def test_model_page_shows_failed_job_error_and_suggestion_acceptance(app, client, auth, users):
     with app.app_context():
-        project_id = make_project(app, count=4)
+        project_id = make_stored_project(app, count=4)
         project = db.session.get(Project, project_id)
         triggers.request_retrain(project)  # fails: too few labels
         bright, dark = (c.id for c in project.classes)

@@ -6,7 +6,7 @@ from PIL import Image
 
 from supervising_ui import storage
 
-from .images import image_bytes
+from .helpers import image_bytes
 
 
 def test_validate_reads_format_size_and_hash():

@@ -23,7 +23,7 @@ from supervising_ui.extensions import db
 from supervising_ui.models import Image, Job, Label, Project, User
 
 from .conftest import PASSWORD, AuthActions
-from .test_retraining import add_labels, make_project
+from .helpers import add_labels, make_stored_project
 
 pytestmark = pytest.mark.slow
 DEADLINE_SECONDS = 60
@@ -47,7 +47,7 @@ def loop(tmp_path, monkeypatch):
         create_or_migrate()
         ids = {name: create_user(name, role=role, password=PASSWORD)[0].id
                for name, role in (("ada", "admin"), ("lee", "labeler"))}
-        project_id = make_project(app)
+        project_id = make_stored_project(app)
         db.session.get(Project, project_id).labels_per_image = 2  # lee may label all 32
         add_labels(project_id, ids["ada"], 24)
         token = create_api_token(db.session.get(User, ids["ada"]))
