@@ -250,8 +250,9 @@ def visible_tokens(viewer: User) -> list[ApiToken]:
 
 
 def revoke_token(token_id: int, acting: User) -> ApiToken:
-    """Revoke one token: the acting user's own, or anyone's for an admin."""
-    api_token = db.session.get(ApiToken, token_id) if 1 <= token_id <= LARGEST_ID else None
+    """Revoke one token (the acting user's own, or anyone's for an admin); return it."""
+    api_token = db.session.get(ApiToken, token_id, options=[joinedload(ApiToken.user)]) \
+        if 1 <= token_id <= LARGEST_ID else None
     if api_token is None or (api_token.user_id != acting.id and not acting.is_admin):
         raise AccountError(f"no token with id {token_id}")  # the same for others' tokens
     if api_token.revoked_at is None:

@@ -16,8 +16,8 @@ from .models import LoginAttempt, User, utcnow
 
 MAX_FAILURES = 10
 WINDOW = timedelta(minutes=15)
-_NAME_LENGTH = LoginAttempt.username.property.columns[0].type.length
-_ADDRESS_LENGTH = LoginAttempt.client_address.property.columns[0].type.length
+_NAME_LENGTH = LoginAttempt.__table__.c.username.type.length
+_ADDRESS_LENGTH = LoginAttempt.__table__.c.client_address.type.length
 
 
 class LoginThrottled(Exception):
