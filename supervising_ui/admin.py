@@ -219,7 +219,7 @@ def create_user_view():
         flash(f"User not created: {error}.", "error")
         return redirect(url_for("admin.users_page"))
     return render_template("admin/users.html", users=accounts.list_users(), new_user=user,
-                           new_password=password)
+                           new_password=password), {"Cache-Control": "no-store"}
 
 
 @blueprint.post("/users/<int:user_id>/active")

@@ -1,6 +1,7 @@
-"""Login, logout and password views, the login-everywhere guard and admin_required.
+"""Login, logout, password and API-token views, the login-everywhere guard and admin_required.
 
-The account rules themselves (passwords, roles, tokens) live in accounts.py.
+The account rules themselves (passwords, roles, sessions, tokens) live in accounts.py and
+login throttling in login_attempts.py.
 """
 from functools import wraps
 from urllib.parse import urlsplit
@@ -18,7 +19,7 @@ from flask import (
 )
 from flask_login import current_user, login_required, login_user, logout_user
 
-from . import accounts
+from . import accounts, login_attempts
 from .extensions import csrf, login_manager
 
 blueprint = Blueprint("auth", __name__)
@@ -26,6 +27,8 @@ blueprint = Blueprint("auth", __name__)
 # Endpoints reachable without a session; everything else needs one.
 PUBLIC_ENDPOINTS = {"auth.login", "static"}
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+# Pages that show a secret must not be kept by a browser or proxy cache.
+NO_STORE = {"Cache-Control": "no-store"}
 # Where a request keeps the user of its token once looked up.
 _TOKEN_USER = "supervising_ui.token_user"
 
@@ -40,9 +43,11 @@ def init_app(app: Flask) -> None:
 
 
 @login_manager.user_loader
-def load_user(user_id: str):
-    """Return the active user of a session cookie, or None."""
-    return accounts.active_user(int(user_id))
+def load_user(session_id: str):
+    """Return the user of a session cookie if its session version is current, else None."""
+    if "Authorization" in request.headers:  # the header alone says who is asking
+        return None
+    return accounts.session_user(session_id)
 
 
 @login_manager.request_loader
@@ -63,18 +68,24 @@ def bearer_token(req) -> str | None:
 
 
 def require_login():
-    """Refuse anonymous requests (401 for the API, login page otherwise); check CSRF for cookies."""
+    """Refuse anonymous requests (401 for the API, login page otherwise); check CSRF for cookies.
+
+    A request with an Authorization header is judged by that header alone: a valid token
+    acts as its user without CSRF (a browser never adds the header by itself), anything
+    else is 401 even beside a valid session cookie.
+    """
     if request.endpoint == "static":
         return None
-    uses_token = bearer_token(request) is not None
-    if request.endpoint not in PUBLIC_ENDPOINTS:
-        token_refused = uses_token and load_user_from_token(request) is None
-        if token_refused or not current_user.is_authenticated:
-            if uses_token or request.path.startswith("/api/"):
-                return jsonify(error="authentication required: log in or send a valid API token"), 401
-            return login_manager.unauthorized()
-    if not uses_token and request.method not in SAFE_METHODS:
-        csrf.protect()  # a token request carries no cookie, so it cannot be forged cross-site
+    if "Authorization" in request.headers:
+        if load_user_from_token(request) is None:
+            return jsonify(error="authentication required: send a valid API token"), 401
+        return None
+    if request.endpoint not in PUBLIC_ENDPOINTS and not current_user.is_authenticated:
+        if request.path.startswith("/api/"):
+            return jsonify(error="authentication required: log in or send a valid API token"), 401
+        return login_manager.unauthorized()
+    if request.method not in SAFE_METHODS:
+        csrf.protect()
     return None
 
 
@@ -97,10 +108,17 @@ def _safe_next(target: str | None) -> str:
 
 @blueprint.route("/login", methods=["GET", "POST"])
 def login():
-    """Show the login form and log a user in."""
+    """Show the login form and log a user in (429 after too many failures)."""
     if request.method == "POST":
-        user = accounts.authenticate(request.form.get("username", ""),
-                                     request.form.get("password", ""))
+        try:
+            user = login_attempts.log_in(request.form.get("username", ""),
+                                         request.form.get("password", ""), request.remote_addr)
+        except login_attempts.LoginThrottled as throttled:
+            minutes = -(-throttled.retry_after // 60)
+            flash(f"Too many failed logins for this account or from this address: "
+                  f"try again in {minutes} minute{'s' if minutes != 1 else ''}.", "error")
+            return (render_template("auth/login.html"), 429,
+                    {"Retry-After": str(throttled.retry_after)})
         if user is not None:
             login_user(user)
             return redirect(_safe_next(request.args.get("next")))
@@ -110,7 +128,9 @@ def login():
 
 @blueprint.post("/logout")
 def logout():
-    """Log the current user out."""
+    """Log the current user out, here and in every other copy of the session."""
+    if current_user.is_authenticated:
+        accounts.end_sessions(current_user)
     logout_user()
     return redirect(url_for("auth.login"))
 
@@ -118,15 +138,55 @@ def logout():
 @blueprint.route("/account/password", methods=["GET", "POST"])
 @login_required
 def password():
-    """Let users change their own password."""
+    """Let users change their own password; their other sessions end."""
     if request.method == "POST":
         try:
             if request.form.get("new_password") != request.form.get("confirm_password"):
                 raise accounts.AccountError("the two new passwords differ")
             accounts.change_password(current_user, request.form.get("current_password", ""),
                                      request.form.get("new_password", ""))
+            login_user(current_user._get_current_object())  # this browser stays in, with the new session version
             flash("Password changed.", "info")
             return redirect(url_for("pages.home"))
         except accounts.AccountError as error:
             flash(str(error).capitalize() + ".", "error")
-    return render_template("auth/password.html")
+    return render_template("auth/password.html", min_length=accounts.MIN_PASSWORD_LENGTH)
+
+
+@blueprint.get("/account/tokens")
+@login_required
+def tokens():
+    """List the API tokens the user may revoke (an admin: everyone's), never the tokens."""
+    return _tokens_page()
+
+
+@blueprint.post("/account/tokens")
+@login_required
+def create_token():
+    """Make an API token for the current user and show it, in this response only."""
+    try:
+        token = accounts.create_api_token(current_user, request.form.get("label", ""),
+                                          request.form.get("expires_days", type=int))
+    except accounts.AccountError as error:
+        flash(f"Token not made: {error}.", "error")
+        return redirect(url_for("auth.tokens"))
+    return _tokens_page(new_token=token)
+
+
+@blueprint.post("/account/tokens/<int:token_id>/revoke")
+@login_required
+def revoke_token(token_id):
+    """Revoke one API token."""
+    try:
+        revoked = accounts.revoke_token(token_id, current_user)
+        flash(f"Revoked token {revoked.label or revoked.id!r} of {revoked.user.username!r}.",
+              "info")
+    except accounts.AccountError as error:
+        flash(f"Not revoked: {error}.", "error")
+    return redirect(url_for("auth.tokens"))
+
+
+def _tokens_page(new_token: str | None = None):
+    """Render the token list (with a just-made token), never to be cached."""
+    return (render_template("auth/tokens.html", tokens=accounts.visible_tokens(current_user),
+                            new_token=new_token, max_days=accounts.MAX_TOKEN_DAYS), NO_STORE)

@@ -251,13 +251,32 @@ def demo_command():
 
 @click.command("create-token")
 @click.argument("name")
+@click.option("--expires-days", type=click.IntRange(1, accounts.MAX_TOKEN_DAYS), default=None,
+              help="Days until the token stops working (default: the API_TOKEN_DAYS setting).")
+@click.option("--label", default="", help="What the token is for, shown on the token page.")
 @with_appcontext
-def create_token_command(name):
+def create_token_command(name, expires_days, label):
     """Print a new API token for user NAME (send it as 'Authorization: Bearer TOKEN')."""
     user = accounts.find_user(name)
     if user is None or not user.active:
         fail(f"no active user called {name!r}")
-    click.echo(accounts.create_api_token(user))
+    try:
+        token = accounts.create_api_token(user, label, expires_days)
+    except accounts.AccountError as error:
+        fail(str(error))
+    click.echo(token)  # alone on standard output, for TOKEN=$(supervising-ui create-token NAME)
+
+
+@click.command("revoke-tokens")
+@click.argument("name")
+@with_appcontext
+def revoke_tokens_command(name):
+    """Revoke every live API token of user NAME."""
+    user = accounts.find_user(name)
+    if user is None:
+        fail(f"no user called {name!r}")
+    count = accounts.revoke_api_tokens(user)
+    click.echo(f"Revoked {count} token{'s' if count != 1 else ''} of {user.username!r}.")
 
 
 @click.command("export")
@@ -282,8 +301,8 @@ def export_command(name, kind, export_format, out):
 
 # Every console command of the app (`--help` lists them sorted by name).
 COMMANDS = (init_command, create_user_command, create_project_command, import_command,
-            demo_command, retrain_command, export_command, create_token_command, serve_command,
-            worker_command, ml_command)
+            demo_command, retrain_command, export_command, create_token_command,
+            revoke_tokens_command, serve_command, worker_command, ml_command)
 
 
 def init_app(app: Flask) -> None:

@@ -48,6 +48,8 @@ DEFAULTS = {
     "RETRAIN_MIN_LABELS": 10,
     # Backbone of retrained models: efficientnet_lite0 or alexnet.
     "RETRAIN_BACKBONE": "efficientnet_lite0",
+    # API tokens expire this many days after they are made, unless made with another term.
+    "API_TOKEN_DAYS": 90,
     "SESSION_COOKIE_HTTPONLY": True,
     "SESSION_COOKIE_SAMESITE": "Lax",
     "WTF_CSRF_TIME_LIMIT": None,
@@ -66,6 +68,7 @@ _ENV_PARSERS = {
     "JOB_STALE_SECONDS": float,
     "RETRAIN_MIN_LABELS": int,
     "RETRAIN_BACKBONE": str,
+    "API_TOKEN_DAYS": int,
 }
 
 
