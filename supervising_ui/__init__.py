@@ -28,5 +28,9 @@ def create_app(test_config=None) -> Flask:
     app.register_blueprint(export.blueprint)
     from . import models_page  # also registers the "retrain" job handler
     app.register_blueprint(models_page.blueprint)
+    from . import search_views
+    from .search import index as search_index
+    app.register_blueprint(search_views.blueprint)
+    search_index.init_app(app)  # new images, labels and predictions reach the search index
     cli.init_app(app)
     return app

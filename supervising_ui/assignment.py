@@ -34,6 +34,7 @@ from sqlalchemy.exc import IntegrityError
 from . import suggestions
 from .extensions import db
 from .models import Image, Label, LabelClass, ModelVersion, Prediction, Project, Skip
+from .search import index as search_index
 
 try:
     import fcntl
@@ -469,6 +470,7 @@ def submit_label(image_id: int, project, user, class_name, request_id, seconds_s
         if label_id is None:
             db.session.rollback()
         else:
+            search_index.refresh_images([image_id])
             db.session.commit()
     if refused:
         return _refuse_submit(image_id, project, user_id, request_id)
@@ -577,6 +579,7 @@ def undo_last_label(project, user, now: datetime) -> tuple[Assignment, str]:
             label_count=_image.c.label_count - 1,
             leased_to_id=case((mine, user_id), else_=_image.c.leased_to_id),
             lease_expires_at=case((mine, expires_at), else_=_image.c.lease_expires_at)))
+        search_index.refresh_images([image_id])
         db.session.commit()
     leased = db.session.scalar(select(_image.c.leased_to_id).where(_image.c.id == image_id))
     return Assignment(image_id, expires_at if leased == user_id else None, "undo"), old_class

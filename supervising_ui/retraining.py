@@ -24,6 +24,7 @@ from . import jobs, storage
 from .extensions import db
 from .learning.consensus import consensus_labels
 from .models import Image, Job, Label, ModelVersion, Prediction, Project
+from .search import index as search_index
 
 log = logging.getLogger(__name__)
 
@@ -377,6 +378,7 @@ def promote(model_version: ModelVersion) -> None:
         is_serving=True).execution_options(synchronize_session=False))
     db.session.commit()
     db.session.refresh(model_version)
+    search_index.refresh_project_predictions(model_version.project_id)
 
 
 def prune_predictions(project_id: int, keep_latest: int = 2) -> int:
