@@ -263,7 +263,7 @@ def test_new_predictions_a_merge_and_a_rebuild_keep_the_index_right(app, client,
     merged = search(client, atlas)
     assert merged["facets"]["class"] == {"crater": IMAGES, "dark_dune": 0}
     with app.app_context():
-        rows = lambda: sorted(tuple(row) for row in db.session.query(  # noqa: E731
+        rows = lambda: sorted(tuple(row) for row in db.session.query(
             SearchImage.image_id, SearchImage.class_id, SearchImage.status,
             SearchImage.label_class_id).all())
         incremental = rows()

@@ -36,7 +36,7 @@ def run(snapshot: Snapshot, query: SearchQuery, classes: dict[str, int]) -> Outc
     masks = filter_masks(snapshot, query, classes)
     matched = np.flatnonzero(_all(masks, snapshot.size))
     page = ordered(snapshot, matched, query.sort, query.offset + query.per_page)[query.offset:]
-    return Outcome(int(len(matched)), snapshot.image_ids[page].tolist(),
+    return Outcome(len(matched), snapshot.image_ids[page].tolist(),
                    facets(snapshot, query, classes, masks))
 
 

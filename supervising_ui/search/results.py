@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import csv
 import io
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 from sqlalchemy import select
 
 from ..extensions import db
-from ..models import (Image, Label, LabelClass, ModelVersion, Prediction, SearchImage, User)
+from ..models import Image, Label, LabelClass, ModelVersion, Prediction, SearchImage, User
 from ..suggestions import top_classes
 from ..timestamps import iso_utc
 
