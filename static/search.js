@@ -5,6 +5,7 @@
   const $ = (id) => document.getElementById(id);
   const DEFAULT_CONFIDENCE = "0.9";
   const CLASS_FACETS = { class: "Class", label: "Human label", predicted: "Model prediction", status: "Status" };
+  const STATUSES = ["labeled", "unlabeled", "disagree"];
 
   function element(tag, attributes = {}, ...children) {
     const node = document.createElement(tag);
@@ -39,6 +40,7 @@
     let params = withDefaultConfidence(new URLSearchParams(location.search));
     history.replaceState(null, "", `?${params}`);
     let typing = null;
+    const classes = JSON.parse(root.dataset.classes);
 
     function go(change) {
       change(params);
@@ -71,16 +73,26 @@
       }
     }
 
+    // JSON objects carry no order: classes come in the project's order, statuses in
+    // STATUSES, metadata values most frequent first.
     function showFacets(facets) {
       const list = $("facet-list");
       list.replaceChildren();
-      for (const [facet, counts] of Object.entries(facets)) {
+      const names = [...Object.keys(CLASS_FACETS), ...Object.keys(facets).filter((name) => !(name in CLASS_FACETS))];
+      for (const facet of names.filter((name) => name in facets)) {
+        const counts = facets[facet];
         const title = CLASS_FACETS[facet] || facet.replace(/^meta\./, "");
         const box = element("fieldset", { class: "facet", "data-facet": facet }, element("legend", { text: title }));
         if ("min" in counts && "max" in counts) box.append(rangeFacet(facet, counts));
-        else for (const [value, count] of Object.entries(counts)) box.append(valueFacet(facet, value, count));
+        else for (const value of facetOrder(facet, counts)) box.append(valueFacet(facet, value, counts[value]));
         list.append(box);
       }
+    }
+
+    function facetOrder(facet, counts) {
+      if (facet === "status") return STATUSES;
+      if (facet in CLASS_FACETS) return classes;
+      return Object.keys(counts).sort((a, b) => counts[b] - counts[a] || a.localeCompare(b));
     }
 
     function valueFacet(facet, value, count) {
