@@ -212,7 +212,9 @@ def _load_all(snapshot: Snapshot, generation: int) -> None:
 
 def _as_columns(rows) -> dict[str, np.ndarray]:
     """Turn search rows (in _ROW_COLUMNS order) into one array per column."""
-    table = np.array(rows, dtype=np.float64).reshape(len(rows), len(_ROW_COLUMNS))
+    # Rows become plain tuples first: numpy probes a Row for array interfaces, slowly.
+    table = np.array(list(map(tuple, rows)), dtype=np.float64).reshape(len(rows),
+                                                                       len(_ROW_COLUMNS))
     table[:, 4:6][table[:, 4:6] < 0] = np.nan
     return {"image_ids": table[:, 0].astype(np.int64), "label": table[:, 1].astype(np.int32),
             "predicted": table[:, 2].astype(np.int32), "klass": table[:, 3].astype(np.int32),
@@ -268,7 +270,7 @@ def _place_metadata(snapshot: Snapshot, metadata) -> None:
     """Put (image id, column id, value id) triples into the per-column arrays."""
     if not metadata:
         return
-    triples = np.array(metadata, dtype=np.int64).reshape(len(metadata), 3)
+    triples = np.array(list(map(tuple, metadata)), dtype=np.int64).reshape(len(metadata), 3)
     for column_id in np.unique(triples[:, 1]).tolist():
         chosen = triples[triples[:, 1] == column_id]
         where, held = locate(snapshot.image_ids, chosen[:, 0])
