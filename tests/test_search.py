@@ -331,3 +331,10 @@ def test_pages_detail_and_thumbnail(app, client, auth, atlas):
     assert client.get(f"/api/images/{atlas['ids'][0]}/thumbnail").status_code == 404  # no file
     home = client.get("/").get_data(as_text=True)
     assert f"/projects/{project_id}/search" in home
+
+
+def test_rebuild_command(app, runner, atlas):
+    result = runner.invoke(args=["search", "rebuild", "mars"])
+    assert result.exit_code == 0 and f"Indexed {IMAGES} images" in result.output
+    missing = runner.invoke(args=["search", "rebuild", "venus"])
+    assert missing.exit_code != 0 and "no project called 'venus'" in missing.output

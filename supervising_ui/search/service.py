@@ -12,7 +12,7 @@ from .. import storage
 from ..extensions import db
 from ..labeling import can_access
 from ..models import Image, LabelClass, Project
-from . import engine, groups, results, snapshot
+from . import engine, groups, index, results, snapshot
 from .query import SearchError, parse_groups, parse_search
 
 log = logging.getLogger(__name__)
@@ -99,3 +99,11 @@ def thumbnail(image: Image) -> Path | None:
     except (OSError, ValueError):  # a missing or unreadable stored file: logged, not a crash
         log.exception("no thumbnail for image %s", image.id)
         return None
+
+
+def rebuild(project_name: str) -> int:
+    """Rebuild the search index of the project called project_name (LookupError if none)."""
+    project_id = db.session.scalar(select(Project.id).where(Project.name == project_name))
+    if project_id is None:
+        raise LookupError(f"no project called {project_name!r}")
+    return index.rebuild_project(project_id)
