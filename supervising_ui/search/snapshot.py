@@ -27,6 +27,8 @@ CACHED_PROJECTS = 4
 # Above this share of changed rows a full reload is cheaper than patching.
 RELOAD_SHARE = 0.2
 CHUNK = 500
+# Rows fetched from the cursor at a time while loading (bounds the memory of Python tuples).
+READ_BATCH = 50000
 
 _search = SearchImage.__table__
 _meta = SearchMeta.__table__
@@ -42,6 +44,7 @@ _ROW_COLUMNS = (_search.c.image_id, func.coalesce(_search.c.label_class_id, 0),
 _ROW_TYPES = [("image_ids", "i8"), ("label", "i4"), ("predicted", "i4"), ("klass", "i4"),
               ("confidence", "f8"), ("class_confidence", "f8"), ("status", "i1")]
 _META_TYPES = [("image_id", "i8"), ("column_id", "i8"), ("value_id", "i4")]
+_ID_TYPES = [("image_id", "i8")]
 
 
 @dataclass
@@ -98,10 +101,9 @@ class Snapshot:
 
     def filename_matches(self, term: str) -> np.ndarray:
         """Return the positions of the images whose file name holds term (any case)."""
-        image_ids = np.fromiter(db.session.scalars(select(_search.c.image_id).where(
+        return self.positions(_read(select(_search.c.image_id).where(
             _search.c.project_id == self.project_id,
-            _search.c.filename.icontains(term, autoescape=True))), dtype=np.int64)
-        return self.positions(image_ids)
+            _search.c.filename.icontains(term, autoescape=True)), _ID_TYPES)["image_id"])
 
     def numbers(self, column_id: int) -> np.ndarray:
         """Return a column's numeric value per image (NaN where it has none)."""
@@ -130,9 +132,9 @@ class Snapshot:
     def filename_rank(self) -> np.ndarray:
         """Return each image's place in file name order (read once, again after new images)."""
         if self._filename_rank is None or len(self._filename_rank) != self.size:
-            ordered = np.fromiter(db.session.scalars(
-                select(_search.c.image_id).where(_search.c.project_id == self.project_id)
-                .order_by(_search.c.filename, _search.c.image_id)), dtype=np.int64)
+            ordered = _read(select(_search.c.image_id).where(
+                _search.c.project_id == self.project_id).order_by(
+                _search.c.filename, _search.c.image_id), _ID_TYPES)["image_id"]
             rank = np.full(self.size, self.size, dtype=np.int64)
             where, held = locate(self.image_ids, ordered)
             rank[where[held]] = np.arange(len(ordered))[held]
@@ -218,15 +220,21 @@ def _read(statement, types: list[tuple[str, str]]) -> np.ndarray:
     """Run a select and read its rows straight into a structured array.
 
     The DBAPI cursor's tuples go to numpy without SQLAlchemy Row objects, which cost
-    seconds at a million rows. Only integers are bound here, so literal binds are safe.
+    seconds at a million rows.
     """
     connection = db.session.connection()
-    sql = str(statement.compile(dialect=connection.dialect,
-                                compile_kwargs={"literal_binds": True}))
+    compiled = statement.compile(dialect=connection.dialect,
+                                 compile_kwargs={"render_postcompile": True})
+    params = compiled.construct_params()
+    if compiled.positional:
+        params = tuple(params[name] for name in compiled.positiontup)
     cursor = connection.connection.cursor()
     try:
-        cursor.execute(sql)
-        return np.fromiter(cursor, dtype=types)
+        cursor.execute(str(compiled), params)
+        parts = [np.zeros(0, dtype=types)]
+        while rows := cursor.fetchmany(READ_BATCH):  # psycopg builds a batch's rows in C
+            parts.append(np.array(rows, dtype=types))
+        return np.concatenate(parts)
     finally:
         cursor.close()
 
