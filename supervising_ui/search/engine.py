@@ -75,7 +75,8 @@ def matching_ids(snapshot: Snapshot, query: SearchQuery, classes: dict[str, int]
 def facets(snapshot: Snapshot, query: SearchQuery, classes: dict[str, int], masks: dict) -> dict:
     """Count every facet under all filters but its own."""
     def under_others(facet):
-        return _all({name: mask for name, mask in masks.items() if name != facet}, snapshot.size)
+        others = {name: mask for name, mask in masks.items() if name != facet}
+        return _all(others, snapshot.size) if others else slice(None)  # a view: no copy
 
     counted = {facet: _class_counts(values[under_others(facet)], classes)
                for facet, values in (("class", snapshot.klass), ("label", snapshot.label),
