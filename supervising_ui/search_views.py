@@ -25,8 +25,9 @@ def _api_project(project_id: int):
     """Return the project the user may see, or answer 404 in JSON."""
     project = service.visible_project(project_id, current_user)
     if project is None:
-        abort(Response(f'{{"error": "no project {project_id} that you may see"}}', 404,
-                       mimetype="application/json"))
+        response = jsonify(error=f"no project {project_id} that you may see")
+        response.status_code = 404
+        abort(response)
     return project
 
 
