@@ -18,10 +18,22 @@ def create_app(test_config=None) -> Flask:
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     load_config(app, test_config)
 
-    from . import admin, auth, cli, database, export, job_views, jobs, models_page, pages
+    from . import (
+        admin,
+        auth,
+        cli,
+        database,
+        export,
+        job_views,
+        jobs,
+        models_page,
+        pages,
+        search_views,
+    )
     from .importing import runner
     from .labeling import views as labeling_views
     from .learning import retrain
+    from .search import index as search_index
     # Extensions first: the blueprints' views and the commands need the database and login.
     database.init_app(app)
     auth.init_app(app)
@@ -36,6 +48,8 @@ def create_app(test_config=None) -> Flask:
     app.register_blueprint(export.blueprint)
     app.register_blueprint(models_page.blueprint)
     app.register_blueprint(job_views.blueprint)
+    app.register_blueprint(search_views.blueprint)
+    search_index.init_app(app)  # new images, labels and predictions reach the search index
 
     cli.init_app(app)
     return app

@@ -4,6 +4,7 @@ from sqlalchemy import func, select, update
 
 from .extensions import db
 from .models import SERVING_ORDERS, Image, Label, LabelClass, Prediction, Project
+from .search import index as search_index
 
 PRESETS = {
     # HiRISENet's orbital landmark classes (Wagstaff et al. 2018).
@@ -176,6 +177,7 @@ def delete_class(label_class: LabelClass, merge_into: LabelClass | None = None) 
         for column in (Label.label_class_id, Label.suggested_class_id, Prediction.label_class_id):
             moved += db.session.execute(update(column.class_).where(
                 column == label_class.id).values({column.key: merge_into.id})).rowcount
+        search_index.after_class_merge(project.id, label_class.id, merge_into.id)
     project.classes.remove(label_class)
     for position, remaining in enumerate(project.classes):
         remaining.position = position

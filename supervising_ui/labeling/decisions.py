@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from ..extensions import db
 from ..learning import triggers
 from ..models import Label, LabelClass, Skip
+from ..search import index as search_index
 from . import suggestions
 from .leases import IMAGE, Assignment, lease_free_or_mine, run, serialized_write
 from .settings import LabelingError, ProjectSettings, lease_seconds, settings_of
@@ -93,6 +94,7 @@ def submit_label(image_id: int, project, user, class_name, request_id, seconds_s
         if label_id is None:
             db.session.rollback()
         else:
+            search_index.refresh_images([image_id])
             db.session.commit()
     if refused:
         return _refuse_submit(image_id, project, user_id, request_id)
@@ -210,6 +212,7 @@ def undo_last_label(project, user, now: datetime) -> tuple[Assignment, str]:
             label_count=IMAGE.c.label_count - 1,
             leased_to_id=case((mine, user_id), else_=IMAGE.c.leased_to_id),
             lease_expires_at=case((mine, expires_at), else_=IMAGE.c.lease_expires_at)))
+        search_index.refresh_images([image_id])
         db.session.commit()
     leased = db.session.scalar(select(IMAGE.c.leased_to_id).where(IMAGE.c.id == image_id))
     return Assignment(image_id, expires_at if leased == user_id else None, "undo"), old_class

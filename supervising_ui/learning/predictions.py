@@ -13,6 +13,7 @@ from sqlalchemy import delete, insert, select, update
 from .. import storage
 from ..extensions import db
 from ..models import Image, ModelVersion, Prediction, Project
+from ..search import index as search_index
 
 # Rows written per transaction: short enough that a labeler's submit never times out.
 WRITE_BATCH = 500
@@ -90,6 +91,7 @@ def promote(model_version: ModelVersion) -> None:
         is_serving=True).execution_options(synchronize_session=False))
     db.session.commit()
     db.session.refresh(model_version)
+    search_index.refresh_project_predictions(model_version.project_id)
 
 
 def prune_predictions(project_id: int, keep_latest: int = 2) -> int:

@@ -1,7 +1,7 @@
 """accounts hardening: session versions, token expiry and labels, login attempts
 
 Revision ID: 0003
-Revises: 0001
+Revises: 0002
 Create Date: 2026-12-02 10:00:00
 
 Tokens issued before this revision had no expiry: they get one API_TOKEN_DAYS's default
@@ -14,7 +14,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = "0003"
-down_revision = "0001"
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 

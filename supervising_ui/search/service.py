@@ -1,0 +1,109 @@
+"""What the search views call: one function per page or endpoint, no request objects."""
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+from flask import current_app
+from sqlalchemy import select
+
+from .. import storage
+from ..extensions import db
+from ..labeling.access import can_access
+from ..models import Image, LabelClass, Project
+from . import engine, groups, index, results, snapshot
+from .query import SearchError, parse_groups, parse_search
+
+log = logging.getLogger(__name__)
+
+
+def visible_project(project_id: int, user) -> Project | None:
+    """Return the project if user may see it, else None."""
+    project = db.session.get(Project, project_id)
+    return project if project is not None and can_access(user, project) else None
+
+
+def visible_image(project_id: int | None, image_id: int, user) -> Image | None:
+    """Return the image if user may see its project (and it is in project_id, when given)."""
+    image = db.session.get(Image, image_id)
+    if image is None or (project_id is not None and image.project_id != project_id):
+        return None
+    return image if visible_project(image.project_id, user) is not None else None
+
+
+def class_ids(project_id: int) -> dict[str, int]:
+    """Map the project's class names to their ids, in display order."""
+    return dict(db.session.execute(select(LabelClass.name, LabelClass.id).where(
+        LabelClass.project_id == project_id).order_by(LabelClass.position)).all())
+
+
+def page_context(project: Project) -> dict:
+    """Return what the search and groups pages are drawn with."""
+    return {"project": project, "classes": project.class_names,
+            "group_column": project.group_column}
+
+
+def search(project: Project, pairs) -> dict:
+    """Answer a search: total, one page of items and the facet counts (SearchError if bad)."""
+    classes = class_ids(project.id)
+    held = snapshot.current(project.id)
+    with held.lock:
+        snapshot.catch_up(held)
+        query = parse_search(pairs, list(classes), held.columns)
+        outcome = engine.run(held, query, classes)
+    names = {class_id: name for name, class_id in classes.items()}
+    return {"total": outcome.total, "page": query.page, "per_page": query.per_page,
+            "items": results.items(outcome.page_ids, names), "facets": outcome.facets}
+
+
+def group_counts(project: Project, pairs) -> dict:
+    """Answer a groups request over the project's group column (SearchError if bad)."""
+    classes = class_ids(project.id)
+    query = parse_groups(pairs, list(classes))
+    if not project.group_column:
+        raise SearchError(f"project {project.name!r} has no group column: an admin sets one "
+                          "in the project's settings")
+    held = snapshot.current(project.id)
+    with held.lock:
+        snapshot.catch_up(held)
+        answer = groups.group_counts(held, query, classes, project.group_column)
+    return answer | {"group_column": project.group_column}
+
+
+def csv_download(project: Project, pairs) -> tuple[str, Iterator[str]]:
+    """Return the file name and the lines of the current result as CSV (SearchError if bad)."""
+    classes = class_ids(project.id)
+    held = snapshot.current(project.id)
+    with held.lock:
+        snapshot.catch_up(held)
+        query = parse_search(pairs, list(classes), held.columns)
+        image_ids = engine.matching_ids(held, query, classes).tolist()
+        meta_keys = sorted(held.columns, key=held.columns.get)
+    names = {class_id: name for name, class_id in classes.items()}
+    safe_name = "".join(c if c.isalnum() or c in "-_" else "_" for c in project.name)
+    return f"{safe_name}-search.csv", results.csv_lines(image_ids, names, meta_keys)
+
+
+def image_detail(project: Project, image: Image) -> dict:
+    """Return the detail of one image of project."""
+    names = {class_id: name for name, class_id in class_ids(project.id).items()}
+    return results.image_detail(image, names)
+
+
+def thumbnail(image: Image) -> Path | None:
+    """Return the cached thumbnail file of an image, or None when its file cannot be read."""
+    try:
+        return storage.thumbnail_path(current_app.config["IMAGE_STORE"],
+                                      current_app.config["CACHE_DIR"], image.storage_key)
+    except (OSError, ValueError):  # a missing or unreadable stored file: logged, not a crash
+        log.exception("no thumbnail for image %s", image.id)
+        return None
+
+
+def rebuild(project_name: str) -> int:
+    """Rebuild the search index of the project called project_name (LookupError if none)."""
+    project_id = db.session.scalar(select(Project.id).where(Project.name == project_name))
+    if project_id is None:
+        raise LookupError(f"no project called {project_name!r}")
+    return index.rebuild_project(project_id)
