@@ -18,10 +18,29 @@ def create_app(test_config=None) -> Flask:
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     load_config(app, test_config)
 
-    from . import admin, auth, cli, database, export, job_views, jobs, labeling, models_page, pages
+    from . import (
+        admin,
+        auth,
+        cli,
+        database,
+        errors,
+        export,
+        job_views,
+        jobs,
+        labeling,
+        models_page,
+        pages,
+        request_guards,
+        security_headers,
+    )
     from .importing import runner
     from .learning import retrain
-    # Extensions first: the blueprints' views and the commands need the database and login.
+    # Request checks first: the id converter must exist before the blueprints' routes, and
+    # the size limits must run before the login guard reads a form.
+    request_guards.init_app(app)
+    security_headers.init_app(app)
+    errors.init_app(app)
+    # Extensions next: the blueprints' views and the commands need the database and login.
     database.init_app(app)
     auth.init_app(app)
     jobs.init_app(app)
