@@ -118,7 +118,9 @@ def export_frame(project: Project, kind: str) -> pd.DataFrame:
 def write_frame(frame: pd.DataFrame, export_format: str) -> str:
     """Return frame as CSV or JSON text (JSON: a list of records, ISO times)."""
     if export_format == "csv":
-        return neutralise_formulas(frame).to_csv(index=False)
+        # CRLF line ends (RFC 4180) make the writer quote a cell holding a bare carriage
+        # return, which would otherwise start a new row (and maybe a formula) in a spreadsheet.
+        return neutralise_formulas(frame).to_csv(index=False, lineterminator="\r\n")
     if export_format == "json":
         buffer = io.StringIO()
         frame.to_json(buffer, orient="records", date_format="iso", indent=1)

@@ -69,7 +69,7 @@ def sweep_data(app, users):
                 "job_id": str(job.id), "version_id": str(version_id)}, token
 
 
-def requests_for(rule, method: str, url: str, names: list[str], full: bool):
+def requests_for(method: str, url: str, names: list[str], full: bool):
     """Yield (url, keyword arguments) for the malformed requests sent to one route and method."""
     def query(value, raw=False):
         return "&".join(f"{quote(name)}={value if raw else quote(value)}" for name in names)
@@ -129,7 +129,7 @@ def test_no_route_answers_500_to_malformed_input(app, client, auth, sweep_data, 
                 for text in PATH_TEXT if "<name>" in rule.rule else ():
                     send(who, requester, headers, method, fill(rule, ids, "1", text), {})
                 url = fill(rule, ids, "1")
-                for request_url, arguments in requests_for(rule, method, url, names, full):
+                for request_url, arguments in requests_for(method, url, names, full):
                     send(who, requester, headers, method, request_url, arguments)
             if who == "admin session" and rule.endpoint != "auth.logout":
                 with requester.session_transaction() as session:

@@ -11,7 +11,9 @@ from sqlalchemy.exc import OperationalError
 from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request
 
-from supervising_ui import cli, create_app, jobs, projects
+from supervising_ui import cli, create_app, jobs, projects, storage
+from supervising_ui.extensions import db
+from supervising_ui.models import Image
 from supervising_ui.request_guards import MAX_ID, json_depth
 from supervising_ui.security_headers import CONTENT_SECURITY_POLICY
 
@@ -133,9 +135,19 @@ def test_images_are_served_with_their_real_type(app, client, labeler):
     with app.app_context():
         project_id = make_project()
         [jpeg_id] = add_stored_images(app, project_id, 1)
-    response = client.get(f"/api/images/{jpeg_id}/file")
-    assert response.mimetype == "image/jpeg" and response.data[:2] == b"\xff\xd8"
-    assert response.headers["X-Content-Type-Options"] == "nosniff"
+        png = image_bytes(1, image_format="PNG")
+        info = storage.validate_image(png, app.config["MAX_IMAGE_PIXELS"])
+        storage.store_bytes(app.config["IMAGE_STORE"], info.storage_key, png)
+        image = Image(project_id=project_id, storage_key=info.storage_key, width=info.width,
+                      height=info.height, original_name="named.jpg", content_hash=info.content_hash)
+        db.session.add(image)
+        db.session.commit()
+        png_id = image.id
+    for image_id, mimetype, magic in ((jpeg_id, "image/jpeg", b"\xff\xd8"),
+                                      (png_id, "image/png", b"\x89PNG")):
+        response = client.get(f"/api/images/{image_id}/file")
+        assert response.mimetype == mimetype and response.data.startswith(magic)
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
 
 
 def test_pages_hold_no_inline_script_or_style(app, client, admin):
