@@ -13,13 +13,14 @@ from werkzeug.wrappers import Request
 
 from supervising_ui import cli, create_app, jobs, projects, storage
 from supervising_ui.extensions import db
-from supervising_ui.models import Image
+from supervising_ui.models import Image, Job, utcnow
 from supervising_ui.request_guards import MAX_ID, json_depth
 from supervising_ui.security_headers import CONTENT_SECURITY_POLICY
 
 from .conftest import PASSWORD, csrf_token_from
 from .images import image_bytes
 from .labeling_helpers import add_stored_images, make_project
+from .test_browser import CHROMIUM, browser, live_server, log_in  # noqa: F401 (fixtures)
 
 MIB = 1024**2
 
@@ -292,3 +293,26 @@ def _project(app) -> int:
 def _stored_image(app) -> int:
     with app.app_context():
         return add_stored_images(app, make_project(), 1)[0]
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is not installed")
+def test_pages_work_in_a_browser_under_the_policy(app, users, live_server, browser):  # noqa: F811
+    with app.app_context():
+        project_id = projects.create_project("HiRISE", preset="hirise").id
+        db.session.add(Job(kind="retrain", project_id=project_id, state="running", progress=0.5,
+                           heartbeat_at=utcnow(), params={"kind": "quick"}))
+        db.session.commit()
+    page = log_in(browser, live_server, "ada")
+    violations = []
+    page.on("console", lambda message: violations.append(message.text)
+            if "Content Security Policy" in message.text else None)
+    page.goto(f"{live_server}/projects/{project_id}/models")
+    assert page.evaluate("() => [...document.styleSheets].some(sheet => sheet.href && "
+                         "sheet.href.endsWith('/static/models.css'))")
+    assert page.evaluate("() => document.querySelector('tr.job .progress > div').style.width") \
+        == "50%"
+    page.goto(f"{live_server}/admin/projects/{project_id}")
+    assert page.evaluate("() => getComputedStyle(document.querySelector("
+                         "'#import-status .progress > div')).width") == "0px"
+    assert not violations, violations
