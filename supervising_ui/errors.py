@@ -77,8 +77,9 @@ def storage_error(error: Exception):
     reason = disk_trouble(error)
     if reason is not None:
         log.error("%s %s: %s (%s)", request.method, request.path, reason, error)
-        return http_error(ServiceUnavailable(f"{reason}: nothing was saved; try again later",
-                                             retry_after=RETRY_AFTER_SECONDS))
+        return http_error(ServiceUnavailable(
+            f"{reason}: the request was not carried out; try again later",
+            retry_after=RETRY_AFTER_SECONDS))
     if isinstance(error, (OverflowError, DataError)):
         # A number (or text) from the request that the database column cannot hold.
         log.warning("%s %s: value out of range: %s", request.method, request.path, error)

@@ -36,7 +36,7 @@ class IdConverter(IntegerConverter):
 
 
 def init_app(app: Flask) -> None:
-    """Install the id converter and the request checks (call before blueprints and the login guard)."""
+    """Install the id converter and the request checks (before the blueprints and login guard)."""
     app.url_map.converters["int"] = IdConverter
     app.before_request(limit_request_size)
     app.before_request(check_request_text)
@@ -52,9 +52,10 @@ def body_limit() -> int:
 def limit_request_size():
     """Refuse a declared body over the route's limit (413) and cap what may be read of any other."""
     limit = body_limit()
-    # Werkzeug reads no more than this of a body without Content-Length (chunked).
+    # Werkzeug reads no more than this of a body without Content-Length (chunked); settable
+    # per request since Flask 3.1.
     request.max_content_length = limit
-    too_large = f"request body over {limit} bytes, the limit of this address"
+    too_large = f"request body too large: at most {limit} bytes here"
     if request.content_length is not None:
         if request.content_length > limit:
             abort(413, too_large)
@@ -94,7 +95,7 @@ def shorten(text, limit: int = ECHO_CHARACTERS) -> str:
 
 
 def json_depth(data: bytes, stop_after: int = MAX_JSON_DEPTH) -> int:
-    """Return how deep the arrays and objects of a JSON text nest (counting stops past stop_after)."""
+    """Return how deep a JSON text's arrays and objects nest (counting stops past stop_after)."""
     depth = deepest = 0
     for bracket in _JSON_BRACKET.finditer(_JSON_STRING.sub(b"", data)):
         depth += 1 if bracket.group() in (b"[", b"{") else -1
