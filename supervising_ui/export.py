@@ -29,6 +29,7 @@ from .auth import admin_required
 from .extensions import db
 from .learning.consensus import consensus_labels
 from .models import Image, Label, LabelClass, ModelVersion, Project, User
+from .request_guards import shorten
 from .timestamps import iso_utc
 
 KINDS = ("labels", "consensus", "manifest")
@@ -111,7 +112,7 @@ BUILDERS = {"labels": labels_frame, "consensus": consensus_frame, "manifest": ma
 def export_frame(project: Project, kind: str) -> pd.DataFrame:
     """Return the DataFrame of one export kind."""
     if kind not in BUILDERS:
-        raise ExportError(f"unknown export kind {kind!r}: use one of {', '.join(KINDS)}")
+        raise ExportError(f"unknown export kind {shorten(kind)!r}: use one of {', '.join(KINDS)}")
     return BUILDERS[kind](project)
 
 
@@ -125,7 +126,7 @@ def write_frame(frame: pd.DataFrame, export_format: str) -> str:
         buffer = io.StringIO()
         frame.to_json(buffer, orient="records", date_format="iso", indent=1)
         return buffer.getvalue()
-    raise ExportError(f"unknown format {export_format!r}: use one of {', '.join(FORMATS)}")
+    raise ExportError(f"unknown format {shorten(export_format)!r}: use one of {', '.join(FORMATS)}")
 
 
 def neutralise_cell(value):
@@ -149,7 +150,7 @@ def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:
 def export_text(project: Project, kind: str, export_format: str) -> str:
     """Return one export of project as text: the one export path of page and console."""
     if export_format not in FORMATS:
-        raise ExportError(f"unknown format {export_format!r}: use one of {', '.join(FORMATS)}")
+        raise ExportError(f"unknown format {shorten(export_format)!r}: use one of {', '.join(FORMATS)}")
     return write_frame(export_frame(project, kind), export_format)
 
 

@@ -110,6 +110,8 @@ def test_admin_download(app, client, auth):
     bad = client.get(f"/admin/projects/{project_id}/export?kind=labels&format=xml")
     assert bad.status_code == 400 and b"use one of csv, json" in bad.data
     assert client.get("/admin/projects/999/export").status_code == 404
+    long = client.get(f"/admin/projects/{project_id}/export?kind={'k' * 2000}")
+    assert long.status_code == 400 and len(long.data) < 200, "the kind is not echoed whole"
     auth.login("lee")
     assert client.get(f"/admin/projects/{project_id}/export").status_code == 403
 

@@ -7,11 +7,13 @@ import sqlite3
 import sys
 
 import pytest
+from flask import abort
 from sqlalchemy.exc import OperationalError
+from werkzeug.exceptions import HTTPException, NotFound
 from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request
 
-from supervising_ui import cli, create_app, jobs, projects, storage
+from supervising_ui import cli, create_app, errors, jobs, projects, storage
 from supervising_ui.extensions import db
 from supervising_ui.models import Image, Job, utcnow
 from supervising_ui.request_guards import MAX_ID, json_depth
@@ -242,6 +244,19 @@ def test_api_errors_are_json(app, client, labeler, monkeypatch):
     crashed = client.get("/api/jobs/1")
     assert crashed.status_code == 500 and crashed.get_json()["error"]
     assert b"/secret/path" not in crashed.data
+
+
+def test_every_api_error_status_is_json(app):
+    for status in (400, 401, 403, 404, 405, 409, 413, 429, 500, 503):
+        with app.test_request_context("/api/anything"):
+            with pytest.raises(HTTPException) as raised:
+                abort(status)
+            raised.value.retry_after = 30 if status in (429, 503) else None
+            response = errors.http_error(raised.value)
+        assert response.status_code == status and response.get_json()["error"], status
+        assert response.headers.get("Retry-After") == ("30" if status in (429, 503) else None)
+    with app.test_request_context("/admin/", headers={"Accept": "text/html"}):
+        assert isinstance(errors.http_error(NotFound()), NotFound), "pages keep Flask's HTML"
 
 
 @pytest.mark.parametrize("error, reason", [
