@@ -50,5 +50,9 @@
     }
   }
 
+  // The server writes each bar's width as data-percent (no style attributes under the CSP).
+  document.querySelectorAll(".progress[data-percent]").forEach((bar) => {
+    bar.firstElementChild.style.width = bar.dataset.percent + "%";
+  });
   window.setTimeout(poll, POLL_MS);
 })();

@@ -23,18 +23,26 @@ def create_app(test_config=None) -> Flask:
         auth,
         cli,
         database,
+        errors,
         export,
         job_views,
         jobs,
         models_page,
         pages,
+        request_guards,
         search_views,
+        security_headers,
     )
     from .importing import runner
     from .labeling import views as labeling_views
     from .learning import retrain
     from .search import index as search_index
-    # Extensions first: the blueprints' views and the commands need the database and login.
+    # Request checks first: the id converter must exist before the blueprints' routes, and
+    # the size limits must run before the login guard reads a form.
+    request_guards.init_app(app)
+    security_headers.init_app(app)
+    errors.init_app(app)
+    # Extensions next: the blueprints' views and the commands need the database and login.
     database.init_app(app)
     auth.init_app(app)
     jobs.init_app(app)

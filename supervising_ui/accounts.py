@@ -10,6 +10,7 @@ from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.orm import joinedload
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from .echo import shorten
 from .extensions import db
 from .models import ROLES, ApiToken, User, utcnow
 
@@ -60,7 +61,7 @@ def label_owner(username: str | None) -> User | None:
     if username:
         user = find_user(username)
         if user is None:
-            raise AccountError(f"no user called {username!r}")
+            raise AccountError(f"no user called {shorten(username)!r}")
         return user
     return first_active_admin()
 
@@ -86,7 +87,7 @@ def check_password_strength(password: str, username: str = "") -> None:
 def _check_role(role: str) -> None:
     """Refuse a role that is not one of ROLES."""
     if role not in ROLES:
-        raise AccountError(f"unknown role {role!r}: use one of {', '.join(ROLES)}")
+        raise AccountError(f"unknown role {shorten(role)!r}: use one of {', '.join(ROLES)}")
 
 
 def create_user(username: str, role: str = "labeler", password: str | None = None):
@@ -96,7 +97,7 @@ def create_user(username: str, role: str = "labeler", password: str | None = Non
         raise AccountError("a user name is required")
     _check_role(role)
     if find_user(username) is not None:
-        raise AccountError(f"user {username!r} already exists")
+        raise AccountError(f"user {shorten(username)!r} already exists")
     password = password if password is not None else generate_password(username)
     check_password_strength(password, username)
     user = User(username=username, role=role)

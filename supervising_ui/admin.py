@@ -179,7 +179,7 @@ def _start_import(project: Project, submit):
 def images(project_id):
     """A project's images with their metadata, 50 per page."""
     project = projects.get_project_or_404(project_id)
-    page = max(request.args.get("page", 1, type=int), 1)
+    page = min(max(request.args.get("page", 1, type=int), 1), 10**9)  # no OFFSET overflow
     page_images, total, columns = projects.image_page(project, page, IMAGES_PER_PAGE)
     pages = max(1, -(-total // IMAGES_PER_PAGE))
     return render_template("admin/images.html", project=project, images=page_images,

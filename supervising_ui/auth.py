@@ -101,7 +101,8 @@ def admin_required(view):
 
 def _safe_next(target: str | None) -> str:
     """Return target if it is a path on this site, else the home page (no open redirects)."""
-    if target and target.startswith("/") and not target.startswith("//") and not urlsplit(target).netloc:
+    if target and target.startswith("/") and not target.startswith("//") and \
+            target.isprintable() and "\\" not in target and not urlsplit(target).netloc:
         return target
     return url_for("pages.home")
 

@@ -17,7 +17,7 @@ import click
 from flask import Flask
 from flask.cli import FlaskGroup, routes_command, shell_command, with_appcontext
 
-from . import accounts, database, demo, export, jobs, projects
+from . import accounts, database, demo, errors, export, jobs, projects
 from .importing import ImportRefused, runner, sources
 from .learning import triggers
 from .models import ROLES
@@ -34,8 +34,17 @@ def console() -> FlaskGroup:
 
 
 def main() -> None:
-    """Run the ``supervising-ui`` console command."""
-    console()()
+    """Run the ``supervising-ui`` console command; a disk or file error is one line, status 1."""
+    try:
+        console()()
+    except Exception as error:
+        reason = errors.disk_trouble(error)
+        if reason is None and not isinstance(error, OSError):
+            raise
+        where = getattr(error, "filename", None)
+        click.echo(f"Error: {reason or error.strerror or error}"
+                   + (f" ({where})" if where else ""), err=True)
+        sys.exit(1)
 
 
 class _LazyGroup(click.Group):

@@ -32,8 +32,12 @@ DEFAULTS = {
     "SECRET_KEY": None,
     # Folder on the server under which admins may import folders and manifests.
     "IMPORT_ROOT": None,
-    # Largest upload accepted from the browser, in bytes.
+    # Largest upload accepted from the browser (the import upload only), in bytes.
     "MAX_CONTENT_LENGTH": 2 * 1024**3,
+    # Largest request body accepted everywhere else, in bytes (413 above it).
+    "MAX_REQUEST_BYTES": 1024**2,
+    # Served over HTTPS: Secure session cookies and Strict-Transport-Security.
+    "SECURE_COOKIES": False,
     # Pillow's decompression-bomb limit: images over this many pixels are rejected.
     "MAX_IMAGE_PIXELS": 89_478_485,
     # How long a labeler holds an image before it goes back to the pool.
@@ -61,6 +65,8 @@ _ENV_PARSERS = {
     "SECRET_KEY": str,
     "IMPORT_ROOT": str,
     "MAX_CONTENT_LENGTH": int,
+    "MAX_REQUEST_BYTES": int,
+    "SECURE_COOKIES": lambda value: value.strip().lower() in ("1", "true", "yes", "on"),
     "MAX_IMAGE_PIXELS": int,
     "LEASE_SECONDS": int,
     "JOB_QUEUE": str,

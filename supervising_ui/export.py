@@ -8,11 +8,16 @@ Kinds:
 - ``manifest``: the training manifest ``filename,label,...metadata``: exactly the images and
   classes a retrain learns from.
 
-Times are ISO 8601 UTC with a Z (timestamps.iso_utc).
+Times are ISO 8601 UTC with a Z (timestamps.iso_utc). In CSV, a text cell (or column name)
+that a spreadsheet would run as a formula, one starting with =, +, -, @, a tab or a carriage
+return, gets a leading single quote (OWASP's rule against CSV injection: file names and
+metadata come from third-party manifests); JSON keeps every value as it is.
 """
 from __future__ import annotations
 
 import io
+import unicodedata
+from urllib.parse import quote
 
 import pandas as pd
 from flask import Blueprint, Response, request
@@ -21,6 +26,7 @@ from sqlalchemy.orm import aliased
 
 from . import projects
 from .auth import admin_required
+from .echo import shorten
 from .extensions import db
 from .learning.consensus import consensus_labels
 from .models import Image, Label, LabelClass, ModelVersion, Project, User
@@ -29,6 +35,8 @@ from .timestamps import iso_utc
 KINDS = ("labels", "consensus", "manifest")
 FORMATS = ("csv", "json")
 MIMETYPES = {"csv": "text/csv", "json": "application/json"}
+# First characters that make a spreadsheet treat a CSV cell as a formula.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 blueprint = Blueprint("export", __name__, url_prefix="/admin")
 
@@ -104,32 +112,68 @@ BUILDERS = {"labels": labels_frame, "consensus": consensus_frame, "manifest": ma
 def export_frame(project: Project, kind: str) -> pd.DataFrame:
     """Return the DataFrame of one export kind."""
     if kind not in BUILDERS:
-        raise ExportError(f"unknown export kind {kind!r}: use one of {', '.join(KINDS)}")
+        raise ExportError(f"unknown export kind {shorten(kind)!r}: use one of {', '.join(KINDS)}")
     return BUILDERS[kind](project)
 
 
 def write_frame(frame: pd.DataFrame, export_format: str) -> str:
     """Return frame as CSV or JSON text (JSON: a list of records, ISO times)."""
     if export_format == "csv":
-        return frame.to_csv(index=False)
+        # CRLF line ends (RFC 4180) make the writer quote a cell holding a bare carriage
+        # return, which would otherwise start a new row (and maybe a formula) in a spreadsheet.
+        return neutralise_formulas(frame).to_csv(index=False, lineterminator="\r\n")
     if export_format == "json":
         buffer = io.StringIO()
         frame.to_json(buffer, orient="records", date_format="iso", indent=1)
         return buffer.getvalue()
-    raise ExportError(f"unknown format {export_format!r}: use one of {', '.join(FORMATS)}")
+    raise ExportError(f"unknown format {shorten(export_format)!r}: use one of {', '.join(FORMATS)}")
+
+
+def neutralise_cell(value):
+    """Return value with a leading single quote if it is text a spreadsheet would run."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:
+    """Return a copy of frame whose text cells and column names cannot start a formula."""
+    frame = frame.copy()
+    for position in range(frame.shape[1]):
+        column = frame.iloc[:, position]
+        if pd.api.types.is_object_dtype(column) or pd.api.types.is_string_dtype(column):
+            frame.isetitem(position, column.map(neutralise_cell))
+    frame.columns = [neutralise_cell(str(name)) for name in frame.columns]
+    return frame
 
 
 def export_text(project: Project, kind: str, export_format: str) -> str:
     """Return one export of project as text: the one export path of page and console."""
     if export_format not in FORMATS:
-        raise ExportError(f"unknown format {export_format!r}: use one of {', '.join(FORMATS)}")
+        raise ExportError(f"unknown format {shorten(export_format)!r}: use one of {', '.join(FORMATS)}")
     return write_frame(export_frame(project, kind), export_format)
 
 
 def file_name(project: Project, kind: str, export_format: str) -> str:
-    """Return a download name such as 'hirise-labels.csv' (safe characters only)."""
+    """Return a download name such as 'hirise-labels.csv' (letters, digits, - and _ only)."""
     safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in project.name)
     return f"{safe}-{kind}.{export_format}"
+
+
+def ascii_file_name(project: Project, kind: str, export_format: str) -> str:
+    """Return file_name in ASCII, for clients that ignore filename* ('project-3-...' if none)."""
+    stem = unicodedata.normalize("NFKD", project.name).encode("ascii", "ignore").decode()
+    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in stem).strip("_")
+    return f"{safe or f'project-{project.id}'}-{kind}.{export_format}"
+
+
+def content_disposition(project: Project, kind: str, export_format: str) -> str:
+    """Return the attachment header: an ASCII filename, and RFC 5987 filename* when it differs."""
+    name = file_name(project, kind, export_format)
+    fallback = ascii_file_name(project, kind, export_format)
+    if name == fallback:
+        return f'attachment; filename="{name}"'
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
 
 
 @blueprint.get("/projects/<int:project_id>/export")
@@ -144,4 +188,4 @@ def download(project_id):
     except ExportError as error:
         return Response(str(error) + "\n", status=400, mimetype="text/plain")
     return Response(text, mimetype=MIMETYPES[export_format], headers={
-        "Content-Disposition": f'attachment; filename="{file_name(project, kind, export_format)}"'})
+        "Content-Disposition": content_disposition(project, kind, export_format)})

@@ -2,6 +2,7 @@
 project and image look-ups of the pages."""
 from sqlalchemy import func, select, update
 
+from .echo import shorten
 from .extensions import db
 from .models import SERVING_ORDERS, Image, Label, LabelClass, Prediction, Project
 from .search import index as search_index
@@ -43,10 +44,10 @@ def create_project(name: str, classes: list[str] | None = None, preset: str | No
     if not name:
         raise ProjectError("a project name is required")
     if find_project(name) is not None:
-        raise ProjectError(f"project {name!r} already exists")
+        raise ProjectError(f"project {shorten(name)!r} already exists")
     if preset is not None:
         if preset not in PRESETS:
-            raise ProjectError(f"unknown preset {preset!r}: use one of {', '.join(PRESETS)}")
+            raise ProjectError(f"unknown preset {shorten(preset)!r}: use one of {', '.join(PRESETS)}")
         classes = PRESETS[preset]
     if not classes:
         raise ProjectError("a project needs at least one class (or a preset)")
@@ -75,7 +76,7 @@ def get_project_by_name(name: str) -> Project:
     """Return the project called name or raise ProjectError."""
     project = find_project(name)
     if project is None:
-        raise ProjectError(f"no project called {name!r}")
+        raise ProjectError(f"no project called {shorten(name)!r}")
     return project
 
 
@@ -108,7 +109,7 @@ def _checked_class_name(project: Project, name: str, ignore: LabelClass | None =
     if len(name) > 120:
         raise ProjectError("a class name has at most 120 characters")
     if any(other.name == name and other is not ignore for other in project.classes):
-        raise ProjectError(f"project {project.name!r} already has a class {name!r}")
+        raise ProjectError(f"project {project.name!r} already has a class {shorten(name)!r}")
     return name
 
 
@@ -192,7 +193,7 @@ def update_settings(project: Project, form: dict) -> None:
         raise ProjectError("a project name is required")
     if name != project.name and db.session.scalar(
             select(Project.id).where(Project.name == name)) is not None:
-        raise ProjectError(f"project {name!r} already exists")
+        raise ProjectError(f"project {shorten(name)!r} already exists")
     serving_order = form.get("serving_order", project.serving_order)
     if serving_order not in SERVING_ORDERS:
         raise ProjectError(f"serving order must be one of {', '.join(SERVING_ORDERS)}")
@@ -221,7 +222,7 @@ def _number(form: dict, field: str, kind: type, default, lowest, highest):
         value = kind(str(text).strip())
     except ValueError:
         raise ProjectError(f"{field.replace('_', ' ')} must be a{'n integer' if kind is int else ' number'}, "
-                           f"not {text!r}") from None
+                           f"not {shorten(text)!r}") from None
     if not lowest <= value <= highest:
         raise ProjectError(f"{field.replace('_', ' ')} must be between {lowest} and {highest}")
     return value

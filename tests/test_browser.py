@@ -77,7 +77,7 @@ def test_label_with_keys_later_undo_and_export(app, users, live_server, browser)
         add_stored_images(app, project_id, 4, meta={"sol": 7})
     page = log_in(browser, live_server, "lee")
     page.click(f"a[href='/projects/{project_id}/label']")
-    page.wait_for_function("document.getElementById('filename').textContent !== ''")
+    page.wait_for_function("() => document.getElementById('filename').textContent !== ''")
     assert "sol" in page.text_content("#metadata")
     assert page.evaluate("document.getElementById('canvas').width") == 64
 
@@ -100,7 +100,7 @@ def test_label_with_keys_later_undo_and_export(app, users, live_server, browser)
     page.keyboard.press("3")  # change it to other
     page.keyboard.press("Enter")
     wait_for_new_image(page, third)
-    page.wait_for_function("document.getElementById('mine-today').textContent === '2'")
+    page.wait_for_function("() => document.getElementById('mine-today').textContent === '2'")
     page.keyboard.press("s")
     assert page.is_checked("#stretch")
 

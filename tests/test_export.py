@@ -115,6 +115,8 @@ def test_admin_download(app, client, auth):
     bad = client.get(f"/admin/projects/{project_id}/export?kind=labels&format=xml")
     assert bad.status_code == 400 and b"use one of csv, json" in bad.data
     assert client.get("/admin/projects/999/export").status_code == 404
+    long = client.get(f"/admin/projects/{project_id}/export?kind={'k' * 2000}")
+    assert long.status_code == 400 and len(long.data) < 200, "the kind is not echoed whole"
     auth.login("lee")
     assert client.get(f"/admin/projects/{project_id}/export").status_code == 403
 
@@ -145,3 +147,46 @@ def test_the_training_manifest_is_what_a_retrain_learns_from(app, users):
     exported = sorted(zip(manifest["image_id"], manifest["filename"], manifest["label"], strict=True))
     assert exported == sorted((e.image_id, names[e.image_id], e.label) for e in learned)
     assert [label for _, _, label in exported] == ["bright", "dark", "bright", "dark", "dark"]
+
+
+FORMULAS = ["=1+1", "@SUM(1)", "-2+3+cmd|' /C calc'!A0", "+1", "\tx", "\rx", "x\r=1+1"]
+
+
+def test_csv_cells_that_start_a_formula_are_quoted_and_json_stays_raw(app, users):
+    with app.app_context():
+        project_id = make_project("formulas")
+        ids = add_images(project_id, len(FORMULAS), meta={"=cmd": "@x"})
+        for image_id, formula in zip(ids, FORMULAS, strict=True):
+            image = db.session.get(Image, image_id)
+            image.original_name, image.meta = formula, dict(image.meta, note=formula, sol=-3)
+            db.session.commit()
+            submit_label(image_id, project_of(project_id), db.session.get(User, users["lee"]),
+                         "crater", f"r{image_id}", 1.0, utcnow())
+        project = project_of(project_id)
+        csv_text = export.export_text(project, "labels", "csv")
+        records = json.loads(export.export_text(project, "labels", "json"))
+    frame = pd.read_csv(io.StringIO(csv_text), keep_default_na=False)
+    quoted = ["'" + formula for formula in FORMULAS[:-1]] + ["x\r=1+1"]
+    assert frame["filename"].tolist() == quoted and frame["note"].tolist() == quoted
+    assert "'=cmd" in frame.columns and set(frame["'=cmd"]) == {"'@x"}
+    assert frame["sol"].tolist() == [-3] * len(FORMULAS), "numbers are not text: left alone"
+    assert frame["label"].tolist() == ["crater"] * len(FORMULAS)
+    assert [record["filename"] for record in records] == FORMULAS
+    assert records[0]["=cmd"] == "@x"
+
+
+def test_a_project_name_that_is_not_ascii_downloads(app, client, auth):
+    with app.app_context():
+        project_id = make_project("Ελληνικά Ω")
+    auth.login("ada")
+    response = client.get(f"/admin/projects/{project_id}/export?kind=labels&format=json")
+    assert response.status_code == 200
+    disposition = response.headers["Content-Disposition"]
+    assert disposition == (f'attachment; filename="project-{project_id}-labels.json"; '
+                           "filename*=UTF-8''%CE%95%CE%BB%CE%BB%CE%B7%CE%BD%CE%B9%CE%BA%CE%AC_"
+                           "%CE%A9-labels.json")
+    with app.app_context():
+        accented = make_project("Café crème")
+        assert export.content_disposition(project_of(accented), "labels", "csv") == (
+            "attachment; filename=\"Cafe_creme-labels.csv\"; "
+            "filename*=UTF-8''Caf%C3%A9_cr%C3%A8me-labels.csv")

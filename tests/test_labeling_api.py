@@ -87,6 +87,8 @@ def test_bad_submissions_get_clear_errors(app, client, auth):
     assert unknown.status_code == 400
     assert unknown.get_json()["error"] == \
         "unknown class 'volcano': use one of crater, dark_dune, other"
+    huge = client.post(url, json={"label": "v" * 500_000, "request_id": "h"}, headers=headers)
+    assert huge.status_code == 400 and len(huge.get_json()["error"]) < 200  # a prefix, not all
     not_json = client.post(url, data="label=crater", headers=headers)
     assert not_json.status_code == 400 and "JSON object" in not_json.get_json()["error"]
     no_id = client.post(url, json={"label": "crater"}, headers=headers)

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import bindparam, case, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from ..echo import shorten
 from ..extensions import db
 from ..learning import triggers
 from ..models import Label, LabelClass, Skip
@@ -158,7 +159,7 @@ def _unknown_class(project: ProjectSettings, class_name) -> LabelingError:
     """Return the error for a class name the project does not have, naming the valid ones."""
     names = db.session.scalars(select(LabelClass.name).where(
         LabelClass.project_id == project.id).order_by(LabelClass.position)).all()
-    return LabelingError(f"unknown class {class_name!r}: use one of {', '.join(names)}")
+    return LabelingError(f"unknown class {shorten(class_name)!r}: use one of {', '.join(names)}")
 
 
 def clamp_seconds(seconds_spent) -> float | None:

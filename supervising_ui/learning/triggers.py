@@ -6,6 +6,7 @@ import logging
 from sqlalchemy import func, select
 
 from .. import jobs
+from ..echo import shorten
 from ..extensions import db
 from ..models import Job, Label, Project
 from .dataset import RetrainError
@@ -23,7 +24,7 @@ def request_retrain(project: Project, kind: str = "quick", created_by_id: int | 
     epochs and tta_views (dihedral views averaged at prediction, 1-8) override the ML defaults.
     """
     if kind not in TRAINING_MODES:
-        raise RetrainError(f"unknown retrain kind {kind!r}: use one of {', '.join(TRAINING_MODES)}")
+        raise RetrainError(f"unknown retrain kind {shorten(kind)!r}: use one of {', '.join(TRAINING_MODES)}")
     params = {"kind": kind}
     for name, value, low, high in (("epochs", epochs, 1, 500), ("tta_views", tta_views, 1, 8)):
         if value is not None:

@@ -1,0 +1,9 @@
+"""How user input is quoted back in messages: never more than a short prefix of it."""
+
+ECHO_CHARACTERS = 40
+
+
+def shorten(text, limit: int = ECHO_CHARACTERS) -> str:
+    """Return at most limit characters of text, marked with '...' when cut (for messages)."""
+    text = str(text)
+    return text if len(text) <= limit else text[:limit] + "..."
