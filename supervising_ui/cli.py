@@ -18,6 +18,7 @@ from flask import Flask
 from flask.cli import FlaskGroup, routes_command, shell_command, with_appcontext
 
 from . import accounts, database, demo, export, jobs, projects
+from .extensions import db
 from .importing import ImportRefused, runner, sources
 from .learning import triggers
 from .models import ROLES
@@ -142,6 +143,7 @@ def serve_command(host, port, workers, threads):
             if worker.poll() is not None:
                 click.echo(f"The job worker exited with status {worker.returncode}; restarting it.",
                            err=True)
+                _reap_jobs_of_dead_worker()
                 worker = _start_worker()
             time.sleep(1)
     except KeyboardInterrupt:
@@ -161,6 +163,16 @@ def _start_worker() -> subprocess.Popen:
     """Start the job worker as a child process with this process's environment."""
     return subprocess.Popen([sys.executable, "-m", "supervising_ui.cli", "worker"],
                             env=os.environ.copy())
+
+
+def _reap_jobs_of_dead_worker() -> None:
+    """Fail at once the job the dead worker was running, so no retrain waits on it."""
+    try:
+        jobs.reap_stale_jobs()
+    except Exception as error:  # the database may be down too: the new worker reaps at start
+        click.echo(f"Could not check the dead worker's jobs: {error}", err=True)
+    finally:
+        db.session.remove()  # serve holds no transaction while it watches its children
 
 
 def _interrupt(signum, frame):

@@ -28,6 +28,7 @@ from .dataset import (
     to_records,
 )
 from .predictions import (
+    delete_version,
     embedding_cache_dir,
     predict_project,
     promote,
@@ -76,6 +77,9 @@ def run_retrain(job: Job, reporter) -> dict:
                                      path=str(model_dir), num_labels=len(examples),
                                      metrics=metrics, is_serving=False)
         db.session.add(model_version)
+        db.session.flush()
+        # The job names the version it is making: if it fails, discard_unfinished finds it.
+        job.model_version_id = model_version.id
         db.session.commit()
     except BaseException:
         shutil.rmtree(model_dir, ignore_errors=True)
@@ -93,6 +97,20 @@ def run_retrain(job: Job, reporter) -> dict:
     return {"model_version_id": model_version.id, "version": version, "serving": promote_candidate,
             "held_out_accuracy": report["accuracy"], "serving_accuracy": serving_accuracy,
             "predictions": stored}
+
+
+def discard_unfinished(job: Job) -> None:
+    """Undo a retrain that failed or was cut off: delete the version it was making.
+
+    Its predictions, its row and its folder go; a version that already serves is complete
+    (all its predictions were stored before it was promoted) and stays.
+    """
+    version = db.session.get(ModelVersion, job.model_version_id) if job.model_version_id else None
+    if version is None or version.is_serving:
+        return
+    job.model_version_id = None
+    db.session.commit()
+    delete_version(version)
 
 
 def _fresh_model_dir(project_id: int, version: int, kind: str) -> Path:
