@@ -13,6 +13,7 @@ once; an optional ``discard`` function per kind undoes what an unfinished job le
 import logging
 import os
 import re
+import sys
 import threading
 import time
 import traceback
@@ -366,17 +367,29 @@ def run_worker() -> None:
     huey = current_app.extensions["huey"]
     # max_delay: an idle worker still polls the queue every second, so a job starts promptly.
     huey.create_consumer(workers=1, worker_type="thread", periodic=False, max_delay=1.0).run()
-    _stop_running_job(current_app.config["JOB_SHUTDOWN_GRACE_SECONDS"])
+    if not _stop_running_job(current_app.config["JOB_SHUTDOWN_GRACE_SECONDS"]):
+        # The job's thread is still busy (deep in torch, say): leave now, as a kill would,
+        # rather than let the interpreter's teardown abort under it.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
-def _stop_running_job(grace_seconds: float) -> None:
-    """Ask the running job to stop; if it does not within grace_seconds, queue it again here."""
+def _stop_running_job(grace_seconds: float) -> bool:
+    """Ask running jobs to stop; queue again here any that do not within grace_seconds.
+
+    Returns whether every job stopped by itself.
+    """
     SHUTDOWN.set()
     deadline = time.monotonic() + grace_seconds
+    stopped = True
     for job_id, finished in list(_running.items()):
         if not finished.wait(max(0.0, deadline - time.monotonic())):
             log.warning("job %s did not stop within %s s; queuing it again", job_id, grace_seconds)
+            stopped = False
             _interrupt(job_id)
+            _discard(db.session.get(Job, job_id))
     db.session.remove()
+    return stopped
 
 
