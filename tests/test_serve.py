@@ -152,3 +152,19 @@ def test_serve_restarts_a_dead_worker_and_sigterm_ends_every_child(tmp_path, mon
             serve.kill()
         with app.app_context():
             db.engine.dispose()
+
+
+def test_kill_9_of_serve_loses_no_acknowledged_label(tmp_path):
+    """benchmarks/reliability.py in small: a few labelers, serve's group killed and restarted
+    (and, on PostgreSQL, the app's connections terminated and the VACUUM check)."""
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "reliability.py"
+    argv = [sys.executable, str(script), "--labelers", "3", "--kill-after", "2", "--after", "2",
+            "--images", "400", "--terminate-at", "1.5", "--terminate-seconds", "3",
+            "--vacuum-labels", "50"]
+    if TEST_DATABASE_URL:
+        argv += ["--database-url", TEST_DATABASE_URL]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SUPERVISING_UI_")}
+    result = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=420)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    assert "lost                         0" in result.stdout
+    assert "all checks held" in result.stdout
