@@ -183,7 +183,11 @@ def _interrupt(signum, frame):
 @click.command("worker")
 @with_appcontext
 def worker_command():
-    """Run the background job worker (retraining, imports) until interrupted."""
+    """Run the background job worker (retraining, imports) until stopped.
+
+    SIGTERM stops the running job at its next progress report and queues it again (once);
+    Ctrl-C lets it finish first.
+    """
     jobs.run_worker()
 
 
