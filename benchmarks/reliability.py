@@ -452,12 +452,14 @@ def terminate_scenario(server: Server, args, tokens, project_id, classes) -> dic
 def top_up(server: Server, tokens, project_id, classes, wanted: int, limit_seconds=240) -> int:
     """Label until the project holds `wanted` labels (at most limit_seconds); return how many."""
     deadline = time.monotonic() + limit_seconds
-    while (stored := len(stored_labels(project_id))) < wanted and time.monotonic() < deadline:
+    while len(stored_labels(project_id)) < wanted and time.monotonic() < deadline:
         crowd = Crowd(server.port, tokens, project_id, classes)
         crowd.start()
         time.sleep(5)
         crowd.finish()
-    return stored
+        if all(record.exhausted for record in crowd.records):
+            break  # every image has its labels: raise --images
+    return len(stored_labels(project_id))
 
 
 def verdict(figures: dict, strict_failures: bool) -> list[str]:

@@ -28,7 +28,7 @@ from .conftest import PASSWORD, TEST_DATABASE_URL, AuthActions, _reset_postgres
 from .test_retraining import add_labels, make_project
 
 pytestmark = pytest.mark.slow
-DEADLINE_SECONDS = 60
+DEADLINE_SECONDS = 120  # a retrain from a cold cache on 2 busy cores took up to ~60 s
 
 
 @pytest.fixture
