@@ -47,7 +47,7 @@ def create_app(test_config=None) -> Flask:
     auth.init_app(app)
     jobs.init_app(app)
     jobs.register_handler("import", runner.run_import_job)
-    jobs.register_handler("retrain", retrain.run_retrain)
+    jobs.register_handler("retrain", retrain.run_retrain, discard=retrain.discard_unfinished)
 
     app.register_blueprint(auth.blueprint)
     app.register_blueprint(pages.blueprint)

@@ -18,6 +18,7 @@ from flask import Flask
 from flask.cli import FlaskGroup, routes_command, shell_command, with_appcontext
 
 from . import accounts, database, demo, errors, export, jobs, projects
+from .extensions import db
 from .importing import ImportRefused, runner, sources
 from .learning import triggers
 from .models import ROLES
@@ -151,6 +152,7 @@ def serve_command(host, port, workers, threads):
             if worker.poll() is not None:
                 click.echo(f"The job worker exited with status {worker.returncode}; restarting it.",
                            err=True)
+                _reap_jobs_of_dead_worker()
                 worker = _start_worker()
             time.sleep(1)
     except KeyboardInterrupt:
@@ -172,6 +174,16 @@ def _start_worker() -> subprocess.Popen:
                             env=os.environ.copy())
 
 
+def _reap_jobs_of_dead_worker() -> None:
+    """Fail at once the job the dead worker was running, so no retrain waits on it."""
+    try:
+        jobs.reap_stale_jobs()
+    except Exception as error:  # the database may be down too: the new worker reaps at start
+        click.echo(f"Could not check the dead worker's jobs: {error}", err=True)
+    finally:
+        db.session.remove()  # serve holds no transaction while it watches its children
+
+
 def _interrupt(signum, frame):
     """Turn SIGTERM into KeyboardInterrupt, so that serve's clean-up runs."""
     raise KeyboardInterrupt
@@ -180,7 +192,11 @@ def _interrupt(signum, frame):
 @click.command("worker")
 @with_appcontext
 def worker_command():
-    """Run the background job worker (retraining, imports) until interrupted."""
+    """Run the background job worker (retraining, imports) until stopped.
+
+    SIGTERM stops the running job at its next progress report and queues it again (once);
+    Ctrl-C lets it finish first.
+    """
     jobs.run_worker()
 
 

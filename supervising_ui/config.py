@@ -48,6 +48,12 @@ DEFAULTS = {
     # (its worker died) so that no job stays "running" forever.
     "JOB_HEARTBEAT_SECONDS": 5.0,
     "JOB_STALE_SECONDS": 30.0,
+    # A worker stopped with SIGTERM waits this long for its job to stop at a progress report
+    # (then queues it again); keep it under the 30 s after which `serve` kills the worker.
+    "JOB_SHUTDOWN_GRACE_SECONDS": 10.0,
+    # The process umask while the app runs: what it creates (database, job queue, images,
+    # thumbnails, models, caches) is readable by the service's user only. None: leave it.
+    "FILE_UMASK": 0o077,
     # A retrain needs at least this many labeled images (by consensus).
     "RETRAIN_MIN_LABELS": 10,
     # Backbone of retrained models: efficientnet_lite0 or alexnet.
@@ -72,6 +78,8 @@ _ENV_PARSERS = {
     "JOB_QUEUE": str,
     "JOB_HEARTBEAT_SECONDS": float,
     "JOB_STALE_SECONDS": float,
+    "JOB_SHUTDOWN_GRACE_SECONDS": float,
+    "FILE_UMASK": lambda value: int(value, 8),
     "RETRAIN_MIN_LABELS": int,
     "RETRAIN_BACKBONE": str,
     "API_TOKEN_DAYS": int,
@@ -120,6 +128,7 @@ def load_config(app, test_config=None) -> None:
     if test_config:
         app.config.from_mapping(test_config)
     _fill_derived(app)
+    _keep_files_private(app)
 
 
 def _fill_derived(app) -> None:
@@ -133,6 +142,19 @@ def _fill_derived(app) -> None:
     app.config.setdefault("IMAGE_STORE", str(instance / "images"))
     app.config.setdefault("MODEL_STORE", str(instance / "models"))
     app.config.setdefault("CACHE_DIR", str(instance / "cache"))
+
+
+def _keep_files_private(app) -> None:
+    """Set the process umask to FILE_UMASK and take from the instance folder what it forbids."""
+    umask = app.config["FILE_UMASK"]
+    if umask is None:
+        return
+    os.umask(umask)
+    instance = Path(app.instance_path)
+    try:  # the folder was made before the umask applied; only ever remove permission bits
+        instance.chmod(instance.stat().st_mode & 0o7777 & ~umask)
+    except OSError:  # not ours to change: the files inside are still created private
+        pass
 
 
 def _persistent_secret_key(path: Path) -> str:

@@ -9,8 +9,11 @@ blueprint = Blueprint("jobs", __name__)
 
 @blueprint.get("/api/jobs/<int:job_id>")
 def status(job_id):
-    """A job's state, progress, error, model version and result; admins also get its log."""
-    report = jobs.status_report(job_id, include_log=current_user.is_admin)
+    """A job's state, progress, error, model version and result, for admins and its starter.
+
+    Admins also get its log; anyone else gets 404, as for a job that does not exist.
+    """
+    report = jobs.status_report(job_id, current_user)
     if report is None:
         return jsonify(error=f"no job with id {job_id}"), 404
     return jsonify(report)

@@ -4,13 +4,21 @@ A handler is registered per job kind in create_app with ``register_handler(kind,
 and called as ``function(job, reporter)`` inside an app context in the worker process; it
 returns a dict stored as the job's result. The web process only ever calls ``submit()``;
 pages poll ``status_report()`` through the one job-status endpoint (job_views.py).
+
+A job records the process (pid and host) that claimed it, so a job whose worker died is
+failed as soon as a reaper on that host sees the process gone; the heartbeat catches the rest.
+A worker that gets SIGTERM stops its job at the job's next progress report and queues it again
+once; an optional ``discard`` function per kind undoes what an unfinished job left half-made.
 """
 import logging
+import os
+import re
+import sys
 import threading
 import time
 import traceback
 from datetime import timedelta
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 from typing import Callable
 
 from flask import Flask, current_app
@@ -19,18 +27,33 @@ from sqlalchemy import and_, exists, select, update
 from sqlalchemy.orm import aliased
 
 from .extensions import db
+from .job_runtime import (
+    LOG_LIMIT,
+    SHUTDOWN,
+    JobInterrupted,
+    ProgressReporter,
+    host_identity,
+    name_connections,
+    process_alive,
+)
 from .models import Job, ModelVersion, Project, utcnow
 from .timestamps import iso_utc
 
 log = logging.getLogger(__name__)
 
 HANDLERS: dict[str, Callable] = {}
+# Per kind: discard(job) undoes what a failed or interrupted job left half-made.
+DISCARDS: dict[str, Callable] = {}
 # Kinds of which a project runs one at a time.
 EXCLUSIVE_KINDS = {"retrain"}
-# The job log keeps its last this many characters.
-LOG_LIMIT = 64_000
 # A queued exclusive job waits this long before trying again while another one runs.
 RETRY_DELAY_SECONDS = 3
+# A job cut off by a worker shutdown is queued again this many times, then failed.
+MAX_INTERRUPTIONS = 1
+# The jobs this process runs now, each with an event set when its run is over.
+_running: dict[int, threading.Event] = {}
+# Absolute file paths (POSIX or Windows) in error text: users other than admins see none.
+_ABSOLUTE_PATH = re.compile(r"(?<![\w:/.~-])/[^\s'\"():,;]+|\b[A-Za-z]:\\[^\s'\"():,;]+")
 
 
 class JobBusy(Exception):
@@ -45,17 +68,14 @@ class JobRefused(Exception):
     """A job that cannot go on for a reason the user can act on; its message is the job's error."""
 
 
-def register_handler(kind: str, function: Callable) -> None:
-    """Make function(job, reporter) the handler of jobs of this kind (called in create_app)."""
+def register_handler(kind: str, function: Callable, discard: Callable | None = None) -> None:
+    """Make function(job, reporter) the handler of jobs of this kind (called in create_app).
+
+    discard(job), if given, undoes what a job of this kind left when it failed or was cut off.
+    """
     HANDLERS[kind] = function
-
-
-def handler(kind: str):
-    """Register the decorated function as the handler of jobs of this kind."""
-    def register(function):
-        register_handler(kind, function)
-        return function
-    return register
+    if discard is not None:
+        DISCARDS[kind] = discard
 
 
 def init_app(app: Flask) -> None:
@@ -70,7 +90,10 @@ def init_app(app: Flask) -> None:
 
     def execute(job_id: int) -> None:
         with app.app_context():
-            run_job(job_id)
+            try:
+                run_job(job_id)
+            finally:
+                db.session.remove()  # no connection, let alone a transaction, between jobs
 
     app.extensions["huey"] = huey
     app.extensions["execute_job"] = huey.task(name="execute_job")(execute)
@@ -97,7 +120,7 @@ def submit(kind: str, project_id: int | None = None, params: dict | None = None,
         current_app.extensions["execute_job"](job.id)
     except Exception as error:  # the queue is down: the row must not block later submits
         log.exception("could not queue job %s (%s)", job.id, kind)
-        _finish(job.id, state="failed", error=f"could not queue the job: {error}")
+        _finish(job.id, state="failed", error=f"could not queue the job: {error}", claimed=False)
         raise
     db.session.refresh(job)
     return job
@@ -111,7 +134,7 @@ def _lock_project(project_id: int | None) -> None:
 
 
 def _claim(job: Job) -> bool:
-    """Mark a queued job running, unless an exclusive sibling runs; return whether it did."""
+    """Mark a queued job running in this process, unless an exclusive sibling runs; say whether."""
     conditions = [Job.id == job.id, Job.state == "queued"]
     if job.kind in EXCLUSIVE_KINDS:
         sibling = aliased(Job)
@@ -120,8 +143,8 @@ def _claim(job: Job) -> bool:
             sibling.state == "running")))
     now = utcnow()
     result = db.session.execute(update(Job).where(*conditions).values(
-        state="running", started_at=now, heartbeat_at=now).execution_options(
-        synchronize_session=False))
+        state="running", started_at=now, heartbeat_at=now, worker_pid=os.getpid(),
+        worker_host=host_identity()).execution_options(synchronize_session=False))
     db.session.commit()
     return result.rowcount == 1
 
@@ -137,12 +160,20 @@ def run_job(job_id: int) -> None:
         current_app.extensions["execute_job"].schedule((job_id,), delay=RETRY_DELAY_SECONDS)
         return
     db.session.refresh(job)
+    finished = _running[job.id] = threading.Event()
     reporter = ProgressReporter(job.id, current_app.config["JOB_HEARTBEAT_SECONDS"])
     reporter.start()
     try:
+        if job.interruptions:
+            _discard(job)  # what the cut-off run left half-made
         result = HANDLERS[job.kind](job, reporter) or {}
         _finish(job.id, state="done", progress=1.0, result=result,
                 model_version_id=result.get("model_version_id"))
+    except JobInterrupted:
+        db.session.rollback()
+        log.warning("job %s (%s) interrupted by the worker's shutdown", job_id, job.kind)
+        _discard(job)
+        _interrupt(job_id)
     except JobRefused as error:
         db.session.rollback()
         log.warning("job %s (%s) refused: %s", job_id, job.kind, error)
@@ -150,15 +181,26 @@ def run_job(job_id: int) -> None:
     except Exception as error:  # any failure of a job is recorded, never raised into the worker
         db.session.rollback()
         log.exception("job %s (%s) failed", job_id, job.kind)
+        _discard(job)
         _finish(job.id, state="failed", error=f"{type(error).__name__}: {error}",
                 log_tail=traceback.format_exc())
     finally:
         reporter.stop()
+        del _running[job_id]
+        finished.set()
 
 
-def _finish(job_id: int, state: str, log_tail: str = "", **values) -> None:
-    """Store a job's final state in a transaction of its own."""
-    job = db.session.get(Job, job_id)
+def _finish(job_id: int, state: str, log_tail: str = "", claimed: bool = True, **values) -> None:
+    """Store a job's final state in a transaction of its own.
+
+    claimed: only while the job still runs in this process (a shutdown may have queued it again).
+    """
+    job = db.session.get(Job, job_id, populate_existing=True)
+    if claimed and (job.state != "running" or job.worker_pid != os.getpid()):
+        log.warning("job %s is %s elsewhere now: its outcome here (%s) is dropped", job_id,
+                    job.state, state)
+        db.session.commit()
+        return
     job.state = state
     job.finished_at = utcnow()
     job.log = ((job.log or "") + log_tail)[-LOG_LIMIT:]
@@ -167,22 +209,91 @@ def _finish(job_id: int, state: str, log_tail: str = "", **values) -> None:
     db.session.commit()
 
 
+def _discard(job: Job) -> None:
+    """Let the job's kind undo what the job left half-made; a failure here is only logged."""
+    discard = DISCARDS.get(job.kind)
+    if discard is None:
+        return
+    try:
+        discard(db.session.get(Job, job.id))
+    except Exception:  # the job's outcome is recorded all the same
+        db.session.rollback()
+        log.exception("could not discard what job %s (%s) left behind", job.id, job.kind)
+
+
+def _interrupt(job_id: int) -> None:
+    """Queue a job that this worker's shutdown cut off again, or fail it if it happened before."""
+    job = db.session.get(Job, job_id, populate_existing=True)
+    db.session.commit()
+    if job is None:
+        return
+    again = job.interruptions < MAX_INTERRUPTIONS
+    values = {"interruptions": job.interruptions + 1, "worker_pid": None, "worker_host": None,
+              "log": ((job.log or "") + "interrupted: the worker was stopped (SIGTERM)\n")
+              [-LOG_LIMIT:]}
+    if again:
+        values |= {"state": "queued", "progress": 0.0, "started_at": None, "heartbeat_at": None,
+                   "message": "interrupted by a worker shutdown; queued again"}
+    else:
+        values |= {"state": "failed", "finished_at": utcnow(),
+                   "error": "interrupted twice by a worker shutdown; start it again"}
+    # Only the run of this process: a reaper may have failed the job meanwhile.
+    changed = db.session.execute(update(Job).where(
+        Job.id == job_id, Job.state == "running", Job.worker_pid == os.getpid())
+        .values(**values).execution_options(synchronize_session=False)).rowcount
+    db.session.commit()
+    if changed and again:
+        try:
+            current_app.extensions["execute_job"](job_id)
+        except Exception as error:  # the queue is down: fail the job rather than strand it
+            log.exception("could not queue interrupted job %s again", job_id)
+            _finish(job_id, state="failed", error=f"could not queue the job again: {error}",
+                    claimed=False)
+
+
 def reap_stale_jobs(stale_after_seconds: float | None = None) -> int:
-    """Fail running jobs whose worker stopped sending heartbeats; return how many."""
+    """Fail running jobs whose worker is gone (its process ended, or it went silent); say how many.
+
+    On the host that ran a job, the recorded pid tells at once; elsewhere a heartbeat older
+    than JOB_STALE_SECONDS does.
+    """
     if stale_after_seconds is None:
         stale_after_seconds = current_app.config["JOB_STALE_SECONDS"]
     cutoff = utcnow() - timedelta(seconds=stale_after_seconds)
-    stale = (Job.state == "running", Job.heartbeat_at < cutoff)
-    if db.session.scalar(select(Job.id).where(*stale).limit(1)) is None:
-        return 0  # the common case stays a read: pages poll this
-    result = db.session.execute(update(Job).where(*stale).values(
-        state="failed", finished_at=utcnow(),
-        error="the worker stopped while running this job (killed or crashed); start it again")
-        .execution_options(synchronize_session=False))
-    db.session.commit()
-    if result.rowcount:
-        log.warning("reaped %d job(s) whose worker stopped", result.rowcount)
-    return result.rowcount
+    running = db.session.execute(select(
+        Job.id, Job.heartbeat_at, Job.worker_pid, Job.worker_host).where(
+        Job.state == "running")).all()
+    reaped = 0
+    for row in running:  # usually none: pages poll this
+        reason = _why_gone(row, cutoff)
+        if reason is None:
+            continue
+        changed = db.session.execute(update(Job).where(
+            Job.id == row.id, Job.state == "running",
+            Job.worker_pid.is_(None) if row.worker_pid is None else Job.worker_pid == row.worker_pid,
+            Job.heartbeat_at.is_(None) if row.heartbeat_at is None
+            else Job.heartbeat_at <= row.heartbeat_at)
+            .values(state="failed", finished_at=utcnow(), error=reason)
+            .execution_options(synchronize_session=False)).rowcount
+        db.session.commit()
+        if changed:
+            reaped += 1
+            log.warning("reaped job %s: %s", row.id, reason)
+            _discard(db.session.get(Job, row.id))
+    return reaped
+
+
+def _why_gone(row, cutoff) -> str | None:
+    """Why the worker of a running job is known to be gone, or None while it may still run."""
+    if row.worker_pid is not None and row.worker_host == host_identity():
+        if not process_alive(row.worker_pid):
+            return ("the worker process stopped while running this job (killed or crashed); "
+                    "start it again")
+        if row.worker_pid == os.getpid() and row.id not in _running:
+            return "the worker was restarted while running this job; start it again"
+    if row.heartbeat_at is None or row.heartbeat_at < cutoff:
+        return "the worker stopped while running this job (killed or crashed); start it again"
+    return None
 
 
 def job_status(job: Job) -> dict:
@@ -196,16 +307,31 @@ def job_status(job: Job) -> dict:
             "started_at": iso_utc(job.started_at), "finished_at": iso_utc(job.finished_at)}
 
 
-def status_report(job_id: int, include_log: bool = False) -> dict | None:
-    """Reap stale jobs, then return a job's status with its result (and log), or None."""
+def status_report(job_id: int, viewer) -> dict | None:
+    """Reap stale jobs, then return a job's status and result for viewer, or None.
+
+    Only admins and the user who started a job see it; admins also get its log, others an
+    error and message without server paths.
+    """
     reap_stale_jobs()
     job = db.session.get(Job, job_id)
-    if job is None:
+    if job is None or not (viewer.is_admin or job.created_by_id == viewer.id):
         return None
     report = job_status(job) | {"result": job.result or {}}
-    if include_log:
+    if viewer.is_admin:
         report["log"] = job.log
+    else:
+        report["error"] = without_paths(report["error"])
+        report["message"] = without_paths(report["message"])
     return report
+
+
+def without_paths(text: str | None) -> str | None:
+    """Return text with every absolute file path cut to its last part (for users, not admins)."""
+    if not text:
+        return text
+    # PureWindowsPath splits on both separators, so it names the last part of either kind.
+    return _ABSOLUTE_PATH.sub(lambda match: f"…/{PureWindowsPath(match.group(0)).name}", text)
 
 
 def follow_job(job_id: int, echo: Callable[[str], None], poll_seconds: float = 1.0) -> dict:
@@ -229,51 +355,41 @@ def follow_job(job_id: int, echo: Callable[[str], None], poll_seconds: float = 1
 
 
 def run_worker() -> None:
-    """Consume jobs in this process until interrupted (one at a time: training uses all cores)."""
+    """Consume jobs in this process until stopped (one at a time: training uses all cores).
+
+    SIGTERM stops the running job at its next progress report (within
+    JOB_SHUTDOWN_GRACE_SECONDS) and queues it again; SIGINT lets it finish first.
+    """
+    name_connections("supervising-ui worker")
     reap_stale_jobs()
+    db.session.remove()  # hold no connection, let alone a snapshot, while waiting for jobs
+    SHUTDOWN.clear()
     huey = current_app.extensions["huey"]
     # max_delay: an idle worker still polls the queue every second, so a job starts promptly.
     huey.create_consumer(workers=1, worker_type="thread", periodic=False, max_delay=1.0).run()
+    if not _stop_running_job(current_app.config["JOB_SHUTDOWN_GRACE_SECONDS"]):
+        # The job's thread is still busy (deep in torch, say): leave now, as a kill would,
+        # rather than let the interpreter's teardown abort under it.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
-class ProgressReporter:
-    """Writes a running job's progress, log lines and heartbeat in short transactions."""
+def _stop_running_job(grace_seconds: float) -> bool:
+    """Ask running jobs to stop; queue again here any that do not within grace_seconds.
 
-    def __init__(self, job_id: int, heartbeat_seconds: float):
-        self.job_id = job_id
-        self.heartbeat_seconds = heartbeat_seconds
-        self._engine = db.engine
-        self._stopped = threading.Event()
-        self._thread = threading.Thread(target=self._beat, daemon=True)
+    Returns whether every job stopped by itself.
+    """
+    SHUTDOWN.set()
+    deadline = time.monotonic() + grace_seconds
+    stopped = True
+    for job_id, finished in list(_running.items()):
+        if not finished.wait(max(0.0, deadline - time.monotonic())):
+            log.warning("job %s did not stop within %s s; queuing it again", job_id, grace_seconds)
+            stopped = False
+            _interrupt(job_id)
+            _discard(db.session.get(Job, job_id))
+    db.session.remove()
+    return stopped
 
-    def start(self) -> None:
-        """Start sending heartbeats."""
-        self._thread.start()
 
-    def stop(self) -> None:
-        """Stop sending heartbeats."""
-        self._stopped.set()
-        self._thread.join(timeout=self.heartbeat_seconds + 1)
-
-    def progress(self, fraction: float, message: str = "") -> None:
-        """Record how far the job is (0..1) and what it is doing."""
-        self._update(progress=max(0.0, min(1.0, float(fraction))), message=message,
-                     heartbeat_at=utcnow())
-
-    def log(self, line: str) -> None:
-        """Append a line to the job's log."""
-        with self._engine.begin() as connection:
-            current = connection.execute(select(Job.log).where(Job.id == self.job_id)).scalar()
-            connection.execute(update(Job).where(Job.id == self.job_id).values(
-                log=((current or "") + line.rstrip("\n") + "\n")[-LOG_LIMIT:]))
-
-    def _update(self, **values) -> None:
-        with self._engine.begin() as connection:
-            connection.execute(update(Job).where(Job.id == self.job_id).values(**values))
-
-    def _beat(self) -> None:
-        while not self._stopped.wait(self.heartbeat_seconds):
-            try:
-                self._update(heartbeat_at=utcnow())
-            except Exception:  # a busy database must not kill the job; the next beat retries
-                log.warning("heartbeat of job %s failed", self.job_id, exc_info=True)

@@ -290,6 +290,12 @@ class Job(db.Model):
     finished_at: Mapped[datetime | None] = mapped_column(DateTime)
     # Refreshed by the worker while it runs; a stale heartbeat means the worker died.
     heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # The worker process that claimed the job: a reaper on the same host sees at once when
+    # that process is gone, without waiting for the heartbeat to go stale.
+    worker_pid: Mapped[int | None] = mapped_column(Integer)
+    worker_host: Mapped[str | None] = mapped_column(String(255))
+    # Times a worker shutdown (SIGTERM) cut the job off; the first re-queues it, the second fails it.
+    interruptions: Mapped[int] = mapped_column(Integer, default=0)
 
 
 # --- The search index: what supervising_ui/search reads, kept current by search/index.py ------

@@ -93,14 +93,16 @@ def store_bytes(store: str | Path, key: str, data: bytes) -> Path:
 
 
 def write_atomically(path: Path, data: bytes) -> None:
-    """Write data to path through a temporary file and a rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write data to path through a temporary file and a rename: readers never see half a file.
+
+    The file is 0600 and new folders 0700 (less where the umask says so).
+    """
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".incoming-")
     try:
         with os.fdopen(descriptor, "wb") as handle:
             handle.write(data)
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
+        os.replace(temporary, path)  # mkstemp made it 0600: readable by this service's user only
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise

@@ -1,14 +1,19 @@
 """The job machinery: states, errors, one retrain per project, heartbeats and reaping."""
+import os
+import subprocess
+import sys
 import threading
 import time
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
 from supervising_ui import jobs
 from supervising_ui.extensions import db
-from supervising_ui.models import Job, Project, utcnow
+from supervising_ui.job_runtime import host_identity
+from supervising_ui.models import Job, ModelVersion, Prediction, Project, utcnow
 from supervising_ui.projects import create_project
 
 
@@ -156,10 +161,10 @@ def test_stale_running_job_is_reaped_fresh_one_is_not(app, client, auth, project
         assert jobs.reap_stale_jobs() == 0
 
 
-def test_one_status_endpoint_gives_the_result_to_all_and_the_log_to_admins(
-        app, client, auth, project_id, fake_handlers):
+def test_one_status_endpoint_gives_the_result_to_its_starter_and_the_log_to_admins(
+        app, client, auth, users, project_id, fake_handlers):
     with app.app_context():
-        job_id = jobs.submit("retrain", project_id).id
+        job_id = jobs.submit("retrain", project_id, created_by_id=users["lee"]).id
     auth.login("lee")
     seen_by_labeler = client.get(f"/api/jobs/{job_id}").json
     assert seen_by_labeler["state"] == "done" and seen_by_labeler["result"] == {"answer": 42}
@@ -233,3 +238,273 @@ def test_job_status_names_the_model_version(app, project_id):
         status = jobs.job_status(job)
         assert status["model_version"] == 3 and status["model_version_id"] == version.id
         assert db.session.get(Project, project_id) is not None
+
+
+# --------------------------------------------------------------------------- who sees a job
+
+
+def test_a_job_is_readable_only_by_admins_and_its_starter(app, client, auth, users, project_id,
+                                                          fake_handlers):
+    with app.app_context():
+        job_id = jobs.submit("crash", project_id, created_by_id=users["lee"]).id
+        anonymous = jobs.submit("crash", project_id).id
+    auth.login("liu")
+    response = client.get(f"/api/jobs/{job_id}")
+    assert response.status_code == 404 and response.json == {"error": f"no job with id {job_id}"}
+    assert client.get(f"/api/jobs/{anonymous}").status_code == 404
+    auth.logout()
+    auth.login("lee")
+    assert client.get(f"/api/jobs/{job_id}").json["state"] == "failed"
+    assert client.get(f"/api/jobs/{anonymous}").status_code == 404
+    auth.logout()
+    auth.login("ada")
+    assert client.get(f"/api/jobs/{anonymous}").json["state"] == "failed"
+
+
+def test_error_text_shows_server_paths_to_admins_only(app, client, auth, users, project_id,
+                                                      monkeypatch):
+    def missing_file(job, reporter):
+        reporter.progress(0.5, "reading /srv/lab/instance/images/ab/cd/abcd.png")
+        raise FileNotFoundError(2, "No such file or directory", "/srv/lab/instance/models/v0001")
+
+    monkeypatch.setitem(jobs.HANDLERS, "retrain", missing_file)
+    with app.app_context():
+        job_id = jobs.submit("retrain", project_id, created_by_id=users["lee"]).id
+    auth.login("lee")
+    seen = client.get(f"/api/jobs/{job_id}").json
+    assert seen["error"] == "FileNotFoundError: [Errno 2] No such file or directory: '…/v0001'"
+    assert seen["message"] == "reading …/abcd.png"
+    auth.logout()
+    auth.login("ada")
+    assert "/srv/lab/instance/models/v0001" in client.get(f"/api/jobs/{job_id}").json["error"]
+
+
+@pytest.mark.parametrize("text, shown", [
+    ("OSError: [Errno 28] No space left on device: '/var/lib/app/x.db'",
+     "OSError: [Errno 28] No space left on device: '…/x.db'"),
+    ("cannot read C:\\data\\instance\\db.sqlite3 now", "cannot read …/db.sqlite3 now"),
+    ("see https://example.org/a/b and a/b/c.png", "see https://example.org/a/b and a/b/c.png"),
+    ("need 10 labels (have 6/10)", "need 10 labels (have 6/10)"),
+    (None, None),
+])
+def test_without_paths_cuts_absolute_paths_only(text, shown):
+    assert jobs.without_paths(text) == shown
+
+
+# --------------------------------------------------------------------------- dead workers
+
+
+def ended_process_id() -> int:
+    """The pid of a process that has ended (and been waited for)."""
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait(30)
+    return process.pid
+
+
+def running_job(project_id, kind="retrain", pid=None, host=None, heartbeat=None) -> int:
+    """Insert a job row as a worker with this pid on this host would have claimed it."""
+    job = Job(kind=kind, project_id=project_id, state="running", started_at=utcnow(),
+              heartbeat_at=heartbeat or utcnow(), worker_pid=pid,
+              worker_host=host_identity() if host is None else host)
+    db.session.add(job)
+    db.session.commit()
+    return job.id
+
+
+def test_a_job_whose_worker_process_ended_is_reaped_at_once(app, project_id):
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    zombie = subprocess.Popen([sys.executable, "-c", "pass"])
+    try:
+        wait_for_zombie(zombie.pid)
+        with app.app_context():
+            dead = running_job(project_id, pid=ended_process_id())
+            undead = running_job(project_id, "import", pid=zombie.pid)
+            alive = running_job(project_id, "crash", pid=sleeper.pid)
+            elsewhere = running_job(project_id, "other", pid=ended_process_id(), host="another-host")
+            assert jobs.reap_stale_jobs() == 2  # the heartbeats are all fresh
+            states = {job.id: (job.state, job.error) for job in db.session.scalars(select(Job))}
+        assert states[dead][0] == states[undead][0] == "failed"
+        assert "worker process stopped" in states[dead][1]
+        assert states[alive][0] == states[elsewhere][0] == "running"
+    finally:
+        sleeper.kill()
+        sleeper.wait(10)
+        zombie.wait(10)
+
+
+def wait_for_zombie(pid: int) -> None:
+    """Wait until child pid has exited but is not yet waited for."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        if stat.rsplit(")", 1)[1].split()[0] == "Z":
+            return
+        time.sleep(0.05)
+    pytest.fail("the child did not exit")
+
+
+def test_a_job_claimed_by_an_earlier_process_with_this_pid_is_reaped(app, project_id):
+    """A restarted worker can get its predecessor's pid (in a container): the job is not its own."""
+    with app.app_context():
+        job_id = running_job(project_id, pid=os.getpid())
+        assert jobs.reap_stale_jobs() == 1
+        assert "restarted" in db.session.get(Job, job_id).error
+
+
+def test_submit_reaps_a_dead_workers_retrain_instead_of_answering_busy(app, project_id,
+                                                                       fake_handlers, held_queue):
+    with app.app_context():
+        dead = running_job(project_id, pid=ended_process_id())
+        job = jobs.submit("retrain", project_id)
+        assert job.state == "queued" and job.id != dead
+        assert db.session.get(Job, dead).state == "failed"
+
+
+def test_a_claimed_job_records_its_worker(app, project_id, monkeypatch):
+    seen = {}
+
+    def look(job, reporter):
+        row = db.session.get(Job, job.id)
+        seen.update(pid=row.worker_pid, host=row.worker_host)
+        return {}
+
+    monkeypatch.setitem(jobs.HANDLERS, "retrain", look)
+    with app.app_context():
+        jobs.submit("retrain", project_id)
+    assert seen == {"pid": os.getpid(), "host": host_identity()}
+
+
+# --------------------------------------------------------------------------- shutdown (SIGTERM)
+
+
+@pytest.fixture
+def shutdown():
+    """jobs.SHUTDOWN, cleared again after the test."""
+    yield jobs.SHUTDOWN
+    jobs.SHUTDOWN.clear()
+
+
+def test_a_job_cut_off_by_shutdown_is_queued_again_once_then_failed(
+        app, project_id, monkeypatch, held_queue, shutdown):
+    discarded = []
+
+    def long_job(job, reporter):
+        reporter.progress(0.1, "working")
+        shutdown.set()  # SIGTERM reached the worker
+        reporter.progress(0.2, "still working")
+        raise AssertionError("progress() must raise JobInterrupted during a shutdown")
+
+    monkeypatch.setitem(jobs.HANDLERS, "retrain", long_job)
+    monkeypatch.setitem(jobs.DISCARDS, "retrain", lambda job: discarded.append(job.id))
+    with app.app_context():
+        job = jobs.submit("retrain", project_id)
+        jobs.run_job(job.id)
+        db.session.refresh(job)
+        assert (job.state, job.interruptions) == ("queued", 1)
+        assert "queued again" in job.message and job.worker_pid is None
+        assert held_queue == [job.id, job.id], "sent to the queue again"
+        assert discarded == [job.id]
+        shutdown.clear()  # the worker restarted; it is stopped again during the second run
+        jobs.run_job(job.id)
+        db.session.refresh(job)
+        assert (job.state, job.interruptions) == ("failed", 2)
+        assert job.error == "interrupted twice by a worker shutdown; start it again"
+        assert held_queue == [job.id, job.id]
+        assert discarded == [job.id, job.id, job.id], "before the second run and after it"
+
+
+def test_a_job_that_ignores_shutdown_is_queued_again_after_the_grace_time(
+        app, project_id, monkeypatch, held_queue, shutdown):
+    started, release = threading.Event(), threading.Event()
+
+    def deaf_job(job, reporter):
+        started.set()
+        release.wait(30)  # never reports progress
+        return {}
+
+    monkeypatch.setitem(jobs.HANDLERS, "retrain", deaf_job)
+    with app.app_context():
+        job_id = jobs.submit("retrain", project_id).id
+    worker = threading.Thread(target=_run_in_context, args=(app, job_id))
+    worker.start()
+    try:
+        assert started.wait(30)
+        with app.app_context():
+            before = time.monotonic()
+            jobs._stop_running_job(grace_seconds=0.3)
+            assert time.monotonic() - before < 5
+            job = db.session.get(Job, job_id)
+            assert (job.state, job.interruptions) == ("queued", 1)
+    finally:
+        release.set()
+        worker.join(30)
+    with app.app_context():
+        assert db.session.get(Job, job_id).state == "queued", "the late finish changes nothing"
+
+
+# --------------------------------------------------------------------------- half-made versions
+
+
+def test_a_retrain_failing_while_storing_predictions_leaves_no_version(
+        app, users, monkeypatch, tmp_path):
+    """2000 of 3245 predictions, in small: the version, its predictions and folder all go."""
+    from supervising_ui.learning import predictions, triggers
+
+    from .helpers import add_labels, make_stored_project
+    app.config["CACHE_DIR"] = str(tmp_path / "cache")
+    real_write = predictions.write_in_batches
+    writes = []
+
+    def write_then_fail(model, rows, batch_size=None):
+        if writes:
+            raise OSError(28, "No space left on device")
+        writes.append(len(rows))
+        return real_write(model, rows, batch_size)
+
+    monkeypatch.setattr(predictions, "PREDICT_CHUNK", 10)
+    monkeypatch.setattr(predictions, "write_in_batches", write_then_fail)
+    with app.app_context():
+        project_id = make_stored_project(app)
+        add_labels(project_id, users["lee"], 24)
+        job = triggers.request_retrain(db.session.get(Project, project_id))
+        assert job.state == "failed" and "No space left on device" in job.error
+        assert writes == [10], "some predictions were stored before the failure"
+        assert job.model_version_id is None
+        assert db.session.scalar(select(func.count(ModelVersion.id))) == 0
+        assert db.session.scalar(select(func.count(Prediction.id))) == 0
+    project_folder = Path(app.config["MODEL_STORE"]) / f"project-{project_id}"
+    assert not project_folder.exists() or not any(project_folder.iterdir())
+
+
+def test_a_reaped_retrain_leaves_no_version(app, project_id, tmp_path):
+    """A worker killed while storing predictions: the reaper discards what it left."""
+    folder = tmp_path / "models" / "v0001-quick"
+    folder.mkdir(parents=True)
+    (folder / "model.pt").write_bytes(b"half")
+    with app.app_context():
+        version = ModelVersion(project_id=project_id, version=1, kind="quick", path=str(folder))
+        db.session.add(version)
+        db.session.flush()
+        job_id = running_job(project_id, pid=ended_process_id())
+        db.session.get(Job, job_id).model_version_id = version.id
+        db.session.commit()
+        assert jobs.reap_stale_jobs() == 1
+        assert db.session.scalar(select(func.count(ModelVersion.id))) == 0
+        assert db.session.get(Job, job_id).model_version_id is None
+    assert not folder.exists()
+
+
+def test_a_failed_retrain_keeps_a_version_that_already_serves(app, project_id, tmp_path):
+    from supervising_ui.learning.retrain import discard_unfinished
+    with app.app_context():
+        version = ModelVersion(project_id=project_id, version=1, kind="quick",
+                               path=str(tmp_path), is_serving=True)
+        db.session.add(version)
+        db.session.flush()
+        job = Job(kind="retrain", project_id=project_id, state="failed",
+                  model_version_id=version.id)
+        db.session.add(job)
+        db.session.commit()
+        discard_unfinished(job)
+        assert db.session.get(ModelVersion, version.id) is not None
+    assert tmp_path.exists()

@@ -20,8 +20,7 @@ from supervising_ui.request_guards import MAX_ID, json_depth
 from supervising_ui.security_headers import CONTENT_SECURITY_POLICY
 
 from .conftest import PASSWORD, csrf_token_from
-from .helpers import add_stored_images, make_project
-from .images import image_bytes
+from .helpers import add_stored_images, image_bytes, make_project
 from .test_browser import CHROMIUM, browser, live_server, log_in  # noqa: F401 (fixtures)
 
 MIB = 1024**2

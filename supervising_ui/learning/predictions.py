@@ -4,6 +4,7 @@ Database writes go in short transactions so labelers never wait on a retrain.
 """
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -109,4 +110,19 @@ def prune_predictions(project_id: int, keep_latest: int = 2) -> int:
         db.session.execute(delete(Prediction).where(Prediction.id.in_(ids)))
         db.session.commit()
         deleted += len(ids)
+    return deleted
+
+
+def delete_version(model_version: ModelVersion) -> int:
+    """Delete a model version: its predictions (in short batches), its row, then its folder."""
+    version_id, path = model_version.id, model_version.path
+    deleted = 0
+    while ids := db.session.scalars(select(Prediction.id).where(
+            Prediction.model_version_id == version_id).limit(WRITE_BATCH)).all():
+        db.session.execute(delete(Prediction).where(Prediction.id.in_(ids)))
+        db.session.commit()
+        deleted += len(ids)
+    db.session.execute(delete(ModelVersion).where(ModelVersion.id == version_id))
+    db.session.commit()
+    shutil.rmtree(path, ignore_errors=True)
     return deleted

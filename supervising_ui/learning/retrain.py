@@ -8,6 +8,7 @@ serve. Database writes go in short transactions so labelers never wait on traini
 """
 from __future__ import annotations
 
+import re
 import shutil
 import time
 from pathlib import Path
@@ -28,6 +29,7 @@ from .dataset import (
     to_records,
 )
 from .predictions import (
+    delete_version,
     embedding_cache_dir,
     predict_project,
     promote,
@@ -36,6 +38,9 @@ from .predictions import (
 )
 from .report import version_metrics
 from .triggers import TRAINING_MODES
+
+# What _fresh_model_dir names a version's folder: v0001-quick, v0012-finetune.
+_VERSION_FOLDER = re.compile(r"^v\d{4,}-[a-z]+$")
 
 
 def run_retrain(job: Job, reporter) -> dict:
@@ -48,6 +53,7 @@ def run_retrain(job: Job, reporter) -> dict:
     if project is None:
         raise RetrainError(f"project {job.project_id} no longer exists")
     reporter.progress(0.01, "gathering labels")
+    clear_leftovers(project.id)
     classes = project.class_names
     examples = labeled_images(project)
     check_enough_labels(examples, current_app.config["RETRAIN_MIN_LABELS"])
@@ -76,6 +82,9 @@ def run_retrain(job: Job, reporter) -> dict:
                                      path=str(model_dir), num_labels=len(examples),
                                      metrics=metrics, is_serving=False)
         db.session.add(model_version)
+        db.session.flush()
+        # The job names the version it is making: if it fails, discard_unfinished finds it.
+        job.model_version_id = model_version.id
         db.session.commit()
     except BaseException:
         shutil.rmtree(model_dir, ignore_errors=True)
@@ -93,6 +102,45 @@ def run_retrain(job: Job, reporter) -> dict:
     return {"model_version_id": model_version.id, "version": version, "serving": promote_candidate,
             "held_out_accuracy": report["accuracy"], "serving_accuracy": serving_accuracy,
             "predictions": stored}
+
+
+def discard_unfinished(job: Job) -> None:
+    """Undo a retrain that failed or was cut off: delete the version it was making.
+
+    Its predictions, its row and its folder go (and any version folder of the project that no
+    version row names: a run killed while training). A version that already serves is
+    complete (its predictions were all stored before it was promoted) and stays.
+    """
+    version = db.session.get(ModelVersion, job.model_version_id) if job.model_version_id else None
+    if version is not None and not version.is_serving:
+        job.model_version_id = None
+        db.session.commit()
+        delete_version(version)
+    remove_orphan_folders(job.project_id)
+
+
+def clear_leftovers(project_id: int) -> None:
+    """Discard what earlier failed retrains of the project left (however they ended)."""
+    failed = db.session.scalars(select(Job).where(
+        Job.project_id == project_id, Job.kind == "retrain", Job.state == "failed",
+        Job.model_version_id.is_not(None))).all()
+    for job in failed:
+        discard_unfinished(job)
+    remove_orphan_folders(project_id)
+
+
+def remove_orphan_folders(project_id: int | None) -> None:
+    """Delete the project's version folders (``v0001-quick``...) that no version row names."""
+    folder = Path(current_app.config["MODEL_STORE"]) / f"project-{project_id}"
+    if project_id is None or not folder.is_dir():
+        return
+    # By name, not full path: rows still name their folders after the store was moved.
+    named = {Path(path).name for path in db.session.scalars(select(ModelVersion.path).where(
+        ModelVersion.project_id == project_id))}
+    db.session.commit()
+    for candidate in folder.iterdir():
+        if _VERSION_FOLDER.match(candidate.name) and candidate.name not in named:
+            shutil.rmtree(candidate, ignore_errors=True)
 
 
 def _fresh_model_dir(project_id: int, version: int, kind: str) -> Path:
