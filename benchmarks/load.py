@@ -213,9 +213,10 @@ class Client:
     """A minimal keep-alive HTTP/1.1 client over a raw socket (http.client's header parsing
     costs several times more CPU, which the server would miss on a 2-core machine)."""
 
-    def __init__(self, port: int, token: str):
+    def __init__(self, port: int, token: str | None):
         self.port = port
-        self.auth = f"Authorization: Bearer {token}\r\n"
+        # No token: an anonymous client (an Authorization header with a bad token is a 401).
+        self.auth = f"Authorization: Bearer {token}\r\n" if token else ""
         self.sock = None
         self.buffer = b""
 

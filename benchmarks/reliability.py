@@ -135,7 +135,7 @@ class Server:
 def answers(port: int) -> bool:
     """Whether the login page answers 200 on 127.0.0.1:port."""
     try:
-        client = load.Client(port, "none")
+        client = load.Client(port, None)
         status, _ = client.request("GET", "/login")
         client.close()
         return status == 200

@@ -22,6 +22,7 @@ from .extensions import db
 from .importing import ImportRefused, runner, sources
 from .learning import triggers
 from .models import ROLES
+from .search import service as search_service
 
 
 def console() -> FlaskGroup:
@@ -324,10 +325,23 @@ def export_command(name, kind, export_format, out):
         click.echo(f"Wrote {kind} of {name!r} to {out}", err=True)
 
 
+@click.command("search-rebuild")
+@click.argument("project_name")
+@with_appcontext
+def search_rebuild_command(project_name):
+    """Rebuild a project's search index from its images, labels and predictions."""
+    try:
+        count = search_service.rebuild(project_name)
+    except LookupError as error:
+        fail(str(error))
+    click.echo(f"Indexed {count} images of {project_name!r}.")
+
+
 # Every console command of the app (`--help` lists them sorted by name).
 COMMANDS = (init_command, create_user_command, create_project_command, import_command,
             demo_command, retrain_command, export_command, create_token_command,
-            revoke_tokens_command, serve_command, worker_command, ml_command)
+            revoke_tokens_command, search_rebuild_command, serve_command, worker_command,
+            ml_command)
 
 
 def init_app(app: Flask) -> None:

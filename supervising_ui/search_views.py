@@ -1,5 +1,4 @@
 """The search pages and their JSON API: parse, call one search service function, respond."""
-import click
 from flask import (
     Blueprint,
     Response,
@@ -15,7 +14,7 @@ from flask_login import current_user
 from .search import service
 from .search.query import SearchError
 
-blueprint = Blueprint("search", __name__, cli_group="search")
+blueprint = Blueprint("search", __name__)
 
 # Thumbnails change only with the image's bytes (their etag), so browsers may keep them a day.
 THUMBNAIL_MAX_AGE = 86400
@@ -111,14 +110,3 @@ def thumbnail(image_id):
     response.cache_control.public = False
     response.cache_control.private = True
     return response
-
-
-@blueprint.cli.command("rebuild")
-@click.argument("project_name")
-def rebuild_command(project_name):
-    """Rebuild a project's search index from its images, labels and predictions."""
-    try:
-        count = service.rebuild(project_name)
-    except LookupError as error:
-        raise click.ClickException(str(error)) from None
-    click.echo(f"Indexed {count} images of {project_name!r}.")

@@ -334,7 +334,7 @@ def test_pages_detail_and_thumbnail(app, client, auth, atlas):
 
 
 def test_rebuild_command(app, runner, atlas):
-    result = runner.invoke(args=["search", "rebuild", "mars"])
+    result = runner.invoke(args=["search-rebuild", "mars"])
     assert result.exit_code == 0 and f"Indexed {IMAGES} images" in result.output
-    missing = runner.invoke(args=["search", "rebuild", "venus"])
+    missing = runner.invoke(args=["search-rebuild", "venus"])
     assert missing.exit_code != 0 and "no project called 'venus'" in missing.output

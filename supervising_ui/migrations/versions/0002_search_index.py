@@ -5,7 +5,7 @@ Revises: 0001
 Create Date: 2026-11-26 07:42:55.261861
 
 The tables start empty: the first search of a project fills in the rows of its images
-(search/index.py index_missing), or `supervising-ui search rebuild NAME` does it ahead.
+(search/index.py index_missing), or `supervising-ui search-rebuild NAME` does it ahead.
 """
 from alembic import op
 import sqlalchemy as sa
