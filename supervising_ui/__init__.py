@@ -21,13 +21,14 @@ def create_app(test_config=None) -> Flask:
     from . import admin, auth, cli, database, export, job_views, jobs, models_page, pages
     from .importing import runner
     from .labeling import views as labeling_views
-    from .learning import retrain
+    from .learning import batch_predictions, retrain
     # Extensions first: the blueprints' views and the commands need the database and login.
     database.init_app(app)
     auth.init_app(app)
     jobs.init_app(app)
     jobs.register_handler("import", runner.run_import_job)
     jobs.register_handler("retrain", retrain.run_retrain)
+    jobs.register_handler(batch_predictions.JOB_KIND, batch_predictions.run_predict_batch)
 
     app.register_blueprint(auth.blueprint)
     app.register_blueprint(pages.blueprint)

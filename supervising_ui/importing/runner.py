@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 
 from .. import storage
 from ..extensions import db
+from ..learning.batch_predictions import queue_batch_predictions
 from ..models import Image, Label, Project, utcnow
 from ..progress import throttled
 from . import ImportRefused, batches
@@ -184,8 +185,12 @@ def run_import(project: Project, plan: ImportPlan, user_id: int | None = None,
                progress: Callable[[int, int], None] | None = None,
                source: str = "import") -> ImportReport:
     """Import a plan's files into project as one import batch described by source; labels are
-    attributed to user_id; return the report."""
-    return _Importer(project, user_id, source).run(plan, progress)
+    attributed to user_id; the serving model, if any, is asked to predict the batch."""
+    importer = _Importer(project, user_id, source)
+    report = importer.run(plan, progress)
+    if importer.import_batch_id is not None:
+        queue_batch_predictions(project.id, importer.import_batch_id, user_id)
+    return report
 
 
 def job_source(params: dict, plan: ImportPlan) -> str:
