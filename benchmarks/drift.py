@@ -34,6 +34,7 @@ import torch
 
 # Run as a script, this folder is on sys.path: the HiRISE simulation's pieces are reused.
 from active_learning import fit_head, labels_needed, load_embeddings, mean_curve, probabilities
+
 from supervising_ui.ml.uncertainty import uncertainty
 
 ROOT = Path(__file__).resolve().parent.parent
