@@ -42,7 +42,7 @@ BACKBONE = "efficientnet_lite0"
 def load_embeddings(data_dir: Path, cache_dir: Path) -> dict:
     """Embeddings (N, D), class indices and split of every manifest image, computed once, cached."""
     frame = read_manifest(data_dir / "manifest.csv", data_dir / "images")
-    records = records_from_frame(frame, group_column="source_id")
+    records = records_from_frame(frame)  # groups play no part in embedding
     spec = backbone_spec(BACKBONE)
     preprocessing = Preprocessing(spec.image_size, spec.normalization)
     cache = EmbeddingCache(cache_dir, cache_key(BACKBONE, preprocessing))

@@ -54,5 +54,9 @@
   document.querySelectorAll(".progress[data-percent]").forEach((bar) => {
     bar.firstElementChild.style.width = bar.dataset.percent + "%";
   });
+  // The drift panel's confidence histogram: bar heights, written the same way.
+  document.querySelectorAll(".histogram .bar[data-percent]").forEach((bar) => {
+    bar.style.height = bar.dataset.percent + "%";
+  });
   window.setTimeout(poll, POLL_MS);
 })();

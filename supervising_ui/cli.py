@@ -254,7 +254,9 @@ def import_command(project_name, manifest, image_root, folder, user_name):
     with click.progressbar(length=len(plan.candidates), label="Importing",
                            show_pos=True) as bar:
         report = runner.run_import(project, plan, user_id=user.id if user else None,
-                                   progress=lambda done, total: bar.update(1))
+                                   progress=lambda done, total: bar.update(1),
+                                   source=f"manifest {Path(manifest).name}" if manifest
+                                   else f"folder {Path(folder).name}")
     click.echo(f"Import into {project.name!r}: {report.summary()}.")
     for name in report.duplicates[:20]:
         click.echo(f"  duplicate: {name}")

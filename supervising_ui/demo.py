@@ -92,6 +92,6 @@ def create_demo() -> tuple[list[str], ImportReport]:
         messages.append(f"Created project {DEMO_PROJECT!r} (id {project.id}).")
     else:
         messages.append(f"Project {DEMO_PROJECT!r} exists already (id {project.id}).")
-    report = run_import(project, ImportPlan(demo_candidates()))
+    report = run_import(project, ImportPlan(demo_candidates()), source="demo images")
     messages.append(f"Demo images: {report.summary()}.")
     return messages, report

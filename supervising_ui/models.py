@@ -133,6 +133,9 @@ class Project(db.Model):
     hide_suggestion_share: Mapped[float] = mapped_column(Float, default=0.0)
     # Retrain automatically after this many new labels; 0 turns it off.
     retrain_every: Mapped[int] = mapped_column(Integer, default=0)
+    # "Label this batch first": the serving order keeps to this import batch until it is done.
+    # No foreign key: it would make project and import_batch refer to each other.
+    priority_batch_id: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
     classes: Mapped[list[LabelClass]] = relationship(
@@ -155,6 +158,21 @@ class LabelClass(db.Model):
     position: Mapped[int] = mapped_column(Integer, default=0)
 
     project: Mapped[Project] = relationship(back_populates="classes")
+
+
+class ImportBatch(db.Model):
+    """One import run into a project: when, by whom, from where, and how many images it added."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("project.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
+    # What was imported, in words: "manifest manifest.csv", "upload of 12 files"...
+    source: Mapped[str] = mapped_column(String(512), default="")
+    # Kept in step with the images committed, in the same transactions.
+    image_count: Mapped[int] = mapped_column(Integer, default=0)
+
+    created_by: Mapped[User | None] = relationship()
 
 
 class Image(db.Model):
@@ -182,6 +200,8 @@ class Image(db.Model):
     label_count: Mapped[int] = mapped_column(Integer, default=0)
     leased_to_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
     lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # The import run that added the image (None: imported before batches were recorded).
+    import_batch_id: Mapped[int | None] = mapped_column(ForeignKey("import_batch.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
     project: Mapped[Project] = relationship()

@@ -14,7 +14,8 @@ from flask_login import current_user
 
 from . import jobs, projects
 from .auth import admin_required
-from .learning import report, triggers
+from .importing import batches
+from .learning import batch_predictions, report, triggers
 from .learning.dataset import RetrainError
 
 blueprint = Blueprint("models_page", __name__)
@@ -22,10 +23,42 @@ blueprint = Blueprint("models_page", __name__)
 
 @blueprint.get("/projects/<int:project_id>/models")
 def index(project_id):
-    """The model page: versions over time, metrics of one version, retrain jobs."""
-    overview = report.model_overview(projects.get_project_or_404(project_id),
-                                     request.args.get("version", type=int))
+    """The model page: versions over time, metrics of one version, retrain jobs, drift."""
+    try:
+        overview = report.model_overview(projects.get_project_or_404(project_id),
+                                         request.args.get("version", type=int),
+                                         request.args.get("facet"),
+                                         request.args.get("batch", type=int))
+    except batches.BatchError as error:
+        abort(404, str(error))
     return render_template("models/index.html", **overview)
+
+
+@blueprint.post("/projects/<int:project_id>/models/priority-batch")
+@admin_required
+def priority_batch(project_id):
+    """"Label this batch first" (a batch id) or back to the whole project (no batch id)."""
+    project = projects.get_project_or_404(project_id)
+    try:
+        batch = batches.set_priority_batch(project, request.form.get("batch_id", type=int))
+        flash(f"Labelers get the images of import batch {batch.id} first." if batch else
+              "Labelers get images from the whole project again.", "info")
+    except batches.BatchError as error:
+        flash(str(error).capitalize() + ".", "error")
+    return redirect(url_for("models_page.index", project_id=project.id) + "#drift")
+
+
+@blueprint.post("/projects/<int:project_id>/models/batches/<int:batch_id>/predict")
+@admin_required
+def predict_batch(project_id, batch_id):
+    """Queue the serving model's predictions of an import batch."""
+    project = projects.get_project_or_404(project_id)
+    try:
+        job = batch_predictions.request_batch_predictions(project, batch_id, current_user.id)
+        flash(f"Prediction job {job.id} queued for import batch {batch_id}.", "info")
+    except batches.BatchError as error:
+        flash(str(error).capitalize() + ".", "error")
+    return redirect(url_for("models_page.index", project_id=project.id, batch=batch_id) + "#drift")
 
 
 @blueprint.post("/projects/<int:project_id>/models/retrain")

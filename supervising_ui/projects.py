@@ -10,13 +10,14 @@ from .search import index as search_index
 PRESETS = {
     # HiRISENet's orbital landmark classes (Wagstaff et al. 2018).
     "hirise": ["crater", "dark_dune", "bright_dune", "streak", "other", "edge"],
-    # MSLNet's rover-part and scene classes (the paper's Figure 1).
+    # MSLNet's rover-part and scene classes, spelled as the MSL data set spells them
+    # (Stanboli and Wagstaff, doi:10.5281/zenodo.1049137); its class list names "sun" too.
     "msl": [
-        "apxs", "apxs cal target", "chemcam cal target", "drill", "drill holes", "drt front",
-        "drt side", "ground", "horizon", "inlet", "mahli", "mahli cal target", "mastcam",
-        "mastcam cal target", "observation tray", "portion box", "portion tube",
-        "portion tube opening", "rems uv sensor", "rover rear deck", "scoop", "sun", "turret",
-        "wheel",
+        "apxs", "apxs cal target", "chemcam cal target", "chemin inlet open", "drill",
+        "drill holes", "drt front", "drt side", "ground", "horizon", "inlet", "mahli",
+        "mahli cal target", "mastcam", "mastcam cal target", "observation tray", "portion box",
+        "portion tube", "portion tube opening", "rems uv sensor", "rover rear deck", "scoop",
+        "sun", "turret", "wheel",
     ],
 }
 # Metadata column that groups correlated images, per preset.

@@ -17,6 +17,7 @@ from supervising_ui.extensions import db
 
 TEST_DATABASE_URL = os.environ.get("SUPERVISING_UI_TEST_DATABASE_URL")
 SHARED_HIRISE = Path(__file__).resolve().parents[2] / "shared" / "data" / "hirise"
+SHARED_MSL = SHARED_HIRISE.parent / "msl"
 PASSWORD = "correct horse battery"
 _schema_ready = False
 
@@ -126,3 +127,10 @@ def held_queue(app, monkeypatch):
     sent = []
     monkeypatch.setitem(app.extensions, "execute_job", sent.append)
     return sent
+
+
+def require_msl():
+    """Skip the calling test when ../shared/data/msl is absent."""
+    if not (SHARED_MSL / "manifest.csv").exists():
+        pytest.skip("../shared/data/msl is not present")
+    return SHARED_MSL

@@ -30,7 +30,9 @@ def test_presets_create_their_class_lists(app):
         assert hirise.class_names == ["crater", "dark_dune", "bright_dune", "streak", "other", "edge"]
         assert hirise.group_column == "source_id"
         msl = projects.create_project("M", preset="msl")
-        assert len(msl.class_names) == 24 and msl.class_names[0] == "apxs"
+        # The data set's 24 image classes (with "chemin inlet open") and the "sun" its list names.
+        assert len(msl.class_names) == 25 and msl.class_names[0] == "apxs"
+        assert "chemin inlet open" in msl.class_names and "sun" in msl.class_names
         with pytest.raises(ProjectError, match="already exists"):
             projects.create_project("H", preset="hirise")
         with pytest.raises(ProjectError, match="unknown preset"):

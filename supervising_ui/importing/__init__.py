@@ -5,8 +5,9 @@ manifest read by manifest.py; what is refused already) and then run (runner.py):
 read, hashed, checked against the project's existing content hashes (loaded once), decoded by
 the one validator in storage.py, written to managed storage and only then added as a row;
 rows are committed in batches. A killed import thus leaves whole batches behind, and running
-it again adds only what is missing. Browser imports (uploads.py) stage their files and run as
-a background job.
+it again adds only what is missing. Each run is recorded as an import batch (batches.py) that
+stamps the images it adds. Browser imports (uploads.py) stage their files and run as a
+background job.
 """
 
 

@@ -16,9 +16,10 @@ from sqlalchemy.exc import IntegrityError
 
 from .. import storage
 from ..extensions import db
-from ..models import Image, Label, Project
+from ..learning.batch_predictions import queue_batch_predictions
+from ..models import Image, Label, Project, utcnow
 from ..progress import throttled
-from . import ImportRefused
+from . import ImportRefused, batches
 from .sources import Candidate, ImportPlan, plan_server_import
 from .uploads import plan_staged_upload, staging_folder
 
@@ -57,9 +58,13 @@ class ImportReport:
 class _Importer:
     """Imports one plan into one project: known hashes, the open batch and the report."""
 
-    def __init__(self, project: Project, user_id: int | None):
+    def __init__(self, project: Project, user_id: int | None, source: str):
         self.project_id = project.id
         self.user_id = user_id
+        self.source = source
+        self.started_at = utcnow()
+        # This run's ImportBatch row, added with its first committed images.
+        self.import_batch_id: int | None = None
         self.store = current_app.config["IMAGE_STORE"]
         self.max_pixels = current_app.config["MAX_IMAGE_PIXELS"]
         self.class_ids = {label_class.name: label_class.id for label_class in project.classes}
@@ -126,17 +131,32 @@ class _Importer:
         """Commit the batch; where a concurrent import stored some of it first, redo it row by row."""
         if not self.batch:
             return
+        opened_here = self.import_batch_id is None
         try:
+            self._stamp([image for _, image, _ in self.batch])
             db.session.commit()
             committed = self.batch
         except IntegrityError:
             db.session.rollback()
+            if opened_here:
+                self.import_batch_id = None  # its row went with the rolled-back transaction
             log.info("import into project %s raced another import; retrying its batch row by row",
                      self.project_id)
             committed = self._commit_one_by_one()
         self.report.added += len(committed)
         self.report.labels_added += sum(1 for _, _, label in committed if label is not None)
         self.batch = []
+
+    def _stamp(self, images: list[Image]) -> None:
+        """Put images into this run's import batch, adding its row with the first ones."""
+        with db.session.no_autoflush:  # the pending images are written once, stamped, at commit
+            if self.import_batch_id is None:
+                self.import_batch_id = batches.insert_batch(
+                    self.project_id, self.user_id, self.source, self.started_at, len(images))
+            else:
+                batches.count_into_batch(self.import_batch_id, len(images))
+        for image in images:
+            image.import_batch_id = self.import_batch_id
 
     def _commit_one_by_one(self) -> list:
         """Add the batch's rows a transaction each, skipping content another import stored first."""
@@ -154,6 +174,7 @@ class _Importer:
             fresh_label = None if label is None else Label(
                 project_id=self.project_id, image=fresh, user_id=label.user_id,
                 label_class_id=label.label_class_id)
+            self._stamp([fresh])
             db.session.add_all([fresh] + ([fresh_label] if fresh_label else []))
             db.session.commit()
             committed.append((name, fresh, fresh_label))
@@ -161,9 +182,23 @@ class _Importer:
 
 
 def run_import(project: Project, plan: ImportPlan, user_id: int | None = None,
-               progress: Callable[[int, int], None] | None = None) -> ImportReport:
-    """Import a plan's files into project; labels are attributed to user_id; return the report."""
-    return _Importer(project, user_id).run(plan, progress)
+               progress: Callable[[int, int], None] | None = None,
+               source: str = "import") -> ImportReport:
+    """Import a plan's files into project as one import batch described by source; labels are
+    attributed to user_id; the serving model, if any, is asked to predict the batch."""
+    importer = _Importer(project, user_id, source)
+    report = importer.run(plan, progress)
+    if importer.import_batch_id is not None:
+        queue_batch_predictions(project.id, importer.import_batch_id, user_id)
+    return report
+
+
+def job_source(params: dict, plan: ImportPlan) -> str:
+    """Describe a browser import job's source for its import batch."""
+    if params.get("source") == "upload":
+        return f"upload of {len(plan.candidates) + len(plan.rejected)} files"
+    parts = [f"{kind} {params[kind]}" for kind in ("folder", "manifest") if params.get(kind)]
+    return "server " + ", ".join(parts) if parts else "server import"
 
 
 def run_import_job(job, reporter) -> dict:
@@ -182,7 +217,8 @@ def run_import_job(job, reporter) -> dict:
                 plan = plan_server_import(params.get("folder", ""), params.get("manifest", ""))
             reporter.progress(0.0, f"importing {len(plan.candidates)} files")
             report = run_import(project, plan, user_id=job.created_by_id,
-                                progress=throttled(report_progress, PROGRESS_EVERY_SECONDS))
+                                progress=throttled(report_progress, PROGRESS_EVERY_SECONDS),
+                                source=job_source(params, plan))
     except ImportRefused as error:  # a whole-import refusal is a report, not a crash
         report = ImportReport(total=1, rejected=[{"name": params.get("manifest") or "import",
                                                   "reason": str(error)}])

@@ -9,6 +9,10 @@ tries the strategies of the project's serving order in turn, each ending in a cl
 - random: a random walk over the open images, those closest to their quota first;
 - put off: images the labeler put off with Later, only when nothing else is left.
 
+Where the project has a priority batch ("label this batch first"), the chain first runs
+restricted to that import batch's images (without put-off ones), then over the whole project
+once the batch has nothing left for this labeler.
+
 A random pick never scans the table: it draws a point r and walks the index
 ``ix_image_pick(project_id, label_count, random_key)`` upward from r, wrapping around, for
 a few candidates; its cost stays flat with the project's size.
@@ -21,7 +25,7 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Callable
 
-from sqlalchemy import bindparam, exists, select
+from sqlalchemy import Integer, bindparam, exists, or_, select
 
 from ..extensions import db
 from ..models import Label, Prediction, Skip
@@ -63,12 +67,14 @@ class _PickRequest:
     now: datetime
     expires_at: datetime
     exclude_image_id: int | None
+    # Only images of this import batch (None: any image of the project).
+    batch_id: int | None = None
 
     def params(self) -> dict:
         """Return the bound parameters shared by the pick statements."""
         return {"project_id": self.project.id, "labels_per_image": self.project.labels_per_image,
                 "user_id": self.user_id, "now": self.now, "expires_at": self.expires_at,
-                "exclude_image_id": self.exclude_image_id or -1}
+                "exclude_image_id": self.exclude_image_id or -1, "batch_id": self.batch_id}
 
 
 def next_image(project, user, now: datetime,
@@ -83,12 +89,16 @@ def next_image(project, user, now: datetime,
     held = held_lease(project, user_id, now, after_image_id)
     if held is not None:
         return held
-    request = _PickRequest(project, user_id, now, now + timedelta(seconds=lease_seconds()),
-                           after_image_id)
-    for strategy in _strategies(request):
-        assignment = strategy(request)
-        if assignment is not None:
-            return assignment
+    expires_at = now + timedelta(seconds=lease_seconds())
+    scopes = [project.priority_batch_id, None] if project.priority_batch_id else [None]
+    for batch_id in scopes:
+        request = _PickRequest(project, user_id, now, expires_at, after_image_id, batch_id)
+        for strategy in _strategies(request):
+            if batch_id is not None and strategy is _put_off_pick:
+                continue  # put-off images wait until the whole project has none left
+            assignment = strategy(request)
+            if assignment is not None:
+                return assignment
     db.session.rollback()
     return None
 
@@ -163,6 +173,8 @@ def _open_image_conditions(include_put_off: bool):
         ~exists().where(_label.c.image_id == IMAGE.c.id,
                         _label.c.user_id == bindparam("user_id")),
         IMAGE.c.id != bindparam("exclude_image_id"),
+        or_(bindparam("batch_id", type_=Integer).is_(None),
+            IMAGE.c.import_batch_id == bindparam("batch_id", type_=Integer)),
     ]
     if not include_put_off:
         conditions.append(~exists().where(skip.c.image_id == IMAGE.c.id,

@@ -10,6 +10,7 @@ from sqlalchemy import case, func, select
 from .. import jobs
 from ..extensions import db
 from ..models import Job, Label, ModelVersion, Project
+from . import drift, facets
 from .triggers import TRAINING_MODES
 
 PLOT_FILES = ("threshold.png", "per_class.png", "confusion.png")
@@ -31,8 +32,13 @@ def json_safe(value):
 
 
 def version_metrics(ml_metrics: dict, how: str, train_count: int, serving: ModelVersion | None,
-                    serving_accuracy: float | None, promoted: bool) -> dict:
-    """What the model page shows of a version, as plain JSON (NaN becomes None)."""
+                    serving_accuracy: float | None, promoted: bool,
+                    held_out_image_ids: list[int] | None = None) -> dict:
+    """What the model page shows of a version, as plain JSON (NaN becomes None).
+
+    held_out_image_ids are kept so that per-facet quality (facets.py) can be computed later
+    from the stored predictions on exactly those images.
+    """
     report = ml_metrics["val"]
     return json_safe({
         "held_out_accuracy": report["accuracy"], "held_out_count": report["n"],
@@ -43,6 +49,7 @@ def version_metrics(ml_metrics: dict, how: str, train_count: int, serving: Model
         "compared_with_version": serving.version if serving is not None else None,
         "compared_accuracy": serving_accuracy, "promoted": promoted,
         "timings": ml_metrics.get("timings", {}), "plots": list(PLOT_FILES),
+        "held_out_image_ids": held_out_image_ids,
     })
 
 
@@ -89,8 +96,13 @@ def accuracy_chart(versions: list[ModelVersion]) -> dict:
             "y_ticks": [{"value": tick, "y": place(0, tick)[1]} for tick in (0, 0.25, 0.5, 0.75, 1)]}
 
 
-def model_overview(project: Project, shown_version_id: int | None = None) -> dict:
-    """Everything the model page shows of a project, without HTTP."""
+def model_overview(project: Project, shown_version_id: int | None = None,
+                   facet_column: str | None = None, batch_id: int | None = None) -> dict:
+    """Everything the model page shows of a project, without HTTP.
+
+    facet_column picks the metadata column of the per-facet table, batch_id the import batch
+    of the drift panel (default: the latest).
+    """
     jobs.reap_stale_jobs()
     versions = db.session.scalars(select(ModelVersion).where(
         ModelVersion.project_id == project.id).order_by(ModelVersion.version)).all()
@@ -100,7 +112,11 @@ def model_overview(project: Project, shown_version_id: int | None = None) -> dic
     recent = db.session.scalars(select(Job).where(
         Job.project_id == project.id, Job.kind == "retrain").order_by(Job.id.desc())
         .limit(RECENT_JOBS)).all()
+    facet_table = facets.facet_quality(project, serving, facet_column)
+    held_out_abstained = facet_table["overall"]["abstained"] if facet_table else None
     return {"project": project, "versions": list(reversed(versions)), "serving": serving,
+            "facets": facet_table,
+            "drift": drift.drift_panel(project, serving, batch_id, held_out_abstained),
             "shown": shown, "jobs": recent, "last_job": recent[0] if recent else None,
             "acceptance": suggestion_acceptance(project.id), "chart": accuracy_chart(versions),
             "kinds": list(TRAINING_MODES)}

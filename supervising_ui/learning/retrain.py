@@ -77,7 +77,7 @@ def run_retrain(job: Job, reporter) -> dict:
         serving_accuracy = _accuracy_of(serving, classes, held_out, reporter)
         promote_candidate = serving_accuracy is None or report["accuracy"] >= serving_accuracy
         metrics = version_metrics(trained.metrics, how, len(train), serving, serving_accuracy,
-                                  promote_candidate)
+                                  promote_candidate, [e.image_id for e in held_out])
         model_version = ModelVersion(project_id=project.id, version=version, kind=kind,
                                      path=str(model_dir), num_labels=len(examples),
                                      metrics=metrics, is_serving=False)
