@@ -32,7 +32,7 @@ def create_app(test_config=None) -> Flask:
     )
     from .importing import runner
     from .labeling import views as labeling_views
-    from .learning import retrain
+    from .learning import classify, retrain
     from .search import index as search_index
     # Extensions first: the blueprints' views and the commands need the database and login.
     database.init_app(app)
@@ -40,6 +40,7 @@ def create_app(test_config=None) -> Flask:
     jobs.init_app(app)
     jobs.register_handler("import", runner.run_import_job)
     jobs.register_handler("retrain", retrain.run_retrain)
+    jobs.register_handler("classify", classify.run_classify)
 
     app.register_blueprint(auth.blueprint)
     app.register_blueprint(pages.blueprint)

@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 
 from .. import storage
 from ..extensions import db
+from ..learning import classify
 from ..models import Image, Label, Project
 from ..progress import throttled
 from . import ImportRefused
@@ -190,4 +191,5 @@ def run_import_job(job, reporter) -> dict:
         if params.get("source") == "upload":
             shutil.rmtree(staging_folder(params["staging"]), ignore_errors=True)
     reporter.log(report.summary())
+    classify.classify_new_images(job.project_id, report.added, job.created_by_id)
     return {"report": report.as_dict(), "summary": report.summary()}
