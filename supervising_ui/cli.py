@@ -132,6 +132,7 @@ def serve_command(host, port, workers, threads):
     command = [sys.executable, "-m", "gunicorn", "--workers", str(workers),
                "--worker-class", "gthread", "--threads", str(threads),
                "--bind", f"{host}:{port}", "--access-logfile", "-",
+               "--config", "python:supervising_ui.gunicorn_config",
                "supervising_ui:create_app()"]
     click.echo(f"Serving on http://{host}:{port}/ with a job worker beside it")
     signal.signal(signal.SIGTERM, _interrupt)  # a service manager's stop ends both children
