@@ -1,4 +1,4 @@
-// Admin import: upload with a progress bar, then poll the import job until its report is in.
+// Admin import: upload with a progress bar, then poll the import (or classify) job until its report is in.
 (function () {
   "use strict";
   const panel = document.getElementById("import-status");
@@ -42,14 +42,15 @@
     fetch(url, {headers: {"Accept": "application/json"}, credentials: "same-origin"})
       .then((response) => response.json())
       .then((job) => {
+        const what = job.kind === "classify" ? "Classification" : "Import";
         if (job.state === "done") {
-          show(1, "Import finished.");
+          show(1, what + " finished.");
           showReport(job.result || {});
           const reload = element("a", "Reload the page to see the new counts");
           reload.href = window.location.pathname;
           reportBox.append(reload);
         } else if (job.state === "failed") {
-          show(job.progress, "Import failed: " + job.error);
+          show(job.progress, what + " failed: " + job.error);
         } else {
           show(job.progress, job.state + ": " + (job.message || "waiting for the worker"));
           setTimeout(() => poll(url), 1000);

@@ -16,6 +16,7 @@ from flask_login import current_user
 from . import accounts, projects, storage
 from .auth import admin_required
 from .importing import ImportRefused, uploads
+from .learning import classify
 from .models import SERVING_ORDERS, Project
 
 blueprint = Blueprint("admin", __name__, url_prefix="/admin")
@@ -62,12 +63,13 @@ def create_project():
 @blueprint.get("/projects/<int:project_id>")
 @admin_required
 def project(project_id):
-    """A project's settings, class list, import forms and recent imports."""
+    """A project's settings, class list, import forms, recent imports and classifications."""
     project = projects.get_project_or_404(project_id)
     return render_template("admin/project.html", project=project,
                            usage=projects.label_counts_by_class(project),
                            counts=projects.project_counts().get(project.id, {}),
                            import_jobs=uploads.recent_imports(project),
+                           classify_jobs=classify.recent_jobs(project),
                            serving_orders=SERVING_ORDERS,
                            import_root_set=bool(current_app.config.get("IMPORT_ROOT")),
                            watch_job=request.args.get("job", type=int))

@@ -20,7 +20,7 @@ from flask.cli import FlaskGroup, routes_command, shell_command, with_appcontext
 from . import accounts, database, demo, errors, export, jobs, projects
 from .extensions import db
 from .importing import ImportRefused, runner, sources
-from .learning import triggers
+from .learning import classify, triggers
 from .models import ROLES
 from .search import service as search_service
 
@@ -143,6 +143,7 @@ def serve_command(host, port, workers, threads):
     command = [sys.executable, "-m", "gunicorn", "--workers", str(workers),
                "--worker-class", "gthread", "--threads", str(threads),
                "--bind", f"{host}:{port}", "--access-logfile", "-",
+               "--config", "python:supervising_ui.gunicorn_config",
                "supervising_ui:create_app()"]
     click.echo(f"Serving on http://{host}:{port}/ with a job worker beside it")
     signal.signal(signal.SIGTERM, _interrupt)  # a service manager's stop ends both children
@@ -258,12 +259,50 @@ def import_command(project_name, manifest, image_root, folder, user_name):
                                    source=f"manifest {Path(manifest).name}" if manifest
                                    else f"folder {Path(folder).name}")
     click.echo(f"Import into {project.name!r}: {report.summary()}.")
+    _echo_classify_job(classify.classify_new_images(project.id, report.added,
+                                                    user.id if user else None))
     for name in report.duplicates[:20]:
         click.echo(f"  duplicate: {name}")
     if len(report.duplicates) > 20:
         click.echo(f"  ... and {len(report.duplicates) - 20} more duplicates")
     for rejection in report.rejected:
         click.echo(f"  rejected: {rejection['name']}: {rejection['reason']}")
+
+
+def _echo_classify_job(job) -> None:
+    """Say what became of the classify job an import queued (None: no model serves)."""
+    if job is None:
+        return
+    if job.state in ("queued", "running"):
+        click.echo(f"Queued classify job {job.id}: the serving model predicts the new images "
+                   "when a worker runs it (supervising-ui worker, or serve).")
+    else:
+        click.echo(f"Classify job {job.id} {job.state}: "
+                   f"{(job.result or {}).get('summary') or job.error or ''}")
+
+
+@click.command("classify")
+@click.argument("project_name")
+@click.option("--wait", is_flag=True, help="Poll the job until it ends, printing its progress.")
+@with_appcontext
+def classify_command(project_name, wait):
+    """Queue a job in which the serving model predicts the images lacking its predictions."""
+    try:
+        project = projects.get_project_by_name(project_name)
+        job = classify.request_classify(project)
+    except (projects.ProjectError, classify.ClassifyError) as error:
+        fail(str(error))
+    if job is None:
+        click.echo(f"Every image of {project.name!r} has a prediction of the serving model: "
+                   "nothing to classify.")
+        return
+    click.echo(f"Queued classify job {job.id} of {project.name!r}: model v{job.params['version']} "
+               f"predicts {job.params['lacking']} images lacking its predictions.")
+    if wait:
+        status = jobs.follow_job(job.id, click.echo)
+        if status["state"] == "failed":
+            fail(f"job {job.id} failed: {status['error']}")
+        click.echo(f"Job {job.id} done: {status['result'].get('summary', '')}.")
 
 
 @click.command("demo")
@@ -341,7 +380,7 @@ def search_rebuild_command(project_name):
 
 # Every console command of the app (`--help` lists them sorted by name).
 COMMANDS = (init_command, create_user_command, create_project_command, import_command,
-            demo_command, retrain_command, export_command, create_token_command,
+            demo_command, retrain_command, classify_command, export_command, create_token_command,
             revoke_tokens_command, search_rebuild_command, serve_command, worker_command,
             ml_command)
 

@@ -1,20 +1,30 @@
 """The demo: a HiRISE-preset project with generated orbital-looking images, so a newcomer
-sees the tool working without any data of their own."""
+sees the tool working without any data of their own.
+
+A share of the images comes labeled with its generated kind (attributed to the demo's
+admin) and a quick model is trained on them, so search, suggestions and the model page
+show something at once. The console trains it in-process; the first-run page queues it.
+"""
 import io
 
 import numpy as np
 from PIL import Image as PILImage
 from PIL import ImageDraw, ImageFilter
 
-from . import accounts, projects
+from . import accounts, jobs, projects
+from .extensions import db
 from .importing.runner import ImportReport, run_import
 from .importing.sources import Candidate, ImportPlan
+from .learning.predictions import serving_version
+from .models import Job, Project, User
 
 DEMO_PROJECT = "Demo (generated HiRISE-like images)"
 DEMO_ADMIN = "admin"
 IMAGE_SIZE = 227
 IMAGES_PER_CLASS = 10
 OBSERVATIONS = 6
+# Images of each kind that come labeled; the rest are left to the model (and the labelers).
+LABELED_PER_CLASS = 6
 
 
 def _terrain(rng: np.random.Generator) -> np.ndarray:
@@ -54,7 +64,11 @@ def _draw(kind: str, rng: np.random.Generator) -> PILImage.Image:
 
 
 def demo_candidates(seed: int = 0) -> list[Candidate]:
-    """Return the demo images as import candidates with observation metadata (no labels)."""
+    """Return the demo images as import candidates with observation metadata.
+
+    The first LABELED_PER_CLASS images of each kind carry their kind as label; each
+    observation holds images of every kind, so held-out observations test every class.
+    """
     rng = np.random.default_rng(seed)
     candidates = []
     kinds = projects.PRESETS["hirise"]
@@ -62,28 +76,26 @@ def demo_candidates(seed: int = 0) -> list[Candidate]:
         kind = kinds[index % len(kinds)]
         buffer = io.BytesIO()
         _draw(kind, rng).save(buffer, format="JPEG", quality=90)
-        observation = index % OBSERVATIONS
+        observation = index // len(kinds) % OBSERVATIONS
         metadata = {"source_id": f"DEMO_{observation:06d}_1950", "instrument": "generated",
                     "latitude": round(float(rng.uniform(-60, 60)), 3),
                     "acquired": f"2024-0{observation + 1}-15T10:00:00Z"}
         data = buffer.getvalue()
-        candidates.append(Candidate(f"demo_{index:03d}.jpg", lambda data=data: data, metadata))
+        label = kind if index // len(kinds) < LABELED_PER_CLASS else None
+        candidates.append(Candidate(f"demo_{index:03d}.jpg", lambda data=data: data, metadata,
+                                    label))
     return candidates
 
 
-def create_demo() -> tuple[list[str], ImportReport]:
-    """Create the demo project, its images and (if no admin exists) an admin; return messages."""
+def create_demo(admin: User | None = None, train_now: bool = True) -> tuple[list[str], ImportReport]:
+    """Create the demo project, its images, labels and quick model; return messages and report.
+
+    Without admin, the first admin labels (one is created, its password in the messages, if
+    there is none). train_now trains the model in this process; otherwise a job is queued.
+    """
     messages = []
-    admin = accounts.first_active_admin()
     if admin is None:
-        name = DEMO_ADMIN
-        while accounts.find_user(name) is not None:
-            name += "_"
-        admin, password = accounts.create_user(name, role="admin")
-        messages.append(f"Created admin {name!r} with password: {password}")
-        messages.append("Write it down: it is shown only this once.")
-    else:
-        messages.append(f"An admin already exists ({admin.username!r}); log in with that account.")
+        admin = _demo_admin(messages)
     project = projects.find_project(DEMO_PROJECT)
     if project is None:
         project = projects.create_project(
@@ -92,6 +104,49 @@ def create_demo() -> tuple[list[str], ImportReport]:
         messages.append(f"Created project {DEMO_PROJECT!r} (id {project.id}).")
     else:
         messages.append(f"Project {DEMO_PROJECT!r} exists already (id {project.id}).")
-    report = run_import(project, ImportPlan(demo_candidates()), source="demo images")
+    report = run_import(project, ImportPlan(demo_candidates()), user_id=admin.id,
+                        source="demo images")
     messages.append(f"Demo images: {report.summary()}.")
+    messages.append(_train_model(project, admin, train_now))
     return messages, report
+
+
+def _demo_admin(messages: list[str]) -> User:
+    """Return the first active admin, creating one (its password in messages) if none exists."""
+    admin = accounts.first_active_admin()
+    if admin is not None:
+        messages.append(f"An admin already exists ({admin.username!r}); log in with that account.")
+        return admin
+    name = DEMO_ADMIN
+    while accounts.find_user(name) is not None:
+        name += "_"
+    admin, password = accounts.create_user(name, role="admin")
+    messages.append(f"Created admin {name!r} with password: {password}")
+    messages.append("Write it down: it is shown only this once.")
+    return admin
+
+
+def _train_model(project: Project, admin: User, train_now: bool) -> str:
+    """Train the demo's quick model (here, or queued for the worker) unless one serves; say how."""
+    serving = serving_version(project.id)
+    if serving is not None:
+        db.session.commit()
+        return f"Model v{serving.version} serves the demo already."
+    params = {"kind": "quick", "trigger": "demo"}
+    if not train_now:
+        try:
+            job = jobs.submit("retrain", project.id, params, admin.id)
+        except jobs.JobBusy as busy:
+            job = busy.job
+        return f"A quick model is training (job {job.id}); the model page shows its progress."
+    # The console has no worker beside it: run the job here, recorded like any other.
+    job = Job(kind="retrain", project_id=project.id, params=params, created_by_id=admin.id)
+    db.session.add(job)
+    db.session.commit()
+    jobs.run_job(job.id)
+    db.session.refresh(job)
+    if job.state != "done":
+        return f"The quick model was not trained: {job.error}"
+    return (f"Trained quick model v{job.result['version']} on the labeled demo images "
+            f"(held-out accuracy {job.result['held_out_accuracy']:.2f}); it predicted all "
+            f"{job.result['predictions']} images.")

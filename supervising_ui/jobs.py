@@ -335,7 +335,8 @@ def without_paths(text: str | None) -> str | None:
 
 
 def follow_job(job_id: int, echo: Callable[[str], None], poll_seconds: float = 1.0) -> dict:
-    """Poll a job until it is done or failed, echoing each change of progress; return its status."""
+    """Poll a job until it is done or failed, echoing each change of progress; return its status
+    with its result (the console's view: it runs as the server's own user)."""
     last_line = None
     while True:
         reap_stale_jobs()
@@ -343,7 +344,7 @@ def follow_job(job_id: int, echo: Callable[[str], None], poll_seconds: float = 1
         job = db.session.get(Job, job_id)
         if job is None:
             raise ValueError(f"no job with id {job_id}")
-        status = job_status(job)
+        status = job_status(job) | {"result": job.result or {}}
         line = f"{status['state']:>8} {100 * status['progress']:5.1f}%  {status['message']}".rstrip()
         if line != last_line:
             echo(line)

@@ -15,7 +15,7 @@ from flask_login import current_user
 from . import jobs, projects
 from .auth import admin_required
 from .importing import batches
-from .learning import batch_predictions, report, triggers
+from .learning import classify, report, triggers
 from .learning.dataset import RetrainError
 
 blueprint = Blueprint("models_page", __name__)
@@ -51,12 +51,13 @@ def priority_batch(project_id):
 @blueprint.post("/projects/<int:project_id>/models/batches/<int:batch_id>/predict")
 @admin_required
 def predict_batch(project_id, batch_id):
-    """Queue the serving model's predictions of an import batch."""
+    """Queue the serving model's predictions of the images that lack them (this batch's too)."""
     project = projects.get_project_or_404(project_id)
     try:
-        job = batch_predictions.request_batch_predictions(project, batch_id, current_user.id)
-        flash(f"Prediction job {job.id} queued for import batch {batch_id}.", "info")
-    except batches.BatchError as error:
+        job = classify.request_classify(project, current_user.id)
+        flash(f"Classify job {job.id} queued." if job else "Every image has a prediction.",
+              "info")
+    except (classify.ClassifyError, jobs.JobBusy) as error:
         flash(str(error).capitalize() + ".", "error")
     return redirect(url_for("models_page.index", project_id=project.id, batch=batch_id) + "#drift")
 

@@ -1,12 +1,29 @@
-"""The home page: the projects a user may work on."""
-from flask import Blueprint, render_template
+"""The home page: the projects a user may work on, or for an admin of an empty instance the
+first-run page (create a project, or load the demo)."""
+from flask import Blueprint, flash, redirect, render_template, url_for
+from flask_login import current_user
 
-from . import projects
+from . import demo, projects
+from .auth import admin_required
 
 blueprint = Blueprint("pages", __name__)
 
 
 @blueprint.get("/")
 def home():
-    """List the projects."""
-    return render_template("home.html", projects=projects.list_projects())
+    """List the projects; an admin without any sees the first-run page."""
+    project_list = projects.list_projects()
+    if not project_list and current_user.is_admin:
+        return render_template("first_run.html", demo_project=demo.DEMO_PROJECT,
+                               demo_images=demo.IMAGES_PER_CLASS * len(projects.PRESETS["hirise"]))
+    return render_template("home.html", projects=project_list)
+
+
+@blueprint.post("/demo")
+@admin_required
+def load_demo():
+    """Create the demo project with its labels and queue its quick model; back to the home page."""
+    messages, _ = demo.create_demo(admin=current_user, train_now=False)
+    for message in messages:
+        flash(message, "info")
+    return redirect(url_for("pages.home"))

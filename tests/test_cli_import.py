@@ -78,7 +78,7 @@ def test_demo_creates_admin_project_and_images_once(app, runner):
     result = runner.invoke(args=["demo"])
     assert result.exit_code == 0, result.output
     assert "Created admin 'admin' with password: " in result.output
-    assert "Demo images: added 60 images (0 labels), 0 duplicates, 0 rejected." in result.output
+    assert "Demo images: added 60 images (36 labels), 0 duplicates, 0 rejected." in result.output
     password = result.output.split("with password: ")[1].split()[0]
     with app.app_context():
         admin = db.session.scalar(select(User).where(User.username == "admin"))

@@ -13,7 +13,7 @@ from supervising_ui.labeling.picking import next_image
 from supervising_ui.learning import drift, facets
 from supervising_ui.learning.consensus import consensus_class_ids
 from supervising_ui.ml.uncertainty import scores
-from supervising_ui.models import Image, ImportBatch, Job, ModelVersion, Prediction, User, utcnow
+from supervising_ui.models import Image, ImportBatch, ModelVersion, Prediction, User, utcnow
 from supervising_ui.projects import create_project
 
 from .helpers import add_serving_model, jpeg_bytes, project_of
@@ -37,7 +37,7 @@ def probabilities(top_class: int, confidence: float) -> list[float]:
 
 
 def add_predictions(model_version_id: int, project_id: int, by_image: dict[int, list[float]]):
-    """Store predictions of an existing model version (what a predict_batch job writes)."""
+    """Store predictions of an existing model version (what a classify job writes)."""
     class_ids = [c.id for c in project_of(project_id).classes]
     for image_id, probs in by_image.items():
         stored = {name: float(values[0]) for name, values in scores([probs]).items()}
@@ -93,10 +93,6 @@ def test_imports_are_recorded_as_batches_that_stamp_their_images(app, rover, use
         counts = dict(db.session.execute(select(Image.import_batch_id, func.count())
                                          .group_by(Image.import_batch_id)).all())
         assert counts == {recorded[0].id: 20, recorded[1].id: 40}
-        # The import asked the serving model to predict the new batch; the test model has
-        # no files, so that job failed without failing the import.
-        job = db.session.scalar(select(Job).where(Job.kind == "predict_batch"))
-        assert job.params == {"batch_id": rover["batch_id"]} and job.state == "failed"
         again = runner.run_import(project_of(rover["project_id"]),
                                   ImportPlan(candidates(20, 182, None, 100)), source="again")
         assert again.added == 0 and again.duplicates

@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 
 from .. import storage
 from ..extensions import db
-from ..learning.batch_predictions import queue_batch_predictions
+from ..learning import classify
 from ..models import Image, Label, Project, utcnow
 from ..progress import throttled
 from . import ImportRefused, batches
@@ -185,12 +185,8 @@ def run_import(project: Project, plan: ImportPlan, user_id: int | None = None,
                progress: Callable[[int, int], None] | None = None,
                source: str = "import") -> ImportReport:
     """Import a plan's files into project as one import batch described by source; labels are
-    attributed to user_id; the serving model, if any, is asked to predict the batch."""
-    importer = _Importer(project, user_id, source)
-    report = importer.run(plan, progress)
-    if importer.import_batch_id is not None:
-        queue_batch_predictions(project.id, importer.import_batch_id, user_id)
-    return report
+    attributed to user_id (the callers queue the classify job for the new images)."""
+    return _Importer(project, user_id, source).run(plan, progress)
 
 
 def job_source(params: dict, plan: ImportPlan) -> str:
@@ -226,4 +222,5 @@ def run_import_job(job, reporter) -> dict:
         if params.get("source") == "upload":
             shutil.rmtree(staging_folder(params["staging"]), ignore_errors=True)
     reporter.log(report.summary())
+    classify.classify_new_images(job.project_id, report.added, job.created_by_id)
     return {"report": report.as_dict(), "summary": report.summary()}

@@ -53,11 +53,9 @@ def write_in_batches(model, rows: list[dict], batch_size: int | None = None) -> 
 
 def predict_project(model_version: ModelVersion, progress=None) -> int:
     """Predict every image of the version's project and store the predictions; return how many."""
-    from ..ml import Record, load_model
-    from ..ml.predict import proba_from_model
+    from ..ml import load_model
     project = db.session.get(Project, model_version.project_id)
     class_ids = [label_class.id for label_class in project.classes]
-    store = current_app.config["IMAGE_STORE"]
     images = db.session.execute(select(Image.id, Image.storage_key, Image.content_hash).where(
         Image.project_id == project.id).order_by(Image.id)).all()
     version_id = model_version.id
@@ -66,14 +64,25 @@ def predict_project(model_version: ModelVersion, progress=None) -> int:
     stored = 0
     for start in range(0, len(images), PREDICT_CHUNK):
         chunk = images[start:start + PREDICT_CHUNK]
-        records = [Record(str(storage.path_for_key(store, key)), content_hash=digest)
-                   for _, key, digest in chunk]
-        proba = proba_from_model(model, info.config, records, cache_dir=embedding_cache_dir())
-        stored += write_in_batches(Prediction, prediction_rows(
-            version_id, [image_id for image_id, _, _ in chunk], proba, class_ids, info.classes))
+        stored += store_predictions(model, info, version_id, chunk, class_ids)
         if progress:
             progress("images", start + len(chunk), len(images))
     return stored
+
+
+def store_predictions(model, info, model_version_id: int, images, class_ids: list[int]) -> int:
+    """Predict (image id, storage key, content hash) rows with a loaded model and store them.
+
+    class_ids are the project's class ids in the model's class order (info.classes).
+    """
+    from ..ml import Record
+    from ..ml.predict import proba_from_model
+    store = current_app.config["IMAGE_STORE"]
+    records = [Record(str(storage.path_for_key(store, key)), content_hash=digest)
+               for _, key, digest in images]
+    proba = proba_from_model(model, info.config, records, cache_dir=embedding_cache_dir())
+    return write_in_batches(Prediction, prediction_rows(
+        model_version_id, [image_id for image_id, _, _ in images], proba, class_ids, info.classes))
 
 
 def serving_version(project_id: int) -> ModelVersion | None:

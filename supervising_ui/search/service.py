@@ -6,12 +6,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from .. import storage
 from ..extensions import db
 from ..labeling.access import can_access
-from ..models import Image, LabelClass, Project
+from ..models import Image, LabelClass, Project, SearchImage
 from . import engine, groups, index, results, snapshot
 from .query import SearchError, parse_groups, parse_search
 
@@ -107,3 +107,20 @@ def rebuild(project_name: str) -> int:
     if project_id is None:
         raise LookupError(f"no project called {project_name!r}")
     return index.rebuild_project(project_id)
+
+
+def warm_snapshots(limit: int = snapshot.CACHED_PROJECTS) -> list[int]:
+    """Load the largest projects' snapshots into this process ahead of their first search.
+
+    Returns their ids. A search that comes meanwhile waits on the snapshot's lock instead
+    of loading it a second time.
+    """
+    largest = db.session.scalars(select(SearchImage.project_id).group_by(SearchImage.project_id)
+                                 .order_by(func.count().desc()).limit(limit)).all()
+    db.session.commit()
+    for project_id in largest:
+        held = snapshot.current(project_id)
+        with held.lock:
+            snapshot.catch_up(held)
+        db.session.commit()  # end the read transaction: the process goes on serving
+    return list(largest)

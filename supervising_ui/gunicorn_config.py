@@ -1,0 +1,32 @@
+"""Gunicorn settings of `supervising-ui serve` (``--config python:supervising_ui.gunicorn_config``).
+
+Each worker loads the search snapshots of the largest projects in a background thread as
+soon as it has loaded the app, so the first search after a start does not pay for it
+(seconds at a million images). Gunicorn reads only the names below that are its settings.
+"""
+import logging
+import threading
+import time
+
+log = logging.getLogger(__name__)
+
+
+def post_worker_init(worker) -> None:
+    """Start warming the search snapshots of this worker's app in a background thread."""
+    threading.Thread(target=warm_search, args=(worker.wsgi, worker.log), name="warm-search",
+                     daemon=True).start()
+
+
+def warm_search(app, logger=log) -> None:
+    """Load the largest projects' search snapshots in app; log (never raise) a failure."""
+    from .search import service
+    started = time.perf_counter()
+    try:
+        with app.app_context():
+            warmed = service.warm_snapshots()
+    except Exception:  # the first search loads what this could not: never stop the worker
+        logger.exception("could not warm the search snapshots")
+        return
+    if warmed:
+        logger.info("search snapshots of projects %s loaded in %.1f s", warmed,
+                 time.perf_counter() - started)
