@@ -221,10 +221,16 @@ def retrain_command(project_name, kind, epochs, wait):
         fail(f"{busy}: wait for job {busy.job.id} (supervising-ui retrain waits with --wait)")
     click.echo(f"Queued {kind} retrain job {job.id} of {project.name!r}.")
     if wait:
-        status = jobs.follow_job(job.id, click.echo)
-        if status["state"] == "failed":
-            fail(f"job {job.id} failed: {status['error']}")
+        status = _follow(job)
         click.echo(f"Job {job.id} done: model version {status['model_version']}.")
+
+
+def _follow(job) -> dict:
+    """Follow a job to its end, printing its progress; fail the command if the job failed."""
+    status = jobs.follow_job(job.id, click.echo)
+    if status["state"] == "failed":
+        fail(f"job {job.id} failed: {status['error']}")
+    return status
 
 
 @click.command("import")
@@ -299,9 +305,7 @@ def classify_command(project_name, wait):
     click.echo(f"Queued classify job {job.id} of {project.name!r}: model v{job.params['version']} "
                f"predicts {job.params['lacking']} images lacking its predictions.")
     if wait:
-        status = jobs.follow_job(job.id, click.echo)
-        if status["state"] == "failed":
-            fail(f"job {job.id} failed: {status['error']}")
+        status = _follow(job)
         click.echo(f"Job {job.id} done: {status['result'].get('summary', '')}.")
 
 

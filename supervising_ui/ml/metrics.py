@@ -110,6 +110,14 @@ def _pyplot():
     return plt
 
 
+def _save(plt, fig, ax, title: str, path) -> None:
+    """Title a plot, write it to path and free its figure."""
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
 def plot_threshold_curve(report: dict, path: str | os.PathLike, title: str = "") -> None:
     """Accuracy and abstention against the confidence threshold (like the paper's Figs 4/5)."""
     plt = _pyplot()
@@ -122,10 +130,7 @@ def plot_threshold_curve(report: dict, path: str | os.PathLike, title: str = "")
     ax.set_ylim(0, 1.02)
     ax.grid(alpha=0.3)
     ax.legend(loc="lower left", fontsize=8)
-    ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    _save(plt, fig, ax, title, path)
 
 
 def plot_per_class(report: dict, path: str | os.PathLike, title: str = "") -> None:
@@ -140,10 +145,7 @@ def plot_per_class(report: dict, path: str | os.PathLike, title: str = "") -> No
     ax.set_xticks(positions, [f"{n}\n({values[n]['support']})" for n in names], fontsize=7)
     ax.set_ylim(0, 1.05)
     ax.legend(fontsize=8, loc="lower right")
-    ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    _save(plt, fig, ax, title, path)
 
 
 def plot_confusion(report: dict, path: str | os.PathLike, title: str = "") -> None:
@@ -160,10 +162,7 @@ def plot_confusion(report: dict, path: str | os.PathLike, title: str = "") -> No
     ax.set_yticks(range(len(names)), names, fontsize=7)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    _save(plt, fig, ax, title, path)
 
 
 def write_plots(report: dict, directory: str | os.PathLike, prefix: str = "") -> list[str]:

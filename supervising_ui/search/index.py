@@ -16,8 +16,6 @@ G, and catches up later by reading only the rows above it (snapshot.py).
 """
 from __future__ import annotations
 
-import json
-import math
 from collections import defaultdict
 
 from flask import Flask
@@ -38,12 +36,12 @@ from ..models import (
     SearchState,
     SearchValue,
 )
+from .values import KEY_LENGTH, value_number, value_text
 
 STATUS_UNLABELED, STATUS_LABELED, STATUS_DISAGREE = 0, 1, 2
 # Image ids per statement (IN lists) and rows per transaction of the project-wide walks.
 CHUNK = 500
 WALK_BATCH = 2000
-KEY_LENGTH, TEXT_LENGTH = 120, 512
 
 _image = Image.__table__
 _label = Label.__table__
@@ -89,27 +87,6 @@ def search_fields(label_class_id, predicted_class_id, confidence) -> dict:
     return {"class_id": predicted_class_id,
             "class_confidence": confidence if predicted_class_id is not None else None,
             "status": STATUS_UNLABELED}
-
-
-def value_text(value) -> str | None:
-    """Return the text form under which a metadata value is found, or None for no value."""
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        text = "true" if value else "false"
-    elif isinstance(value, (int, float, str)):
-        text = str(value).strip()
-    else:
-        text = json.dumps(value, sort_keys=True)
-    return text[:TEXT_LENGTH] or None
-
-
-def value_number(value) -> float | None:
-    """Return a metadata value as a number where it is one (never for text or booleans)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    number = float(value)
-    return number if math.isfinite(number) else None
 
 
 def raise_generation(project_id: int, connection=None) -> int:
