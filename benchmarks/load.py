@@ -536,14 +536,45 @@ def delete_created(project_ids: list[int], run_id: str) -> None:
     from sqlalchemy import delete, select
 
     from supervising_ui.extensions import db
-    from supervising_ui.models import ApiToken, Image, Label, LabelClass, Project, Skip, User
+    from supervising_ui.models import (
+        ApiToken,
+        Image,
+        ImportBatch,
+        Job,
+        Label,
+        LabelClass,
+        ModelVersion,
+        Prediction,
+        Project,
+        SearchColumn,
+        SearchImage,
+        SearchMeta,
+        SearchState,
+        SearchValue,
+        Skip,
+        User,
+    )
     for project_id in project_ids:
         image_ids = select(Image.id).where(Image.project_id == project_id)
-        db.session.execute(delete(Skip).where(Skip.image_id.in_(image_ids)))
-        db.session.execute(delete(Label).where(Label.project_id == project_id))
-        db.session.execute(delete(Image).where(Image.project_id == project_id))
-        db.session.execute(delete(LabelClass).where(LabelClass.project_id == project_id))
-        db.session.execute(delete(Project).where(Project.id == project_id))
+        columns = select(SearchColumn.id).where(SearchColumn.project_id == project_id)
+        # Children before parents: the search index, skips, labels and predictions refer to
+        # images; images to their import batch; everything to the project.
+        for statement in (
+                delete(SearchMeta).where(SearchMeta.project_id == project_id),
+                delete(SearchImage).where(SearchImage.project_id == project_id),
+                delete(SearchValue).where(SearchValue.column_id.in_(columns)),
+                delete(SearchColumn).where(SearchColumn.project_id == project_id),
+                delete(SearchState).where(SearchState.project_id == project_id),
+                delete(Skip).where(Skip.image_id.in_(image_ids)),
+                delete(Label).where(Label.project_id == project_id),
+                delete(Prediction).where(Prediction.image_id.in_(image_ids)),
+                delete(Image).where(Image.project_id == project_id),
+                delete(ImportBatch).where(ImportBatch.project_id == project_id),
+                delete(Job).where(Job.project_id == project_id),
+                delete(ModelVersion).where(ModelVersion.project_id == project_id),
+                delete(LabelClass).where(LabelClass.project_id == project_id),
+                delete(Project).where(Project.id == project_id)):
+            db.session.execute(statement)
     users = select(User.id).where(User.username.like(f"bench{run_id}_%"))
     db.session.execute(delete(ApiToken).where(ApiToken.user_id.in_(users)))
     db.session.execute(delete(User).where(User.username.like(f"bench{run_id}_%")))
