@@ -55,13 +55,29 @@ def test_lease_expiry_frees_the_image(app, users):
         later = now + timedelta(seconds=app.config["LEASE_SECONDS"] + 1)
         taken = next_image(project_of(project_id), user(users["liu"]), later)
         assert taken.image_id == image_id
-        # lee's lease expired: lee may still submit while the image needs a label...
-        assert label(image_id, project_id, users["lee"], now=later).created
-        # ...which completes it and frees liu's lease; liu cannot exceed labels_per_image.
-        with pytest.raises(LabelingError, match="already has all its labels") as refused:
-            label(image_id, project_id, users["liu"], now=later)
-        assert refused.value.status == 409
+        # lee's lease expired and liu holds the image now: lee's late label is refused (409),
+        # so liu's work is not thrown away...
+        with pytest.raises(LabelingError, match="held by another labeler") as late:
+            label(image_id, project_id, users["lee"], now=later)
+        assert late.value.status == 409
+        assert label(image_id, project_id, users["liu"], now=later).created
+        # ...and the label that completes the image ends liu's lease.
         assert db.session.get(Image, image_id).leased_to_id is None
+
+
+def test_a_label_for_an_image_someone_else_holds_is_refused(app, users):
+    with app.app_context():
+        project_id = make_project(labels_per_image=2)
+        [image_id] = add_images(project_id, 1)
+        now = utcnow()
+        assert next_image(project_of(project_id), user(users["lee"]), now).image_id == image_id
+        with pytest.raises(LabelingError, match="held by another labeler") as refused:
+            label(image_id, project_id, users["liu"], now=now)
+        assert refused.value.status == 409
+        assert db.session.scalar(select(func.count(Label.id))) == 0
+        assert label(image_id, project_id, users["lee"], now=now).created
+        # lee's label ended lee's lease: liu may label the image's second slot directly.
+        assert label(image_id, project_id, users["liu"], now=now).created
 
 
 def test_later_gives_the_image_to_others_first_and_back_only_at_the_end(app, users):

@@ -44,10 +44,13 @@ _LABEL_OF_REQUEST = (
 # The lease ends with the label; a label that completes the image frees anyone's lease.
 _ENDS_LEASE = or_(IMAGE.c.leased_to_id == bindparam("user_id"),
                   IMAGE.c.label_count + 1 >= bindparam("labels_per_image"))
+# Counted only while nobody else holds a valid lease: a labeler whose lease expired and was
+# taken over, or who posts to an image someone else holds, gets 409 (the holder's work wins).
 _COUNT_LABEL = (
     update(IMAGE)
     .where(IMAGE.c.id == bindparam("image_id"),
-           IMAGE.c.label_count < bindparam("labels_per_image"))
+           IMAGE.c.label_count < bindparam("labels_per_image"),
+           lease_free_or_mine(bindparam("user_id"), bindparam("now")))
     .values(label_count=IMAGE.c.label_count + 1,
             leased_to_id=case((_ENDS_LEASE, None), else_=IMAGE.c.leased_to_id),
             lease_expires_at=case((_ENDS_LEASE, None), else_=IMAGE.c.lease_expires_at)))
@@ -84,7 +87,7 @@ def submit_label(image_id: int, project, user, class_name, request_id, seconds_s
     label |= suggestions.label_fields(suggestions.suggestion_for(image_id, project))
     label_id, refused = None, False
     with serialized_write():
-        counted = run(_COUNT_LABEL, image_id=image_id, user_id=user_id,
+        counted = run(_COUNT_LABEL, image_id=image_id, user_id=user_id, now=now,
                       labels_per_image=project.labels_per_image)
         try:
             if counted.rowcount == 1:
@@ -98,7 +101,7 @@ def submit_label(image_id: int, project, user, class_name, request_id, seconds_s
             search_index.refresh_images([image_id])
             db.session.commit()
     if refused:
-        return _refuse_submit(image_id, project, user_id, request_id)
+        return _refuse_submit(image_id, project, user_id, request_id, now)
     if label_id is None:
         raise _unknown_class(project, class_name)
     return SubmitResult(_label_json(label | {"id": label_id, "label": class_name}), created=True)
@@ -143,7 +146,7 @@ def _repeat(label: dict, image_id: int) -> SubmitResult:
 
 
 def _refuse_submit(image_id: int, project: ProjectSettings, user_id: int,
-                   request_id: str) -> SubmitResult:
+                   request_id: str, now: datetime) -> SubmitResult:
     """Explain why a label was not stored (or return it, when a twin request stored it)."""
     repeated = _label_of_request(user_id, request_id)
     if repeated is not None:  # a double click whose twin committed first
@@ -151,6 +154,10 @@ def _refuse_submit(image_id: int, project: ProjectSettings, user_id: int,
     if db.session.scalar(select(_label.c.id).where(_label.c.image_id == image_id,
                                                    _label.c.user_id == user_id)) is not None:
         raise LabelingError("you have already labeled this image (use undo to change it)", 409)
+    if db.session.scalar(select(IMAGE.c.id).where(
+            IMAGE.c.id == image_id, ~lease_free_or_mine(user_id, now))) is not None:
+        raise LabelingError(f"image {image_id} is held by another labeler now (your lease "
+                            f"expired or you never held it): ask for the next image", 409)
     raise LabelingError(f"image {image_id} already has all its labels "
                         f"({project.labels_per_image} per image)", 409)
 
