@@ -33,7 +33,15 @@ import pandas as pd
 import torch
 
 # Run as a script, this folder is on sys.path: the HiRISE simulation's pieces are reused.
-from active_learning import fit_head, labels_needed, load_embeddings, mean_curve, probabilities
+from active_learning import (
+    fit_head,
+    labels_needed_per_strategy,
+    load_embeddings,
+    mean_curve,
+    print_curves,
+    probabilities,
+    shares_of_random,
+)
 
 from supervising_ui.ml.uncertainty import uncertainty
 
@@ -104,7 +112,6 @@ def load_data(args) -> dict:
 
 def report(curves: dict, before: list[float], whole: list[float], args) -> dict:
     """Print the curves, the two reference figures and the labels each strategy needs."""
-    strategies = list(curves)
     whole_accuracy = float(np.mean(whole))
     target = whole_accuracy - WITHIN_POINTS
     print(f"\nBefore any new label: {np.mean(before):.4f} (seeds "
@@ -113,31 +120,11 @@ def report(curves: dict, before: list[float], whole: list[float], args) -> dict:
           f"labels): {whole_accuracy:.4f} (seeds {', '.join(f'{a:.4f}' for a in whole)}); "
           f"target {target:.4f}")
     print("\nEvaluation accuracy (mean over seeds) against new labels:")
-    print("labels  " + "  ".join(f"{s:>16}" for s in strategies))
-    for index, point in enumerate(curves[strategies[0]]["mean"]):
-        cells = [f"{curves[s]['mean'][index]['accuracy']:.4f} ±{curves[s]['mean'][index]['std']:.3f}"
-                 for s in strategies]
-        print(f"{point['labels']:>6}  " + "  ".join(f"{c:>16}" for c in cells))
+    print_curves(curves)
     print(f"\nNew labels needed to reach {target:.4f} (within {100 * WITHIN_POINTS:.0f} points "
           f"of the whole pool):")
-    needed = {}
-    for strategy in strategies:
-        needed[strategy] = labels_needed(curves[strategy]["mean"], target)
-        per_seed = [labels_needed(run, target) for run in curves[strategy]["runs"]]
-        shown = needed[strategy] if needed[strategy] is not None else f"> {args.stop}"
-        print(f"  {strategy:>16}: {shown}  (per seed: {per_seed})")
-    shares = {}
-    for strategy in (s for s in strategies if s != "random"):
-        if needed[strategy] is None:
-            verdict = "does not reach the target"
-        elif needed["random"] is None:
-            verdict = f"reaches it; random does not within {args.stop} new labels"
-        else:
-            shares[strategy] = needed[strategy] / needed["random"]
-            verdict = (f"{100 * shares[strategy]:.0f}% of random's new labels: "
-                       f"{'within' if shares[strategy] <= GOAL_SHARE else 'NOT within'} the "
-                       f"{100 * GOAL_SHARE:.0f}% goal")
-        print(f"  {strategy}: {verdict}")
+    needed = labels_needed_per_strategy(curves, target, args.stop)
+    shares = shares_of_random(needed, args.stop, GOAL_SHARE, "new labels")
     return {"before": before, "whole_pool": whole, "target": target, "labels_needed": needed,
             "share_of_random": shares}
 

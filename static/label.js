@@ -93,26 +93,8 @@
     canvas.width = picture.naturalWidth;
     canvas.height = picture.naturalHeight;
     context.drawImage(picture, 0, 0);
-    if (state.stretch) stretchContrast();
+    if (state.stretch) window.stretchContrast(context, canvas.width, canvas.height);
     applyFilters();
-  }
-
-  // Map the 2nd..98th percentile of luminance onto the full range: faint orbital images pop.
-  function stretchContrast() {
-    const image = context.getImageData(0, 0, canvas.width, canvas.height);
-    const pixels = image.data;
-    const histogram = new Uint32Array(256);
-    for (let i = 0; i < pixels.length; i += 4) histogram[(pixels[i] * 77 + pixels[i + 1] * 150 + pixels[i + 2] * 29) >> 8]++;
-    const count = pixels.length / 4;
-    let low = 0, high = 255, seen = 0;
-    for (let v = 0; v < 256; v++) { seen += histogram[v]; if (seen >= count * 0.02) { low = v; break; } }
-    seen = 0;
-    for (let v = 255; v >= 0; v--) { seen += histogram[v]; if (seen >= count * 0.02) { high = v; break; } }
-    const scale = 255 / Math.max(1, high - low);
-    for (let i = 0; i < pixels.length; i += 4) {
-      for (let c = 0; c < 3; c++) pixels[i + c] = Math.max(0, Math.min(255, (pixels[i + c] - low) * scale));
-    }
-    context.putImageData(image, 0, 0);
   }
 
   function applyFilters() {

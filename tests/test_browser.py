@@ -48,8 +48,10 @@ def browser():
 
 
 def log_in(browser, base_url, username):
-    """Return a page logged in as username."""
+    """Return a page logged in as username; its script errors collect in page.script_errors."""
     page = browser.new_context().new_page()
+    page.script_errors = []
+    page.on("pageerror", lambda error: page.script_errors.append(str(error)))
     page.set_default_timeout(15000)
     page.goto(f"{base_url}/login")
     page.fill("input[name=username]", username)
@@ -103,6 +105,7 @@ def test_label_with_keys_later_undo_and_export(app, users, live_server, browser)
     page.wait_for_function("() => document.getElementById('mine-today').textContent === '2'")
     page.keyboard.press("s")
     assert page.is_checked("#stretch")
+    assert page.script_errors == [], "the stretch (static/stretch.js) ran without errors"
 
     with app.app_context():
         labels = export.labels_frame(project_of(project_id))

@@ -72,6 +72,7 @@ def test_facet_slider_and_detail(app, users, live_server, browser):  # noqa: F81
     assert page.text_content("h1") == name
     assert "crater" in page.text_content("#detail-class")
     page.wait_for_function("document.getElementById('detail-canvas').width === 64")
+    assert page.script_errors == [], "the detail's stretch (static/stretch.js) ran cleanly"
     page.click("#back-to-search")
     page.wait_for_selector("#grid .result")
     assert summary_count(page) == 4
