@@ -10,9 +10,9 @@ from supervising_ui import membership, projects
 from supervising_ui.accounts import create_user
 from supervising_ui.extensions import db
 from supervising_ui.labeling import access
-from supervising_ui.models import Job, Label, ProjectMember, User
+from supervising_ui.models import Job, Label, ModelVersion, ProjectMember, User
 
-from .helpers import add_stored_images, make_project, project_of
+from .helpers import add_stored_images, image_bytes, make_project, project_of
 
 
 @pytest.fixture
@@ -111,6 +111,22 @@ def test_taking_a_member_off_closes_the_project_at_once(app, client, auth, close
     with app.app_context():
         membership.change_members(project_of(closed["id"]), members_only=False)
     assert client.get(f"/api/projects/{closed['id']}/next").status_code == 200
+
+
+def test_model_plots_follow_the_project(app, client, auth, closed, tmp_path):
+    with app.app_context():
+        version = ModelVersion(project_id=closed["id"], version=1, kind="quick",
+                               path=str(tmp_path / "v1"))
+        db.session.add(version)
+        db.session.commit()
+        version_id = version.id
+    (tmp_path / "v1").mkdir()
+    (tmp_path / "v1" / "threshold.png").write_bytes(image_bytes(1, image_format="PNG"))
+    url = f"/projects/{closed['id']}/models/{version_id}/threshold.png"
+    for name, status in (("liu", 404), ("lee", 200), ("ada", 200)):
+        auth.login(name)
+        assert client.get(url).status_code == status, name
+        auth.logout()
 
 
 def test_job_status_follows_the_project(app, client, auth, users, closed):
