@@ -1,4 +1,4 @@
-"""Admin pages: projects, class lists, settings, image import and users (admins only)."""
+"""Admin pages: projects, class lists, settings, members, image import and users (admins only)."""
 from flask import (
     Blueprint,
     abort,
@@ -13,7 +13,7 @@ from flask import (
 )
 from flask_login import current_user
 
-from . import accounts, projects, storage
+from . import accounts, membership, projects, storage
 from .auth import admin_required
 from .importing import ImportRefused, uploads
 from .learning import classify
@@ -63,7 +63,7 @@ def create_project():
 @blueprint.get("/projects/<int:project_id>")
 @admin_required
 def project(project_id):
-    """A project's settings, class list, import forms, recent imports and classifications."""
+    """A project's settings, members, class list, import forms, imports and classifications."""
     project = projects.get_project_or_404(project_id)
     return render_template("admin/project.html", project=project,
                            usage=projects.label_counts_by_class(project),
@@ -71,6 +71,8 @@ def project(project_id):
                            import_jobs=uploads.recent_imports(project),
                            classify_jobs=classify.recent_jobs(project),
                            serving_orders=SERVING_ORDERS,
+                           access=membership.project_access(project),
+                           choosable_users=membership.choosable_users(),
                            import_root_set=bool(current_app.config.get("IMPORT_ROOT")),
                            watch_job=request.args.get("job", type=int))
 
@@ -85,6 +87,20 @@ def project_settings(project_id):
         flash("Settings saved.", "info")
     except projects.ProjectError as error:
         flash(f"Settings not saved: {error}.", "error")
+    return _back_to_project(project)
+
+
+@blueprint.post("/projects/<int:project_id>/members")
+@admin_required
+def project_members(project_id):
+    """Choose who may label a project: every labeler, or only the labelers ticked."""
+    project = projects.get_project_or_404(project_id)
+    try:
+        access = membership.set_members(project, request.form.get("access", ""),
+                                        request.form.getlist("member"))
+        flash(f"Saved: {membership.describe(project, access)}.", "info")
+    except membership.MembershipError as error:
+        flash(f"Members not saved: {error}.", "error")
     return _back_to_project(project)
 
 

@@ -1,8 +1,9 @@
 """The console commands: ``supervising-ui COMMAND`` (also ``flask --app supervising_ui COMMAND``).
 
 One style throughout: every command is a ``@click.command`` registered from ``COMMANDS`` in
-``init_app``, and every one that uses the app carries ``@with_appcontext``, so it behaves
-the same under ``supervising-ui``, ``flask`` and the test runner. Choice lists come from the
+``init_app`` (project-members lives in cli_members.py), and every one that uses the app
+carries ``@with_appcontext``, so it behaves the same under ``supervising-ui``, ``flask`` and
+the test runner; ``echo.fail`` is the one-line error. Choice lists come from the
 module that owns them. ``supervising-ui`` adds Flask's ``shell`` and ``routes`` but not
 ``run`` (the development server): ``serve`` is the way to serve.
 """
@@ -17,7 +18,8 @@ import click
 from flask import Flask
 from flask.cli import FlaskGroup, routes_command, shell_command, with_appcontext
 
-from . import accounts, database, demo, errors, export, jobs, projects
+from . import accounts, cli_members, database, demo, errors, export, jobs, projects
+from .echo import fail
 from .extensions import db
 from .importing import ImportRefused, runner, sources
 from .learning import classify, triggers
@@ -72,11 +74,6 @@ class _LazyGroup(click.Group):
 def ml_command():
     """Train, apply and evaluate image classifiers: ml train | predict | evaluate."""
     _LazyGroup._real().callback()
-
-
-def fail(message: str) -> None:
-    """Stop the command with a message for the user and exit status 1."""
-    raise click.ClickException(message)
 
 
 @click.command("init")
@@ -386,7 +383,7 @@ def search_rebuild_command(project_name):
 COMMANDS = (init_command, create_user_command, create_project_command, import_command,
             demo_command, retrain_command, classify_command, export_command, create_token_command,
             revoke_tokens_command, search_rebuild_command, serve_command, worker_command,
-            ml_command)
+            ml_command, cli_members.project_members_command)
 
 
 def init_app(app: Flask) -> None:

@@ -26,6 +26,7 @@ from huey import MemoryHuey, RedisHuey, SqliteHuey
 from sqlalchemy import and_, exists, select, update
 from sqlalchemy.orm import aliased
 
+from . import membership
 from .extensions import db
 from .job_runtime import (
     LOG_LIMIT,
@@ -310,12 +311,13 @@ def job_status(job: Job) -> dict:
 def status_report(job_id: int, viewer) -> dict | None:
     """Reap stale jobs, then return a job's status and result for viewer, or None.
 
-    Only admins and the user who started a job see it; admins also get its log, others an
-    error and message without server paths.
+    Only admins and the user who started a job see it (and only while they may see its
+    project); admins also get its log, others an error and message without server paths.
     """
     reap_stale_jobs()
     job = db.session.get(Job, job_id)
-    if job is None or not (viewer.is_admin or job.created_by_id == viewer.id):
+    if job is None or not (viewer.is_admin or job.created_by_id == viewer.id) or not (
+            job.project_id is None or membership.visible_project(viewer, job.project_id)):
         return None
     report = job_status(job) | {"result": job.result or {}}
     if viewer.is_admin:

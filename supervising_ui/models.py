@@ -118,7 +118,7 @@ class LoginAttempt(db.Model):
 
 
 class Project(db.Model):
-    """A labeling project: a class list, its images and the settings of its learning loop."""
+    """A labeling project: a class list, its images, its learning loop and who may label it."""
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(120), unique=True)
@@ -136,6 +136,7 @@ class Project(db.Model):
     # "Label this batch first": the serving order keeps to this import batch until it is done.
     # No foreign key: it would make project and import_batch refer to each other.
     priority_batch_id: Mapped[int | None] = mapped_column(Integer)
+    members_only: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
     classes: Mapped[list[LabelClass]] = relationship(
@@ -145,6 +146,14 @@ class Project(db.Model):
     def class_names(self) -> list[str]:
         """Return the class names in their display order."""
         return [label_class.name for label_class in self.classes]
+
+
+class ProjectMember(db.Model):
+    """A member of a members_only project; the key (user_id, project_id) serves every lookup."""
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"), primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"),
+                                            primary_key=True)
 
 
 class LabelClass(db.Model):

@@ -12,7 +12,7 @@ from flask import (
 )
 from flask_login import current_user
 
-from . import jobs, projects
+from . import jobs, membership, projects
 from .auth import admin_required
 from .importing import batches
 from .learning import classify, report, triggers
@@ -21,11 +21,19 @@ from .learning.dataset import RetrainError
 blueprint = Blueprint("models_page", __name__)
 
 
+def _visible_project(project_id: int):
+    """Return the project if the user may see it (membership.can_access), or answer 404."""
+    project = membership.visible_project(current_user, project_id)
+    if project is None:
+        abort(404)
+    return project
+
+
 @blueprint.get("/projects/<int:project_id>/models")
 def index(project_id):
     """The model page: versions over time, metrics of one version, retrain jobs, drift."""
     try:
-        overview = report.model_overview(projects.get_project_or_404(project_id),
+        overview = report.model_overview(_visible_project(project_id),
                                          request.args.get("version", type=int),
                                          request.args.get("facet"),
                                          request.args.get("batch", type=int))
@@ -80,7 +88,7 @@ def retrain(project_id):
 @blueprint.get("/projects/<int:project_id>/models/<int:version_id>/<name>")
 def plot(project_id, version_id, name):
     """A plot PNG of a model version, by version id and a fixed file name (never a path)."""
-    path = report.plot_path(project_id, version_id, name)
+    path = report.plot_path(_visible_project(project_id).id, version_id, name)
     if path is None:
         abort(404)
     return send_file(path, mimetype="image/png", max_age=3600)

@@ -3,7 +3,7 @@ first-run page (create a project, or load the demo)."""
 from flask import Blueprint, flash, redirect, render_template, url_for
 from flask_login import current_user
 
-from . import demo, projects
+from . import demo, membership, projects
 from .auth import admin_required
 
 blueprint = Blueprint("pages", __name__)
@@ -11,8 +11,8 @@ blueprint = Blueprint("pages", __name__)
 
 @blueprint.get("/")
 def home():
-    """List the projects; an admin without any sees the first-run page."""
-    project_list = projects.list_projects()
+    """List the projects the user may see; an admin without any sees the first-run page."""
+    project_list = membership.visible_projects(current_user)
     if not project_list and current_user.is_admin:
         return render_template("first_run.html", demo_project=demo.DEMO_PROJECT,
                                demo_images=demo.IMAGES_PER_CLASS * len(projects.PRESETS["hirise"]))

@@ -5,10 +5,11 @@ import uuid
 import pytest
 from sqlalchemy import func, select
 
+from supervising_ui import membership
 from supervising_ui.accounts import create_api_token, revoke_api_tokens
 from supervising_ui.extensions import db
-from supervising_ui.labeling import access, suggestions, views
-from supervising_ui.models import Image, Label, User
+from supervising_ui.labeling import suggestions, views
+from supervising_ui.models import Image, Label, Project, User
 
 from .helpers import (
     add_images,
@@ -164,14 +165,14 @@ def test_missing_or_malformed_stored_file_is_a_404_not_a_crash(app, client, auth
         assert response.get_json()["error"] == f"image {image_id} has no stored file"
 
 
-def test_projects_without_access_are_refused(app, client, auth, monkeypatch):
+def test_projects_without_access_are_refused(app, client, auth):
     with app.app_context():
         open_id = make_project("open")
         closed_id = make_project("closed")
         [closed_image] = add_stored_images(app, closed_id, 1)
         add_images(open_id, 1)
-    monkeypatch.setattr(access, "can_access",
-                        lambda user, project: project is not None and project.id != closed_id)
+        # Members only, and lee is not a member (tests/test_membership.py covers the rest).
+        membership.change_members(db.session.get(Project, closed_id), members_only=True)
     auth.login("lee")
     headers = {"X-CSRFToken": auth.csrf_token}
     assert client.get(f"/api/images/{closed_image}/file").status_code == 404

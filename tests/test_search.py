@@ -6,10 +6,10 @@ from urllib.parse import urlencode
 
 import pytest
 
-from supervising_ui import projects
+from supervising_ui import membership, projects
 from supervising_ui.extensions import db
 from supervising_ui.models import Label, LabelClass, SearchImage, SearchMeta
-from supervising_ui.search import index, service, snapshot
+from supervising_ui.search import index, snapshot
 
 from .helpers import add_images, add_serving_model, add_stored_images, make_project
 
@@ -217,8 +217,10 @@ def test_anonymous_requests_are_refused_and_tokens_work(client, app, atlas):
     assert response.status_code == 200 and response.get_json()["total"] > 0
 
 
-def test_a_user_who_may_not_see_the_project_gets_404(client, auth, atlas, monkeypatch):
-    monkeypatch.setattr(service, "can_access", lambda user, project: user.username != "liu")
+def test_a_user_who_may_not_see_the_project_gets_404(app, client, auth, atlas):
+    with app.app_context():  # members only, lee its one member: liu may not see it
+        membership.change_members(projects.get_project(atlas["project_id"]), add=["lee"],
+                                  members_only=True)
     auth.login("liu")
     project_id = atlas["project_id"]
     for path in (f"/api/projects/{project_id}/search", f"/projects/{project_id}/search",

@@ -1,8 +1,9 @@
 """Who may label which project and see which image, and the lookups that check it.
 
 Every labeling request starts here: one query fetches the project's settings (or an image
-together with its project's settings) and ``can_access`` decides; a None answer is a 404 to
-the views, the same for a missing project as for one the user may not see.
+together with its project's settings) and ``membership.can_access`` decides (with one more
+lookup, by primary key, only on a members_only project); a None answer is a 404 to the views,
+the same for a missing project as for one the user may not see.
 """
 from __future__ import annotations
 
@@ -15,15 +16,11 @@ from sqlalchemy import bindparam, select
 
 from .. import storage
 from ..extensions import db
+from ..membership import can_access, visible_project, visible_projects
 from ..models import Image, ModelVersion, Project
 from .settings import SERVING_MODEL, SETTINGS_COLUMNS, ProjectSettings, project_settings
 
 log = logging.getLogger(__name__)
-
-
-def can_access(user, project) -> bool:
-    """Return whether user may label (and see the images of) project: every active user for now."""
-    return bool(user.is_authenticated and user.is_active and project is not None)
 
 
 @dataclass(frozen=True)
@@ -85,19 +82,18 @@ def visible_image(user, image_id: int) -> tuple[StoredImage, ProjectSettings] | 
 
 def labeling_page(user, project_id: int) -> LabelingPage | None:
     """Return what the labeling page of a project shows, or None if user may not label it."""
-    project = db.session.get(Project, project_id)
-    if project is None or not can_access(user, project):
+    project = visible_project(user, project_id)
+    if project is None:
         return None
     return LabelingPage(project.id, project.name, project.class_names)
 
 
 def labelable_projects(user) -> list[dict]:
     """Return the projects user may label, by name, with their classes (as the API lists them)."""
-    projects = db.session.scalars(select(Project).order_by(Project.name)).all()
     return [{"id": project.id, "name": project.name, "description": project.description,
              "classes": project.class_names, "labels_per_image": project.labels_per_image,
              "next_url": f"/api/projects/{project.id}/next"}
-            for project in projects if can_access(user, project)]
+            for project in visible_projects(user)]
 
 
 def image_file(image: StoredImage) -> Path | None:

@@ -40,12 +40,15 @@ class ProjectSettings:
     retrain_every: int
     # "Label this batch first": the import batch the serving order keeps to (None: none).
     priority_batch_id: int | None = None
+    # Only the project's members (and admins) may label it (membership.can_access).
+    members_only: bool = False
 
 
 # ProjectSettings' columns, in order; a select of them joins SERVING_MODEL to Project.
 SETTINGS_COLUMNS = (Project.id, Project.labels_per_image, Project.serving_order,
                     Project.audit_share, Project.hide_suggestion_share, ModelVersion.id,
-                    ModelVersion.version, Project.retrain_every, Project.priority_batch_id)
+                    ModelVersion.version, Project.retrain_every, Project.priority_batch_id,
+                    Project.members_only)
 SERVING_MODEL = and_(ModelVersion.project_id == Project.id, ModelVersion.is_serving.is_(True))
 _PROJECT_SETTINGS = (
     select(*SETTINGS_COLUMNS).outerjoin(ModelVersion, SERVING_MODEL)

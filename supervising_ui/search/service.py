@@ -8,9 +8,8 @@ from pathlib import Path
 from flask import current_app
 from sqlalchemy import func, select
 
-from .. import storage
+from .. import membership, storage
 from ..extensions import db
-from ..labeling.access import can_access
 from ..models import Image, LabelClass, Project, SearchImage
 from . import engine, groups, index, results, snapshot
 from .query import SearchError, parse_groups, parse_search
@@ -19,9 +18,8 @@ log = logging.getLogger(__name__)
 
 
 def visible_project(project_id: int, user) -> Project | None:
-    """Return the project if user may see it, else None."""
-    project = db.session.get(Project, project_id)
-    return project if project is not None and can_access(user, project) else None
+    """Return the project if user may see it (membership.can_access), else None."""
+    return membership.visible_project(user, project_id)
 
 
 def visible_image(project_id: int | None, image_id: int, user) -> Image | None:
