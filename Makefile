@@ -7,6 +7,9 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 ADMIN ?= admin
 POSTGRES_TEST_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
+# pytest-xdist: one worker process per CPU (on PostgreSQL each worker gets its own database,
+# created beside POSTGRES_TEST_URL's); PYTEST_ARGS="-n 0" runs the suite in one process.
+PYTEST_ARGS ?= -n auto
 
 .PHONY: run lint test test-postgres install install-test schema
 

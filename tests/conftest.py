@@ -1,21 +1,44 @@
 """Shared fixtures: an app on a fresh database, a client, users and a login helper.
 
 Set SUPERVISING_UI_TEST_DATABASE_URL (e.g. postgresql+psycopg://postgres@127.0.0.1:5432/test)
-to run the suite against PostgreSQL instead of a temporary SQLite file.
+to run the suite against PostgreSQL instead of a temporary SQLite file. Under pytest-xdist
+(`-n 2`) each worker process gets its own database beside that one (`test_gw0`, ...),
+created on first use, so workers never truncate each other's tables.
 """
 import os
 import re
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 from supervising_ui import create_app
 from supervising_ui.accounts import create_user
 from supervising_ui.database import create_or_migrate
 from supervising_ui.extensions import db
 
-TEST_DATABASE_URL = os.environ.get("SUPERVISING_UI_TEST_DATABASE_URL")
+
+def _database_of_this_worker(url: str | None) -> str | None:
+    """Return url, or under pytest-xdist a database of this worker's own (created if missing)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not url or not worker:
+        return url
+    base = make_url(url)
+    own = base.set(database=f"{base.database}_{worker}")
+    engine = create_engine(base, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as connection:
+            exists = connection.scalar(text("SELECT 1 FROM pg_database WHERE datname = :name"),
+                                       {"name": own.database})
+            if not exists:
+                connection.execute(text(f'CREATE DATABASE "{own.database}"'))
+    finally:
+        engine.dispose()
+    return own.render_as_string(hide_password=False)
+
+
+TEST_DATABASE_URL = _database_of_this_worker(os.environ.get("SUPERVISING_UI_TEST_DATABASE_URL"))
 SHARED_HIRISE = Path(__file__).resolve().parents[2] / "shared" / "data" / "hirise"
 SHARED_MSL = SHARED_HIRISE.parent / "msl"
 PASSWORD = "correct horse battery"
