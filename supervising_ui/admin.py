@@ -82,12 +82,8 @@ def project(project_id):
 def project_settings(project_id):
     """Save a project's settings."""
     project = projects.get_project_or_404(project_id)
-    try:
-        projects.update_settings(project, request.form)
-        flash("Settings saved.", "info")
-    except projects.ProjectError as error:
-        flash(f"Settings not saved: {error}.", "error")
-    return _back_to_project(project)
+    return _edit_project(project, lambda: projects.update_settings(project, request.form),
+                         "Settings saved.", refused="Settings not saved")
 
 
 @blueprint.post("/projects/<int:project_id>/members")
@@ -95,13 +91,9 @@ def project_settings(project_id):
 def project_members(project_id):
     """Choose who may label a project: every labeler, or only the labelers ticked."""
     project = projects.get_project_or_404(project_id)
-    try:
-        access = membership.set_members(project, request.form.get("access", ""),
-                                        request.form.getlist("member"))
-        flash(f"Saved: {membership.describe(project, access)}.", "info")
-    except membership.MembershipError as error:
-        flash(f"Members not saved: {error}.", "error")
-    return _back_to_project(project)
+    return _edit_project(project, lambda: membership.describe(project, membership.set_members(
+        project, request.form.get("access", ""), request.form.getlist("member"))),
+        "Saved: {}.", refused="Members not saved", errors=(membership.MembershipError,))
 
 
 @blueprint.post("/projects/<int:project_id>/classes")
@@ -109,7 +101,7 @@ def project_members(project_id):
 def add_class(project_id):
     """Add a class at the end of the class list."""
     project = projects.get_project_or_404(project_id)
-    return _class_edit(project, lambda: projects.add_class(project, request.form.get("name", "")),
+    return _edit_project(project, lambda: projects.add_class(project, request.form.get("name", "")),
                        "Class added.")
 
 
@@ -118,7 +110,7 @@ def add_class(project_id):
 def rename_class(project_id, class_id):
     """Rename a class."""
     project = projects.get_project_or_404(project_id)
-    return _class_edit(project, lambda: projects.rename_class(
+    return _edit_project(project, lambda: projects.rename_class(
         projects.get_class(project, class_id), request.form.get("name", "")), "Class renamed.")
 
 
@@ -128,7 +120,7 @@ def move_class(project_id, class_id):
     """Move a class one place up or down."""
     project = projects.get_project_or_404(project_id)
     offset = -1 if request.form.get("direction") == "up" else 1
-    return _class_edit(project, lambda: projects.move_class(
+    return _edit_project(project, lambda: projects.move_class(
         projects.get_class(project, class_id), offset), None)
 
 
@@ -144,17 +136,24 @@ def delete_class(project_id, class_id):
         target = projects.get_class(project, merge_into_id) if merge_into_id else None
         moved = projects.delete_class(label_class, merge_into=target)
         return f"merged into {target.name!r} ({moved} rows moved)" if target else "deleted"
-    return _class_edit(project, delete, "Class {}.")
+    return _edit_project(project, delete, "Class {}.")
 
 
-def _class_edit(project: Project, edit, message: str | None):
-    """Run one class-list edit, flash its outcome and go back to the project page."""
+def _edit_project(project: Project, edit, message: str | None, refused: str | None = None,
+                  errors=(projects.ProjectError,)):
+    """Run one edit of a project, flash its outcome and go back to the project page.
+
+    message may hold "{}" for what edit returns; a refusal is flashed as "<refused>: <why>."
+    (or the reason alone, capitalized, without refused).
+    """
     try:
         outcome = edit()
         if message:
             flash(message.format(outcome) if "{}" in message else message, "info")
-    except projects.ProjectError as error:
-        flash(f"{str(error)[:1].upper()}{str(error)[1:]}.", "error")
+    except errors as error:
+        reason = str(error)
+        flash(f"{refused}: {reason}." if refused else f"{reason[:1].upper()}{reason[1:]}.",
+              "error")
     return _back_to_project(project)
 
 
