@@ -114,6 +114,21 @@ def mean_curve(curves: list[list[dict]]) -> list[dict]:
             for points in zip(*curves, strict=True)]
 
 
+def parse_simulation_arguments(parser, step: int) -> tuple:
+    """Add the options every labeling simulation takes, parse, return (args, strategies)."""
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--step", type=int, default=step)
+    parser.add_argument("--stop", type=int, default=1200)
+    parser.add_argument("--strategies", default=",".join(STRATEGIES))
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    strategies = [s for s in args.strategies.split(",") if s]
+    if "random" not in strategies:
+        parser.error("--strategies must include random: it is the reference")
+    return args, strategies
+
+
 def print_curves(curves: dict) -> None:
     """Print the mean accuracy (and spread over seeds) of each strategy against labels."""
     strategies = list(curves)
@@ -158,17 +173,8 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--cache", type=Path, default=ROOT / "benchmarks" / "out" / "cache")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out" / "active_learning.json")
-    parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--start", type=int, default=60)
-    parser.add_argument("--step", type=int, default=60)
-    parser.add_argument("--stop", type=int, default=1200)
-    parser.add_argument("--strategies", default=",".join(STRATEGIES))
-    parser.add_argument("--threads", type=int, default=2)
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    strategies = [s for s in args.strategies.split(",") if s]
-    if "random" not in strategies:
-        parser.error("--strategies must include random: it is the reference")
+    args, strategies = parse_simulation_arguments(parser, step=60)
 
     print(f"Embedding {args.data} with {BACKBONE} (cache {args.cache}) ...", flush=True)
     data = load_embeddings(args.data, args.cache)

@@ -30,7 +30,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
 # Run as a script, this folder is on sys.path: the HiRISE simulation's pieces are reused.
 from active_learning import (
@@ -38,6 +37,7 @@ from active_learning import (
     labels_needed_per_strategy,
     load_embeddings,
     mean_curve,
+    parse_simulation_arguments,
     print_curves,
     probabilities,
     shares_of_random,
@@ -48,7 +48,6 @@ from supervising_ui.ml.uncertainty import uncertainty
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "msl"
 DEFAULT_CACHE = Path(tempfile.gettempdir()) / "supervising_ui_embeddings"
-STRATEGIES = ("random", "least_confidence", "margin", "entropy")
 WITHIN_POINTS = 0.02  # "within 2 points of labeling the whole pool"
 GOAL_SHARE = 0.6      # uncertainty should need at most 60% of random's new labels
 
@@ -138,16 +137,7 @@ def main() -> None:
     parser.add_argument("--start", default="3-59", help="sols labeled from the start")
     parser.add_argument("--pool", default="60-181", help="sols of the new batch to label")
     parser.add_argument("--eval", default="182-564", help="later sols the model is measured on")
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--step", type=int, default=50)
-    parser.add_argument("--stop", type=int, default=1200)
-    parser.add_argument("--strategies", default=",".join(STRATEGIES))
-    parser.add_argument("--threads", type=int, default=2)
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    strategies = [s for s in args.strategies.split(",") if s]
-    if "random" not in strategies:
-        parser.error("--strategies must include random: it is the reference")
+    args, strategies = parse_simulation_arguments(parser, step=50)
 
     data = load_data(args)
     args.pool_size = len(data["pool"])
