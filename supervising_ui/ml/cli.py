@@ -12,6 +12,7 @@ import torch
 from ..config import ml_settings
 from ..progress import throttled
 from .data import (
+    STRETCHES,
     assert_no_leakage,
     read_manifest,
     records_from_frame,
@@ -77,8 +78,9 @@ def ml() -> None:
 @click.option("--val-fraction", default=0.2, show_default=True, help="With --group-column.")
 @click.option("--epochs", type=int, default=None, help="Default: 8 finetune, 60 head.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--stretch", type=click.Choice(["none", "percentile"]), default=None,
-              help="Per-image contrast stretch. Default: percentile finetune, none head.")
+@click.option("--stretch", type=click.Choice(STRETCHES), default=None,
+              help="Per-image contrast stretch; mixed = channels raw, percentile, raw. "
+                   "Default: percentile finetune, none head.")
 @click.option("--recipe", type=click.Choice(["default", "paper"]), default="default",
               help="paper: SGD, base lr 1e-4, step schedule, 10x last layer.")
 @click.option("--weights", default=None, help="Backbone weights file or URL.")

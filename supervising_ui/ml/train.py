@@ -57,7 +57,7 @@ class TrainConfig:
     tta_combine: str = "logits"          # logits: softmax of mean logits | probs: mean of softmaxes
     balance: str = "none"                # none | loss (class-weighted) | sampler (balanced batches)
     frozen_blocks: int = 0               # finetune: EfficientNet stem + this many blocks frozen
-    stretch: str | None = None           # per-image contrast stretch: none | percentile
+    stretch: str | None = None           # per-image contrast stretch: none | percentile | mixed
                                          # (None: percentile for finetune, none for head)
     calibrate: bool = False              # fit a temperature on the validation records
     threshold: float = 0.9               # confidence threshold reported in metrics
