@@ -22,11 +22,12 @@ import torch
 from torch import nn
 
 from .backbones import Classifier, backbone_spec, build_head, load_backbone
+from .calibration import calibration_summary, fit_temperature
 from .data import Preprocessing, Record, augment, load_images
 from .embeddings import EmbeddingCache, Progress, cache_key, embed_records, run_views
 from .metrics import evaluation_report
 from .model_dir import ModelDir, save_model
-from .predict import combine_views, fit_temperature
+from .predict import combine_views
 
 MODE_DEFAULTS = {
     "finetune": {"epochs": 8, "lr": 5e-4, "tta_views": 4, "stretch": "percentile"},
@@ -59,7 +60,7 @@ class TrainConfig:
     frozen_blocks: int = 0               # finetune: EfficientNet stem + this many blocks frozen
     stretch: str | None = None           # per-image contrast stretch: none | percentile | mixed
                                          # (None: percentile for finetune, none for head)
-    calibrate: bool = False              # fit a temperature on the validation records
+    calibrate: bool = True               # fit a temperature on the validation records (if any)
     threshold: float = 0.9               # confidence threshold reported in metrics
     seed: int = 0
     weights: str | None = None           # backbone weights file or URL (None: packaged / hub cache)
@@ -291,6 +292,8 @@ def fit(train_records: Sequence[Record], config: TrainConfig, out_dir: str | os.
         timings["evaluate_s"] = time.perf_counter() - tick
         if config.calibrate:
             temperature = fit_temperature(logits, val_labels.numpy(), config.tta_combine)
+            metrics["calibration"] = calibration_summary(logits, val_labels.numpy(), temperature,
+                                                         config.tta_combine)
         proba = combine_views(logits, temperature, config.tta_combine)
         metrics["val"] = evaluation_report(proba, val_labels.numpy(), classes,
                                            train_labels.numpy(), config.threshold)
