@@ -13,6 +13,9 @@ import torch
 import torch.nn.functional as F
 
 ECE_BINS = 15
+# Fewer held-out examples than this fit no temperature (T = 1): four right answers would
+# otherwise make every later prediction near-certain.
+MIN_CALIBRATION_EXAMPLES = 50
 
 
 def view_log_proba(logits: torch.Tensor, temperature: torch.Tensor | float, how: str) -> torch.Tensor:
@@ -30,6 +33,18 @@ def negative_log_likelihood(logits: torch.Tensor, labels: Sequence[int], tempera
     logits = torch.as_tensor(logits, dtype=torch.float64)
     target = torch.as_tensor(np.asarray(labels, dtype=np.int64))
     return float(F.nll_loss(view_log_proba(logits, temperature, how), target))
+
+
+def calibration_refusal(logits: torch.Tensor, labels: Sequence[int], how: str = "logits",
+                        min_examples: int = MIN_CALIBRATION_EXAMPLES) -> str | None:
+    """Why no temperature should be fitted on these held-out logits, or None if one can be."""
+    labels = np.asarray(labels, dtype=int)
+    if len(labels) < min_examples:
+        return f"{len(labels)} held-out examples, fewer than {min_examples}"
+    logits = torch.as_tensor(logits, dtype=torch.float64)
+    if bool((view_log_proba(logits, 1.0, how).argmax(-1).numpy() == labels).all()):
+        return "no held-out errors: the likelihood has no finite best temperature"
+    return None
 
 
 def fit_temperature(logits: torch.Tensor, labels: Sequence[int], how: str = "logits") -> float:

@@ -81,13 +81,15 @@ def ml() -> None:
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--stretch", type=click.Choice(STRETCHES), default=None,
               help="Per-image contrast stretch; mixed = channels raw, percentile, raw. "
-                   "Default: percentile finetune, none head.")
+                   "Default: percentile finetune, mixed head.")
+@click.option("--tta-views", type=int, default=None,
+              help="Dihedral views averaged at prediction (head: also trained on). Default: 4 finetune.")
 @click.option("--recipe", type=click.Choice(["default", "paper"]), default="default",
               help="paper: SGD, base lr 1e-4, step schedule, 10x last layer.")
 @click.option("--weights", default=None, help="Backbone weights file or URL.")
 @click.option("--cache-dir", default=None, help="Embedding cache (head mode).")
 def train(manifest, image_root, out_dir, backbone, mode, split_column, group_column, sol_column,
-          val_fraction, epochs, seed, stretch, recipe, weights, cache_dir):
+          val_fraction, epochs, seed, stretch, tta_views, recipe, weights, cache_dir):
     """Train a model on the train split and report on the val split."""
     frame = read_manifest(manifest, image_root)
     if "label" not in frame:
@@ -96,7 +98,8 @@ def train(manifest, image_root, out_dir, backbone, mode, split_column, group_col
     if not len(splits.get("train", [])):
         raise click.UsageError(f"no labelled rows in the train split (splits: {sorted(splits)})")
     records = records_from_frame(frame, group_column=group_column)
-    settings = dict(mode=mode, epochs=epochs, seed=seed, weights=weights, stretch=stretch)
+    settings = dict(mode=mode, epochs=epochs, seed=seed, weights=weights, stretch=stretch,
+                    tta_views=tta_views)
     if recipe == "paper":
         config = paper_recipe(backbone=backbone, **settings)
     else:

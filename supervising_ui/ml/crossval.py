@@ -5,7 +5,8 @@ recipe as ``ml train``) and scores it on the fold's held-out groups, which it ne
 
 Calibration is cross-fitted: fold k's temperature is fitted (calibration.fit_temperature) on
 the pooled held-out logits of the other k-1 folds, each from its own fold model, and applied
-to fold k. Fold k's labels never choose its temperature, and no training image is given up
+to fold k (T = 1 where those logits are too few or hold no error, as in ``fit``). Fold k's
+labels never choose its temperature, and no training image is given up
 for an inner hold-out; what it assumes is that the recipe's over- or under-confidence on
 unseen groups is much the same from fold to fold.
 """
@@ -21,7 +22,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .calibration import expected_calibration_error, fit_temperature
+from .calibration import calibration_refusal, expected_calibration_error, fit_temperature
 from .data import Record
 from .embeddings import Progress
 from .metrics import accuracy, at_threshold, per_class
@@ -110,8 +111,10 @@ def summarize(results: list[dict], classes: Sequence[str], config: TrainConfig,
     scored = []
     for index, result in enumerate(results):
         others = [r for i, r in enumerate(results) if i != index]
-        temperature = fit_temperature(torch.cat([r["logits"] for r in others], dim=1),
-                                      np.concatenate([r["labels"] for r in others]), how)
+        logits = torch.cat([r["logits"] for r in others], dim=1)
+        labels = np.concatenate([r["labels"] for r in others])
+        refused = calibration_refusal(logits, labels, how, config.calibration_min_examples)
+        temperature = 1.0 if refused else fit_temperature(logits, labels, how)
         scored.append(score_fold(result, temperature, classes, how, threshold))
     columns = {
         "accuracy": [s["accuracy"] for s in scored],

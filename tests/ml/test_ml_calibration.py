@@ -6,12 +6,13 @@ import pytest
 import torch
 
 from supervising_ui.ml.calibration import (
+    calibration_refusal,
     calibration_summary,
     expected_calibration_error,
     fit_temperature,
     negative_log_likelihood,
 )
-from supervising_ui.ml.data import read_manifest, records_from_frame
+from supervising_ui.ml.data import Record, read_manifest, records_from_frame
 from supervising_ui.ml.model_dir import load_model
 from supervising_ui.ml.predict import combine_views, predict_proba
 from supervising_ui.ml.train import TrainConfig, fit
@@ -62,11 +63,15 @@ def test_fit_stores_the_temperature_and_everything_applies_it(image_set, tmp_pat
     records = records_from_frame(frame, group_column="source_id")
     train = [r for r, s in zip(records, frame["split"], strict=True) if s == "train"]
     val = [r for r, s in zip(records, frame["split"], strict=True) if s == "val"]
-    result = fit(train, TrainConfig(mode="head", epochs=5), tmp_path / "model", val,
-                 cache_dir=tmp_path / "cache", logits_out=tmp_path / "logits.pt")
+    # One val image carries a wrong label, so that the held-out likelihood has a finite optimum.
+    val[0] = Record(val[0].path, next(c for c in ("bright", "dark") if c != val[0].label), val[0].group)
+    config = TrainConfig(mode="head", epochs=5, calibration_min_examples=len(val))
+    result = fit(train, config, tmp_path / "model", val, cache_dir=tmp_path / "cache",
+                 logits_out=tmp_path / "logits.pt")
     calibration = result.metrics["calibration"]
     temperature = calibration["temperature"]
-    assert temperature > 0 and calibration["fitted_on"] == "val" and calibration["n"] == len(val)
+    assert calibration["skipped"] is None and temperature != 1.0
+    assert calibration["fitted_on"] == "val" and calibration["n"] == len(val)
     assert {"ece_before", "ece_after", "nll_before", "nll_after"} <= set(calibration)
     assert calibration["nll_after"] <= calibration["nll_before"] + 1e-9
     assert json.loads((tmp_path / "model" / "config.json").read_text())["temperature"] == temperature
@@ -93,3 +98,18 @@ def test_model_directory_without_a_temperature_loads_with_one(image_set, tmp_pat
     assert info.config["temperature"] == 1.0 and info.temperature == 1.0
     proba = predict_proba(tmp_path / "model", [r.path for r in records[12:]])
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-6)
+
+
+def test_too_few_or_faultless_held_out_examples_fit_no_temperature(image_set, tmp_path):
+    logits, labels = overconfident_logits(3.0, n=40)
+    assert "40 held-out examples, fewer than 50" in calibration_refusal(logits, labels)
+    right = logits[0].argmax(1).numpy()
+    assert "no held-out errors" in calibration_refusal(logits, right, min_examples=10)
+    assert calibration_refusal(logits, labels, min_examples=10) is None
+
+    manifest, root, _ = image_set
+    records = records_from_frame(read_manifest(manifest, root), group_column="source_id")
+    result = fit(records[:12], TrainConfig(mode="head", epochs=5), tmp_path / "model", records[12:],
+                 cache_dir=tmp_path / "cache")
+    assert result.metrics["calibration"]["skipped"].startswith("6 held-out examples")
+    assert result.config["temperature"] == 1.0
