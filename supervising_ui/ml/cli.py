@@ -114,6 +114,11 @@ def train(manifest, image_root, out_dir, backbone, mode, split_column, group_col
         click.echo(f"val accuracy {report['accuracy']:.3f} (most common class "
                    f"{report['baselines']['most_common']:.3f}); at {point['threshold']}: accuracy "
                    f"{point['accuracy']:.3f}, abstained {point['abstained']:.3f}")
+    calibration = result.metrics.get("calibration")
+    if calibration:
+        click.echo(f"temperature {calibration['temperature']:.3f} "
+                   f"({calibration['skipped'] or 'fitted on val'}); ECE ({calibration['ece_bins']} "
+                   f"bins) on val {calibration['ece_before']:.3f} before, {calibration['ece_after']:.3f} after")
     click.echo(f"seconds {result.metrics['timings']['total_s']:.1f}, "
                f"peak memory {result.metrics['peak_memory_mb']:.0f} MiB")
 
@@ -228,7 +233,8 @@ def evaluate(model_dir, manifest, image_root, threshold, json_path, plots_dir, s
         click.echo(f"{name}: n={split_report['n']} accuracy {split_report['accuracy']:.3f} "
                    f"(most common {split_report['baselines']['most_common']:.3f}, random "
                    f"{split_report['baselines']['random_uniform']:.3f}); at {threshold}: "
-                   f"{point['accuracy']:.3f} with {point['abstained']:.1%} abstained")
+                   f"{point['accuracy']:.3f} with {point['abstained']:.1%} abstained; "
+                   f"ECE {split_report['ece']:.3f} (T {info.temperature:.3f})")
         if plots_dir:
             write_plots(split_report, plots_dir, prefix=f"{name}_")
     write_json(report, json_path)
