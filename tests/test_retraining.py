@@ -413,3 +413,45 @@ def retraining_acceptance(project_id):
     from supervising_ui.learning.report import suggestion_acceptance
     return suggestion_acceptance(project_id)
 
+
+
+def test_quick_retrain_uses_mixed_channels_and_its_temperature_everywhere(loop_app, labeled_project):
+    """The quick model keeps albedo (mixed); stored predictions use the model's temperature."""
+    import torch
+
+    from supervising_ui import storage
+    from supervising_ui.learning.predictions import embedding_cache_dir, predict_project
+    from supervising_ui.ml import Record, load_model
+    from supervising_ui.ml.predict import proba_from_model
+    with loop_app.app_context():
+        job = triggers.request_retrain(db.session.get(Project, labeled_project))
+        assert job.state == "done", job.error
+        version = db.session.get(ModelVersion, job.model_version_id)
+        model, info = load_model(version.path)
+        assert info.preprocessing.stretch == "mixed"
+        calibration = version.metrics["calibration"]
+        assert calibration["n"] == version.metrics["held_out_count"] < 50
+        # A handful of held-out images fit no temperature: T stays 1 rather than near 0.
+        assert calibration["skipped"] and info.temperature == calibration["temperature"] == 1.0
+
+        # As if a temperature had been fitted: predict the project again through the app's path.
+        weights = Path(version.path) / "model.pt"
+        state = torch.load(weights, weights_only=True)
+        torch.save(dict(state, temperature=0.5), weights)
+        db.session.execute(Prediction.__table__.delete().where(
+            Prediction.model_version_id == version.id))
+        db.session.commit()
+        predict_project(version)
+        model, info = load_model(version.path)
+        prediction = db.session.scalars(select(Prediction).where(
+            Prediction.model_version_id == version.id).order_by(Prediction.image_id)).first()
+        image = db.session.get(Image, prediction.image_id)
+        record = Record(str(storage.path_for_key(loop_app.config["IMAGE_STORE"], image.storage_key)),
+                        content_hash=image.content_hash)
+        scaled = proba_from_model(model, info.config, [record], cache_dir=embedding_cache_dir())[0]
+        raw = proba_from_model(model, dict(info.config, temperature=1.0), [record],
+                               cache_dir=embedding_cache_dir())[0]
+        stored = [prediction.probabilities[name] for name in info.classes]
+        assert info.temperature == 0.5
+        assert stored == pytest.approx(list(scaled), abs=1e-5)
+        assert stored != pytest.approx(list(raw), abs=1e-4)

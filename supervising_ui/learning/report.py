@@ -48,6 +48,7 @@ def version_metrics(ml_metrics: dict, how: str, train_count: int, serving: Model
         "confusion_matrix": report["confusion_matrix"], "classes": report["classes"],
         "compared_with_version": serving.version if serving is not None else None,
         "compared_accuracy": serving_accuracy, "promoted": promoted,
+        "ece": report.get("ece"), "calibration": ml_metrics.get("calibration"),
         "timings": ml_metrics.get("timings", {}), "plots": list(PLOT_FILES),
         "held_out_image_ids": held_out_image_ids,
     })

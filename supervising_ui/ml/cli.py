@@ -1,4 +1,4 @@
-"""Console commands ``ml train``, ``ml predict`` and ``ml evaluate`` (click only, no Flask).
+"""Console commands ``ml train``, ``ml cv``, ``ml predict`` and ``ml evaluate`` (click only, no Flask).
 
 Attach to the app's CLI with ``main.add_command(ml)``; standalone:
 ``python -m supervising_ui.ml.cli train --manifest M.csv --image-root DIR --out MODEL_DIR``.
@@ -11,7 +11,9 @@ import torch
 
 from ..config import ml_settings
 from ..progress import throttled
+from .crossval import cross_validate, format_report
 from .data import (
+    STRETCHES,
     assert_no_leakage,
     read_manifest,
     records_from_frame,
@@ -77,14 +79,17 @@ def ml() -> None:
 @click.option("--val-fraction", default=0.2, show_default=True, help="With --group-column.")
 @click.option("--epochs", type=int, default=None, help="Default: 8 finetune, 60 head.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--stretch", type=click.Choice(["none", "percentile"]), default=None,
-              help="Per-image contrast stretch. Default: percentile finetune, none head.")
+@click.option("--stretch", type=click.Choice(STRETCHES), default=None,
+              help="Per-image contrast stretch; mixed = channels raw, percentile, raw. "
+                   "Default: percentile finetune, mixed head.")
+@click.option("--tta-views", type=int, default=None,
+              help="Dihedral views averaged at prediction (head: also trained on). Default: 4 finetune.")
 @click.option("--recipe", type=click.Choice(["default", "paper"]), default="default",
               help="paper: SGD, base lr 1e-4, step schedule, 10x last layer.")
 @click.option("--weights", default=None, help="Backbone weights file or URL.")
 @click.option("--cache-dir", default=None, help="Embedding cache (head mode).")
 def train(manifest, image_root, out_dir, backbone, mode, split_column, group_column, sol_column,
-          val_fraction, epochs, seed, stretch, recipe, weights, cache_dir):
+          val_fraction, epochs, seed, stretch, tta_views, recipe, weights, cache_dir):
     """Train a model on the train split and report on the val split."""
     frame = read_manifest(manifest, image_root)
     if "label" not in frame:
@@ -93,7 +98,8 @@ def train(manifest, image_root, out_dir, backbone, mode, split_column, group_col
     if not len(splits.get("train", [])):
         raise click.UsageError(f"no labelled rows in the train split (splits: {sorted(splits)})")
     records = records_from_frame(frame, group_column=group_column)
-    settings = dict(mode=mode, epochs=epochs, seed=seed, weights=weights, stretch=stretch)
+    settings = dict(mode=mode, epochs=epochs, seed=seed, weights=weights, stretch=stretch,
+                    tta_views=tta_views)
     if recipe == "paper":
         config = paper_recipe(backbone=backbone, **settings)
     else:
@@ -108,8 +114,65 @@ def train(manifest, image_root, out_dir, backbone, mode, split_column, group_col
         click.echo(f"val accuracy {report['accuracy']:.3f} (most common class "
                    f"{report['baselines']['most_common']:.3f}); at {point['threshold']}: accuracy "
                    f"{point['accuracy']:.3f}, abstained {point['abstained']:.3f}")
+    calibration = result.metrics.get("calibration")
+    if calibration:
+        click.echo(f"temperature {calibration['temperature']:.3f} "
+                   f"({calibration['skipped'] or 'fitted on val'}); ECE ({calibration['ece_bins']} "
+                   f"bins) on val {calibration['ece_before']:.3f} before, {calibration['ece_after']:.3f} after")
     click.echo(f"seconds {result.metrics['timings']['total_s']:.1f}, "
                f"peak memory {result.metrics['peak_memory_mb']:.0f} MiB")
+
+
+@ml.command()
+@click.option("--manifest", required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--image-root", required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--group-column", required=True, help="Whole groups per fold (e.g. source_id).")
+@click.option("--folds", default=5, show_default=True)
+@click.option("--split-column", default="split", show_default=True)
+@click.option("--pool-splits", default="train,val", show_default=True,
+              help="Rows of these splits are pooled; others (test) are never read.")
+@click.option("--backbone", type=click.Choice(["efficientnet_lite0", "alexnet"]), default=None)
+@click.option("--mode", type=click.Choice(["finetune", "head"]), default="head", show_default=True)
+@click.option("--epochs", type=int, default=None, help="Default: 8 finetune, 60 head.")
+@click.option("--stretch", type=click.Choice(STRETCHES), default=None)
+@click.option("--tta-views", type=int, default=None, help="Dihedral views (head: also trained on).")
+@click.option("--head", "head_kind", type=click.Choice(["linear", "mlp"]), default="linear",
+              show_default=True)
+@click.option("--recipe", type=click.Choice(["default", "paper"]), default="default")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--threshold", default=0.9, show_default=True)
+@click.option("--weights", default=None, help="Backbone weights file or URL.")
+@click.option("--cache-dir", default=None, help="Embedding cache (head mode).")
+@click.option("--json", "json_path", default=None, type=click.Path(dir_okay=False))
+def cv(manifest, image_root, group_column, folds, split_column, pool_splits, backbone, mode, epochs,
+       stretch, tta_views, head_kind, recipe, seed, threshold, weights, cache_dir, json_path):
+    """Grouped k-fold cross-validation of a training recipe on the pooled train+val rows."""
+    frame = read_manifest(manifest, image_root)
+    for column in ("label", group_column):
+        if column not in frame:
+            raise click.UsageError(f"the manifest has no column {column!r}")
+    if split_column in frame:
+        keep = {name.strip() for name in pool_splits.split(",") if name.strip()}
+        left_out = int((~frame[split_column].isin(keep)).sum())
+        frame = frame[frame[split_column].isin(keep)]
+        click.echo(f"pooled {len(frame)} rows of splits {sorted(keep)}; {left_out} other rows "
+                   "left out", err=True)
+    records = records_from_frame(frame, group_column=group_column)
+    settings = dict(mode=mode, epochs=epochs, seed=seed, weights=weights, stretch=stretch,
+                    tta_views=tta_views, head=head_kind)
+    if recipe == "paper":
+        config = paper_recipe(backbone=backbone, **settings)
+    else:
+        config = TrainConfig(backbone=backbone or "efficientnet_lite0", **settings)
+    try:
+        report = cross_validate(records, config, folds, cache_dir or default_cache_dir(),
+                                echo_progress(), threshold, log=lambda text: click.echo(text, err=True))
+    except ValueError as error:
+        raise click.UsageError(str(error)) from error
+    click.echo(format_report(report))
+    if json_path:
+        write_json(report, json_path)
+        click.echo(f"report written to {json_path}")
 
 
 @ml.command()
@@ -170,7 +233,8 @@ def evaluate(model_dir, manifest, image_root, threshold, json_path, plots_dir, s
         click.echo(f"{name}: n={split_report['n']} accuracy {split_report['accuracy']:.3f} "
                    f"(most common {split_report['baselines']['most_common']:.3f}, random "
                    f"{split_report['baselines']['random_uniform']:.3f}); at {threshold}: "
-                   f"{point['accuracy']:.3f} with {point['abstained']:.1%} abstained")
+                   f"{point['accuracy']:.3f} with {point['abstained']:.1%} abstained; "
+                   f"ECE {split_report['ece']:.3f} (T {info.temperature:.3f})")
         if plots_dir:
             write_plots(split_report, plots_dir, prefix=f"{name}_")
     write_json(report, json_path)

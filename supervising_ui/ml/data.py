@@ -131,11 +131,19 @@ def load_images(paths: Iterable[str], size: int) -> torch.Tensor:
     return stack
 
 
+STRETCHES = ("none", "percentile", "mixed")
+
+
 @dataclass(frozen=True)
 class Preprocessing:
-    """How raw pixels become network input: size, per-image contrast stretch ("none" or
-    "percentile": the 1st-99th percentile spread over 0-255, so that images of differently
-    exposed observations look alike) and normalisation ("tf" or "imagenet")."""
+    """How raw pixels become network input: size, per-image contrast stretch and normalisation.
+
+    stretch: "none" (the raw brightness in all three channels), "percentile" (each image's
+    1st-99th percentile spread over 0-255, so that differently exposed observations look alike,
+    but albedo is lost: bright and dark dunes of equal texture become the same input) or
+    "mixed" (channels raw, percentile-stretched, raw: texture at full contrast and the absolute
+    brightness side by side). normalization: "tf" or "imagenet".
+    """
 
     image_size: int = 224
     normalization: str = "tf"
@@ -143,21 +151,27 @@ class Preprocessing:
 
     def to_input(self, pixels: torch.Tensor) -> torch.Tensor:
         """(N, H, W) uint8 grayscale -> (N, 3, H, W) float32 network input, channels_last."""
-        x = pixels.float().unsqueeze(1)
-        if self.stretch == "percentile":
-            x = percentile_stretch(x)
-        elif self.stretch != "none":
-            raise ValueError(f"unknown stretch {self.stretch!r}")
+        x = stretch_channels(pixels.float().unsqueeze(1), self.stretch)  # (N, 1 or 3, H, W)
         if self.normalization == "tf":
             x = (x - 127.0) / 128.0
         elif self.normalization == "imagenet":
             mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1) * 255.0
             std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1) * 255.0
-            x = (x.expand(-1, 3, -1, -1) - mean) / std
-            return x.contiguous(memory_format=torch.channels_last)
+            x = (x - mean) / std
         else:
             raise ValueError(f"unknown normalization {self.normalization!r}")
         return x.expand(-1, 3, -1, -1).contiguous(memory_format=torch.channels_last)
+
+
+def stretch_channels(x: torch.Tensor, stretch: str) -> torch.Tensor:
+    """(N, 1, H, W) floats 0-255 -> the stretch's channels: (N, 1, H, W), or (N, 3, H, W) for mixed."""
+    if stretch == "none":
+        return x
+    if stretch == "percentile":
+        return percentile_stretch(x)
+    if stretch == "mixed":
+        return torch.cat([x, percentile_stretch(x), x], dim=1)
+    raise ValueError(f"unknown stretch {stretch!r}; choose one of {', '.join(STRETCHES)}")
 
 
 def percentile_stretch(x: torch.Tensor, low: float = 0.01, high: float = 0.99) -> torch.Tensor:

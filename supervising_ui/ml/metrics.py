@@ -1,4 +1,4 @@
-"""Accuracy, baselines, confidence-threshold curves, per-class precision/recall, plots."""
+"""Accuracy, baselines, confidence-threshold curves, per-class precision/recall, ECE, plots."""
 from __future__ import annotations
 
 import json
@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+
+from .calibration import ECE_BINS, expected_calibration_error
 
 
 def accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
@@ -79,6 +81,7 @@ def evaluation_report(proba: np.ndarray, y_true: np.ndarray, classes: Sequence[s
         "accuracy": accuracy(y_true, y_pred),
         "baselines": baselines(reference, y_true, len(classes)),
         "at_threshold": at_threshold(proba, y_true, threshold),
+        "ece": expected_calibration_error(proba, y_true, ECE_BINS),
         "threshold_curve": threshold_curve(proba, y_true),
         "per_class": per_class(y_true, y_pred, classes),
         "confusion_matrix": confusion_matrix(y_true, y_pred, len(classes)).tolist(),

@@ -1,5 +1,8 @@
 """The model directory: weights (model.pt), config.json and metrics.json.
 
+config.json holds the fitted temperature (1.0 if none) and metrics.json its "calibration"
+block (ECE and NLL before and after, on which records it was fitted).
+
 ``model.pt`` is a plain dict of state dicts and plain values, so it loads with
 ``torch.load(..., weights_only=True)``. A head-only model stores no backbone weights:
 they are the pretrained ones, loaded again by name.
@@ -30,6 +33,11 @@ class ModelDir:
     classes: list[str]
     config: dict
     metrics: dict = field(default_factory=dict)
+
+    @property
+    def temperature(self) -> float:
+        """The logits' divisor fitted on held-out data (1.0: none fitted, or an older directory)."""
+        return float(self.config.get("temperature", 1.0))
 
     @property
     def preprocessing(self) -> Preprocessing:
@@ -94,5 +102,6 @@ def load_model(path: str | os.PathLike) -> tuple[Classifier, ModelDir]:
                       info.config.get("head_dropout", 0.0))
     head.load_state_dict(state["head"], strict=True)
     model = Classifier(backbone, head).to(memory_format=torch.channels_last).eval()
-    info.config["temperature"] = float(state["temperature"])
+    # Directories written before calibration existed carry no temperature: T = 1 (raw softmax).
+    info.config["temperature"] = float(state.get("temperature", info.temperature))
     return model, info

@@ -1,6 +1,7 @@
 """Probabilities from a model directory, test-time view averaging, temperature, prediction tables.
 
-Uncertainty scores of the probabilities live in uncertainty.py.
+Every probability the package hands out comes from combine_views with the model's fitted
+temperature (calibration.py fits it). Uncertainty scores of the probabilities live in uncertainty.py.
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .calibration import view_log_proba
 from .data import Record, as_records, load_images
 from .embeddings import EmbeddingCache, Progress, cache_key, embed_records, run_views
 from .model_dir import load_model
@@ -19,25 +21,7 @@ from .model_dir import load_model
 def combine_views(logits: torch.Tensor, temperature: float = 1.0, how: str = "probs") -> np.ndarray:
     """(V, N, C) logits of V views -> (N, C) probabilities: mean of softmaxes, or softmax of mean."""
     logits = torch.as_tensor(logits, dtype=torch.float64)
-    if how == "logits":
-        proba = torch.softmax(logits.mean(0) / temperature, dim=-1)
-    elif how == "probs":
-        proba = torch.softmax(logits / temperature, dim=-1).mean(0)
-    else:
-        raise ValueError(f"unknown view combination {how!r}; choose 'probs' or 'logits'")
-    return proba.numpy()
-
-
-def fit_temperature(logits: torch.Tensor, labels: Sequence[int], how: str = "probs") -> float:
-    """Temperature minimising the negative log-likelihood of labels (grid over 0.2..5)."""
-    labels = np.asarray(labels, dtype=int)
-    best, best_nll = 1.0, float("inf")
-    for temperature in np.exp(np.linspace(np.log(0.2), np.log(5.0), 161)):
-        proba = combine_views(logits, float(temperature), how)
-        nll = -np.mean(np.log(np.clip(proba[np.arange(len(labels)), labels], 1e-12, None)))
-        if nll < best_nll:
-            best, best_nll = float(temperature), nll
-    return best
+    return view_log_proba(logits, temperature, how).exp().numpy()
 
 
 def predict_proba(model_dir: str | os.PathLike, images: Sequence[str | Record], batch_size: int = 8,
@@ -71,7 +55,7 @@ def proba_from_model(model, config: dict, images: Sequence[str | Record], batch_
     else:
         pixels = load_images([record.path for record in records], preprocessing.image_size)
         logits = run_views(model, pixels, preprocessing, views, batch_size, progress)
-    return combine_views(logits, config["temperature"], config["tta_combine"])
+    return combine_views(logits, config.get("temperature", 1.0), config["tta_combine"])
 
 
 def predictions_frame(filenames: Sequence[str], proba: np.ndarray, classes: Sequence[str],

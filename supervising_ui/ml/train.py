@@ -22,15 +22,21 @@ import torch
 from torch import nn
 
 from .backbones import Classifier, backbone_spec, build_head, load_backbone
+from .calibration import (
+    MIN_CALIBRATION_EXAMPLES,
+    calibration_refusal,
+    calibration_summary,
+    fit_temperature,
+)
 from .data import Preprocessing, Record, augment, load_images
 from .embeddings import EmbeddingCache, Progress, cache_key, embed_records, run_views
 from .metrics import evaluation_report
 from .model_dir import ModelDir, save_model
-from .predict import combine_views, fit_temperature
+from .predict import combine_views
 
 MODE_DEFAULTS = {
     "finetune": {"epochs": 8, "lr": 5e-4, "tta_views": 4, "stretch": "percentile"},
-    "head": {"epochs": 60, "lr": 1e-3, "tta_views": 1, "stretch": "none"},
+    "head": {"epochs": 60, "lr": 1e-3, "tta_views": 1, "stretch": "mixed"},
 }
 
 
@@ -57,9 +63,10 @@ class TrainConfig:
     tta_combine: str = "logits"          # logits: softmax of mean logits | probs: mean of softmaxes
     balance: str = "none"                # none | loss (class-weighted) | sampler (balanced batches)
     frozen_blocks: int = 0               # finetune: EfficientNet stem + this many blocks frozen
-    stretch: str | None = None           # per-image contrast stretch: none | percentile
-                                         # (None: percentile for finetune, none for head)
-    calibrate: bool = False              # fit a temperature on the validation records
+    stretch: str | None = None           # per-image contrast stretch: none | percentile | mixed
+                                         # (None: percentile for finetune, mixed for head)
+    calibrate: bool = True               # fit a temperature on the validation records (if any)
+    calibration_min_examples: int = MIN_CALIBRATION_EXAMPLES  # fewer: T stays 1
     threshold: float = 0.9               # confidence threshold reported in metrics
     seed: int = 0
     weights: str | None = None           # backbone weights file or URL (None: packaged / hub cache)
@@ -290,7 +297,12 @@ def fit(train_records: Sequence[Record], config: TrainConfig, out_dir: str | os.
         logits = evaluate(model, val_records, preprocessing, config, cache, progress)
         timings["evaluate_s"] = time.perf_counter() - tick
         if config.calibrate:
-            temperature = fit_temperature(logits, val_labels.numpy(), config.tta_combine)
+            refusal = calibration_refusal(logits, val_labels.numpy(), config.tta_combine,
+                                          config.calibration_min_examples)
+            if refusal is None:
+                temperature = fit_temperature(logits, val_labels.numpy(), config.tta_combine)
+            metrics["calibration"] = calibration_summary(logits, val_labels.numpy(), temperature,
+                                                         config.tta_combine) | {"skipped": refusal}
         proba = combine_views(logits, temperature, config.tta_combine)
         metrics["val"] = evaluation_report(proba, val_labels.numpy(), classes,
                                            train_labels.numpy(), config.threshold)

@@ -20,6 +20,7 @@ def test_train_predict_evaluate(image_set, tmp_path):
     out = run("train", "--manifest", manifest, "--image-root", root, "--out", model, "--mode", "head",
               "--epochs", "20", "--seed", "1", "--cache-dir", tmp_path / "cache")
     assert "val accuracy" in out.output and (model / "model.pt").is_file()
+    assert "temperature 1.000 (6 held-out examples, fewer than 50)" in out.output
 
     unlabeled = tmp_path / "unlabeled.csv"
     frame[["filename"]].to_csv(unlabeled, index=False)
@@ -32,10 +33,12 @@ def test_train_predict_evaluate(image_set, tmp_path):
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-6)
     np.testing.assert_allclose(predictions["confidence"], probabilities.max(axis=1))
 
-    run("evaluate", "--model", model, "--manifest", manifest, "--image-root", root,
-        "--threshold", "0.9", "--json", tmp_path / "report.json", "--plots", tmp_path / "plots",
-        "--cache-dir", tmp_path / "cache")
+    evaluated = run("evaluate", "--model", model, "--manifest", manifest, "--image-root", root,
+                    "--threshold", "0.9", "--json", tmp_path / "report.json", "--plots",
+                    tmp_path / "plots", "--cache-dir", tmp_path / "cache")
+    assert "ECE" in evaluated.output and "(T 1.000)" in evaluated.output
     report = json.loads((tmp_path / "report.json").read_text())
+    assert 0 <= report["splits"]["val"]["ece"] <= 1
     assert set(report["splits"]) == {"train", "val"}
     val = report["splits"]["val"]
     assert val["n"] == 6 and set(val["baselines"]) == {"random_uniform", "random_prior", "most_common"}

@@ -142,3 +142,29 @@ def test_manifest_reader_is_the_importers(tmp_path):
     manifest.write_bytes(b"filename,label\na.png,crater,extra\n")
     with pytest.raises(ValueError, match="line 2"):
         read_manifest(manifest, tmp_path)
+
+
+def test_mixed_stretch_keeps_albedo_beside_the_stretched_texture():
+    """mixed = channels raw, percentile, raw: same texture at other albedo stays apart."""
+    rng = np.random.default_rng(1)
+    texture = rng.uniform(0, 1, (32, 32))
+    dark = torch.tensor(40 + 30 * texture, dtype=torch.float32).round().to(torch.uint8)
+    bright = torch.tensor(170 + 30 * texture, dtype=torch.float32).round().to(torch.uint8)
+    pixels = torch.stack([dark, bright])
+    raw = Preprocessing(image_size=32, stretch="none").to_input(pixels)
+    stretched = Preprocessing(image_size=32, stretch="percentile").to_input(pixels)
+    mixed = Preprocessing(image_size=32, stretch="mixed").to_input(pixels)
+    assert mixed.shape == (2, 3, 32, 32) and mixed.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(mixed[:, 0], raw[:, 0]) and torch.equal(mixed[:, 2], raw[:, 0])
+    assert torch.equal(mixed[:, 1], stretched[:, 1])
+    assert not torch.equal(mixed, raw) and not torch.equal(mixed, stretched)
+    # The percentile stretch maps both albedos to (almost) one input; mixed keeps them apart.
+    assert (stretched[0] - stretched[1]).abs().mean() < 0.03
+    assert (mixed[0, 0] - mixed[1, 0]).abs().mean() > 0.9
+    assert (mixed[0] - mixed[1]).abs().mean() > 0.6
+
+
+def test_mixed_stretch_gets_its_own_embedding_cache():
+    from supervising_ui.ml.embeddings import cache_key
+    keys = {cache_key("efficientnet_lite0", Preprocessing(stretch=s)) for s in ("none", "percentile", "mixed")}
+    assert len(keys) == 3

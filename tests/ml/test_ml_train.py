@@ -32,7 +32,7 @@ def test_head_mode_round_trip(records, tmp_path):
     assert state["backbone"] is None and state["classes"] == ["bright", "dark", "stripes"]
     config = json.loads((tmp_path / "model" / "config.json").read_text())
     assert config["train_config"]["mode"] == "head" and config["version"] == result.version
-    assert config["preprocessing"] == {"image_size": 224, "normalization": "tf", "stretch": "none"}
+    assert config["preprocessing"] == {"image_size": 224, "normalization": "tf", "stretch": "mixed"}
     assert read_model_dir(tmp_path / "model").metrics["val"]["n"] == len(val)
 
     proba = predict_proba(tmp_path / "model", [r.path for r in val])
@@ -101,7 +101,7 @@ def test_stretch_travels_with_the_model_and_keys_its_own_cache(records, tmp_path
     train, val = records[0][:6], records[1][:3]
     config = TrainConfig(epochs=1, batch_size=3, tta_views=1, frozen_blocks=10)
     assert config.resolved().stretch == "percentile", "the fine-tune default"
-    assert TrainConfig(mode="head").resolved().stretch == "none"
+    assert TrainConfig(mode="head").resolved().stretch == "mixed", "the quick model's default"
     fit(train, config, tmp_path / "a", val)
     model, info = load_model(tmp_path / "a")
     assert info.preprocessing == Preprocessing(stretch="percentile")

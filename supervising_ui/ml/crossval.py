@@ -1,0 +1,191 @@
+"""Grouped k-fold cross-validation: whole groups (e.g. HiRISE observations) per fold.
+
+``cross_validate(records, config, folds)`` trains one model per fold with ``fit`` (the same
+recipe as ``ml train``) and scores it on the fold's held-out groups, which it never saw.
+
+Calibration is cross-fitted: fold k's temperature is fitted (calibration.fit_temperature) on
+the pooled held-out logits of the other k-1 folds, each from its own fold model, and applied
+to fold k (T = 1 where those logits are too few or hold no error, as in ``fit``). Fold k's
+labels never choose its temperature, and no training image is given up
+for an inner hold-out; what it assumes is that the recipe's over- or under-confidence on
+unseen groups is much the same from fold to fold.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from .calibration import calibration_refusal, expected_calibration_error, fit_temperature
+from .data import Record
+from .embeddings import Progress
+from .metrics import accuracy, at_threshold, per_class
+from .predict import combine_views
+from .train import TrainConfig, fit
+
+CALIBRATION_METHOD = ("cross-fitted: each fold's temperature is fitted on the held-out logits "
+                      "of the other folds")
+
+
+def group_folds(groups: Sequence, folds: int) -> list[np.ndarray]:
+    """Row indices of each fold, whole groups only, sizes balanced, the same on every run.
+
+    Groups go largest first (ties by name) into the fold holding the fewest rows so far.
+    """
+    groups = np.asarray([str(g) for g in groups], dtype=object)
+    if folds < 2:
+        raise ValueError("cross-validation needs at least 2 folds")
+    names, counts = np.unique(groups, return_counts=True)
+    if len(names) < folds:
+        raise ValueError(f"{len(names)} groups cannot fill {folds} folds")
+    sizes = [0] * folds
+    fold_of_group = {}
+    for index in sorted(range(len(names)), key=lambda i: (-counts[i], names[i])):
+        fold = min(range(folds), key=lambda f: (sizes[f], f))
+        fold_of_group[names[index]] = fold
+        sizes[fold] += int(counts[index])
+    fold_of_row = np.array([fold_of_group[g] for g in groups])
+    return [np.flatnonzero(fold_of_row == fold) for fold in range(folds)]
+
+
+def cross_validate(records: Sequence[Record], config: TrainConfig, folds: int = 5,
+                   cache_dir: str | os.PathLike | None = None, progress: Progress | None = None,
+                   threshold: float = 0.9, log=None) -> dict:
+    """Train and score one model per fold; return per-fold results and their summary."""
+    records = [r for r in records if r.label]
+    ungrouped = sum(1 for r in records if not r.group)
+    if ungrouped:
+        raise ValueError(f"{ungrouped} labelled rows have no group: every row needs one")
+    classes = list(config.classes) if config.classes else sorted({r.label for r in records})
+    config = replace(config, classes=classes, calibrate=False, threshold=threshold)
+    fold_rows = group_folds([r.group for r in records], folds)
+    results = []
+    for fold, held in enumerate(fold_rows):
+        held_set = set(held.tolist())
+        train = [r for i, r in enumerate(records) if i not in held_set]
+        held_out = [records[i] for i in held]
+        started = time.perf_counter()
+        with tempfile.TemporaryDirectory(prefix="cv-fold-") as work:
+            logits_path = Path(work) / "logits.pt"
+            fit(train, config, Path(work) / "model", held_out, progress, cache_dir, logits_path)
+            saved = torch.load(logits_path, weights_only=True)
+        results.append({"fold": fold + 1, "n_train": len(train), "n_held_out": len(held_out),
+                        "groups": sorted({r.group for r in held_out}),
+                        "seconds": time.perf_counter() - started,
+                        "logits": saved["logits"], "labels": saved["labels"].numpy()})
+        if log:
+            log(f"fold {fold + 1}/{folds}: {len(held_out)} held-out rows, "
+                f"{results[-1]['seconds']:.1f} s")
+    return summarize(results, classes, config, threshold)
+
+
+def score_fold(result: dict, temperature: float, classes: Sequence[str], how: str,
+               threshold: float) -> dict:
+    """Accuracy, thresholded accuracy and ECE of one fold before and after its temperature."""
+    labels = result["labels"]
+    raw = combine_views(result["logits"], 1.0, how)
+    calibrated = combine_views(result["logits"], temperature, how)
+    recall = {name: values["recall"] for name, values
+              in per_class(labels, raw.argmax(axis=1), classes).items()}
+    return {key: result[key] for key in ("fold", "n_train", "n_held_out", "groups", "seconds")} | {
+        "accuracy": accuracy(labels, raw.argmax(axis=1)),
+        "at_threshold": at_threshold(raw, labels, threshold),
+        "at_threshold_calibrated": at_threshold(calibrated, labels, threshold),
+        "ece": expected_calibration_error(raw, labels),
+        "ece_calibrated": expected_calibration_error(calibrated, labels),
+        "temperature": temperature,
+        "recall": recall,
+    }
+
+
+def summarize(results: list[dict], classes: Sequence[str], config: TrainConfig,
+              threshold: float) -> dict:
+    """Cross-fit the temperatures, score every fold, and give mean, std and per-class recall."""
+    how = config.tta_combine
+    scored = []
+    for index, result in enumerate(results):
+        others = [r for i, r in enumerate(results) if i != index]
+        logits = torch.cat([r["logits"] for r in others], dim=1)
+        labels = np.concatenate([r["labels"] for r in others])
+        refused = calibration_refusal(logits, labels, how, config.calibration_min_examples)
+        temperature = 1.0 if refused else fit_temperature(logits, labels, how)
+        scored.append(score_fold(result, temperature, classes, how, threshold))
+    columns = {
+        "accuracy": [s["accuracy"] for s in scored],
+        "accuracy_at_threshold": [s["at_threshold"]["accuracy"] for s in scored],
+        "abstained_at_threshold": [s["at_threshold"]["abstained"] for s in scored],
+        "accuracy_at_threshold_calibrated": [s["at_threshold_calibrated"]["accuracy"] for s in scored],
+        "abstained_at_threshold_calibrated": [s["at_threshold_calibrated"]["abstained"] for s in scored],
+        "ece": [s["ece"] for s in scored],
+        "ece_calibrated": [s["ece_calibrated"] for s in scored],
+        "temperature": [s["temperature"] for s in scored],
+        "seconds": [s["seconds"] for s in scored],
+    }
+    summary = {name: mean_std(values) for name, values in columns.items()}
+    recall = {}
+    for name in classes:
+        values = [s["recall"][name] for s in scored if s["recall"][name] == s["recall"][name]]
+        recall[name] = {"mean": float(np.mean(values)) if values else float("nan"),
+                        "min": float(np.min(values)) if values else float("nan"),
+                        "folds": len(values)}
+    pooled_labels = np.concatenate([r["labels"] for r in results])
+    pooled_pred = np.concatenate([combine_views(r["logits"], 1.0, how).argmax(axis=1) for r in results])
+    return {"folds": scored, "summary": summary, "per_class_recall": recall,
+            "pooled_accuracy": accuracy(pooled_labels, pooled_pred), "n": int(len(pooled_labels)),
+            "threshold": threshold, "ece_bins": 15, "calibration": CALIBRATION_METHOD,
+            "config": asdict(config)}
+
+
+def mean_std(values: Sequence[float]) -> dict:
+    """Mean and sample standard deviation (ddof=1) of the finite values."""
+    finite = np.asarray([v for v in values if v == v], dtype=float)
+    return {"mean": float(finite.mean()) if len(finite) else float("nan"),
+            "std": float(finite.std(ddof=1)) if len(finite) > 1 else 0.0}
+
+
+def percent(value: float) -> str:
+    """A share as a percentage; '-' when undefined (e.g. every image abstained)."""
+    return "-" if value != value else f"{value:.1%}"
+
+
+def format_report(report: dict) -> str:
+    """The per-fold table, mean ± std and per-class recall as plain text."""
+    threshold = report["threshold"]
+    lines = [f"fold  held-out  accuracy  @{threshold}: acc / abstained  calibrated @{threshold}  "
+             f"ECE  ECE (T)  T  seconds"]
+    for s in report["folds"]:
+        point, calibrated = s["at_threshold"], s["at_threshold_calibrated"]
+        lines.append(f"{s['fold']:>4}  {s['n_held_out']:>8}  {s['accuracy']:8.1%}  "
+                     f"{percent(point['accuracy']):>7} / {point['abstained']:6.1%}  "
+                     f"{percent(calibrated['accuracy']):>7} / {calibrated['abstained']:6.1%}  "
+                     f"{s['ece']:.3f}  {s['ece_calibrated']:.3f}  {s['temperature']:.2f}  "
+                     f"{s['seconds']:.0f}")
+    summary = report["summary"]
+
+    def pm(name: str, percent: bool = True) -> str:
+        value = summary[name]
+        if percent:
+            return f"{value['mean']:.1%} ± {value['std']:.1%}"
+        return f"{value['mean']:.3f} ± {value['std']:.3f}"
+
+    lines += [
+        f"accuracy (mean ± std over {len(report['folds'])} folds): {pm('accuracy')}; "
+        f"pooled {report['pooled_accuracy']:.1%} of {report['n']}",
+        f"at {threshold}: accuracy {pm('accuracy_at_threshold')}, abstained {pm('abstained_at_threshold')}",
+        f"at {threshold} calibrated: accuracy {pm('accuracy_at_threshold_calibrated')}, "
+        f"abstained {pm('abstained_at_threshold_calibrated')}",
+        f"ECE ({report['ece_bins']} bins): {pm('ece', False)} before, "
+        f"{pm('ece_calibrated', False)} after calibration (T {pm('temperature', False)}; "
+        f"{report['calibration']})",
+        f"seconds per fold: {pm('seconds', False)}",
+        "per-class recall: class  mean  min  (folds with the class)",
+    ]
+    for name, values in report["per_class_recall"].items():
+        lines.append(f"  {name:<14} {values['mean']:6.1%}  {values['min']:6.1%}  ({values['folds']})")
+    return "\n".join(lines)

@@ -1,0 +1,68 @@
+"""Grouped k-fold cross-validation: folds of whole groups, the `ml cv` command and its table."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from supervising_ui.ml.cli import ml
+from supervising_ui.ml.crossval import group_folds
+
+
+def test_group_folds_keep_groups_whole_and_balanced():
+    rng = np.random.default_rng(0)
+    sizes = rng.integers(1, 40, 30)
+    groups = np.repeat([f"obs{i}" for i in range(30)], sizes)
+    rng.shuffle(groups)
+    folds = group_folds(groups, 5)
+    assert sorted(np.concatenate(folds).tolist()) == list(range(len(groups)))
+    owners = [set(groups[fold]) for fold in folds]
+    for a in range(5):
+        for b in range(a + 1, 5):
+            assert not owners[a] & owners[b]
+    lengths = [len(fold) for fold in folds]
+    assert max(lengths) - min(lengths) <= sizes.max()
+    again = group_folds(list(groups), 5)
+    assert all(np.array_equal(x, y) for x, y in zip(folds, again, strict=True))
+
+
+def test_group_folds_refuse_too_few_groups():
+    with pytest.raises(ValueError, match="3 groups cannot fill 5 folds"):
+        group_folds(["a", "b", "c", "a"], 5)
+    with pytest.raises(ValueError, match="at least 2 folds"):
+        group_folds(["a", "b"], 1)
+
+
+def test_cv_command_pools_train_and_val_never_test(image_set, tmp_path):
+    manifest, root, frame = image_set
+    # A held-back row that must never be read: its file does exist, its split is test.
+    test_row = frame.iloc[[0]].assign(source_id="obs_test", split="test")
+    pd.concat([frame, test_row]).to_csv(tmp_path / "with_test.csv", index=False)
+    result = CliRunner().invoke(ml, [
+        "cv", "--manifest", str(tmp_path / "with_test.csv"), "--image-root", str(root),
+        "--group-column", "source_id", "--folds", "3", "--mode", "head", "--epochs", "5",
+        "--stretch", "mixed", "--cache-dir", str(tmp_path / "cache"),
+        "--json", str(tmp_path / "cv.json")], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "accuracy (mean ± std over 3 folds)" in result.output
+    assert "ECE (15 bins)" in result.output and "per-class recall" in result.output
+    report = json.loads((tmp_path / "cv.json").read_text())
+    assert report["n"] == 18 and len(report["folds"]) == 3
+    fold_groups = [set(fold["groups"]) for fold in report["folds"]]
+    assert set().union(*fold_groups) == {f"obs{i}" for i in range(6)}
+    assert sum(len(g) for g in fold_groups) == 6  # no group in two folds; obs_test in none
+    assert report["config"]["stretch"] == "mixed" and report["config"]["calibrate"] is False
+    for fold in report["folds"]:
+        assert fold["n_train"] + fold["n_held_out"] == 18 and fold["temperature"] > 0
+        assert 0 <= fold["ece"] <= 1 and 0 <= fold["ece_calibrated"] <= 1
+    assert set(report["per_class_recall"]) == {"bright", "dark", "stripes"}
+    assert report["summary"]["accuracy"]["mean"] >= 0.6  # the generated classes are easy
+
+
+def test_cv_command_needs_groups_for_every_fold(image_set, tmp_path):
+    manifest, root, _ = image_set
+    result = CliRunner().invoke(ml, [
+        "cv", "--manifest", str(manifest), "--image-root", str(root), "--group-column", "source_id",
+        "--folds", "7", "--cache-dir", str(tmp_path / "cache")])
+    assert result.exit_code == 2 and "6 groups cannot fill 7 folds" in result.output
