@@ -128,6 +128,8 @@ def train(manifest, image_root, out_dir, backbone, mode, split_column, group_col
 @click.option("--image-root", required=True, type=click.Path(exists=True, file_okay=False))
 @click.option("--group-column", required=True, help="Whole groups per fold (e.g. source_id).")
 @click.option("--folds", default=5, show_default=True)
+@click.option("--blocked", is_flag=True,
+              help="Folds of consecutive groups in order (e.g. sols: blocks of time).")
 @click.option("--split-column", default="split", show_default=True)
 @click.option("--pool-splits", default="train,val", show_default=True,
               help="Rows of these splits are pooled; others (test) are never read.")
@@ -144,8 +146,9 @@ def train(manifest, image_root, out_dir, backbone, mode, split_column, group_col
 @click.option("--weights", default=None, help="Backbone weights file or URL.")
 @click.option("--cache-dir", default=None, help="Embedding cache (head mode).")
 @click.option("--json", "json_path", default=None, type=click.Path(dir_okay=False))
-def cv(manifest, image_root, group_column, folds, split_column, pool_splits, backbone, mode, epochs,
-       stretch, tta_views, head_kind, recipe, seed, threshold, weights, cache_dir, json_path):
+def cv(manifest, image_root, group_column, folds, blocked, split_column, pool_splits, backbone,
+       mode, epochs, stretch, tta_views, head_kind, recipe, seed, threshold, weights, cache_dir,
+       json_path):
     """Grouped k-fold cross-validation of a training recipe on the pooled train+val rows."""
     frame = read_manifest(manifest, image_root)
     for column in ("label", group_column):
@@ -166,7 +169,8 @@ def cv(manifest, image_root, group_column, folds, split_column, pool_splits, bac
         config = TrainConfig(backbone=backbone or "efficientnet_lite0", **settings)
     try:
         report = cross_validate(records, config, folds, cache_dir or default_cache_dir(),
-                                echo_progress(), threshold, log=lambda text: click.echo(text, err=True))
+                                echo_progress(), threshold,
+                                log=lambda text: click.echo(text, err=True), blocked=blocked)
     except ValueError as error:
         raise click.UsageError(str(error)) from error
     click.echo(format_report(report))

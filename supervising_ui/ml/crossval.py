@@ -54,9 +54,48 @@ def group_folds(groups: Sequence, folds: int) -> list[np.ndarray]:
     return [np.flatnonzero(fold_of_row == fold) for fold in range(folds)]
 
 
+def blocked_folds(groups: Sequence, folds: int) -> list[np.ndarray]:
+    """Row indices of each fold as contiguous runs of groups in their order (e.g. sols).
+
+    For data that drift over time: each fold holds a block of consecutive groups (numeric
+    order when every group is a number), so a model is scored on a stretch of time it never
+    saw rather than on days scattered between its training days. Blocks are cut where the
+    running row count passes each k-th of the rows.
+    """
+    names = [str(g) for g in groups]
+    if folds < 2:
+        raise ValueError("cross-validation needs at least 2 folds")
+    unique = sorted(set(names), key=_group_order(names))
+    if len(unique) < folds:
+        raise ValueError(f"{len(unique)} groups cannot fill {folds} folds")
+    counts = {name: 0 for name in unique}
+    for name in names:
+        counts[name] += 1
+    fold_of_group, seen, total, fold = {}, 0, len(names), 0
+    for position, name in enumerate(unique):
+        # One fold at a time (none skipped by a large group), and never so late that the
+        # groups left could not fill the folds left.
+        fold = min(int(seen * folds / total), fold + 1, folds - 1)
+        fold = max(fold, folds - (len(unique) - position))
+        fold_of_group[name] = fold
+        seen += counts[name]
+    fold_of_row = np.array([fold_of_group[name] for name in names])
+    return [np.flatnonzero(fold_of_row == fold) for fold in range(folds)]
+
+
+def _group_order(names: Sequence[str]):
+    """Sort key: numeric when every group name is a number, else by name."""
+    try:
+        for name in set(names):
+            float(name)
+    except ValueError:
+        return str
+    return float
+
+
 def cross_validate(records: Sequence[Record], config: TrainConfig, folds: int = 5,
                    cache_dir: str | os.PathLike | None = None, progress: Progress | None = None,
-                   threshold: float = 0.9, log=None) -> dict:
+                   threshold: float = 0.9, log=None, blocked: bool = False) -> dict:
     """Train and score one model per fold; return per-fold results and their summary."""
     records = [r for r in records if r.label]
     ungrouped = sum(1 for r in records if not r.group)
@@ -64,7 +103,7 @@ def cross_validate(records: Sequence[Record], config: TrainConfig, folds: int = 
         raise ValueError(f"{ungrouped} labelled rows have no group: every row needs one")
     classes = list(config.classes) if config.classes else sorted({r.label for r in records})
     config = replace(config, classes=classes, calibrate=False, threshold=threshold)
-    fold_rows = group_folds([r.group for r in records], folds)
+    fold_rows = (blocked_folds if blocked else group_folds)([r.group for r in records], folds)
     results = []
     for fold, held in enumerate(fold_rows):
         held_set = set(held.tolist())

@@ -7,7 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 from supervising_ui.ml.cli import ml
-from supervising_ui.ml.crossval import group_folds
+from supervising_ui.ml.crossval import blocked_folds, group_folds
 
 
 def test_group_folds_keep_groups_whole_and_balanced():
@@ -32,6 +32,19 @@ def test_group_folds_refuse_too_few_groups():
         group_folds(["a", "b", "c", "a"], 5)
     with pytest.raises(ValueError, match="at least 2 folds"):
         group_folds(["a", "b"], 1)
+
+
+def test_blocked_folds_are_consecutive_runs_of_groups_in_numeric_order():
+    sols = np.repeat([3, 10, 25, 100, 182, 200, 564, 9, 40, 1000], [5, 1, 30, 2, 2, 2, 2, 2, 2, 2])
+    folds = blocked_folds(list(sols), 4)
+    assert sorted(np.concatenate(folds).tolist()) == list(range(len(sols)))
+    runs = [sorted({int(sols[i]) for i in fold}) for fold in folds]
+    assert all(runs), "no fold is empty, even after the large sol 25"
+    for earlier, later in zip(runs, runs[1:], strict=False):
+        assert max(earlier) < min(later), runs  # blocks of time, numeric (not text) order
+    assert runs[0][0] == 3 and runs[-1][-1] == 1000
+    with pytest.raises(ValueError, match="2 groups cannot fill 3 folds"):
+        blocked_folds(["1", "2", "1"], 3)
 
 
 def test_cv_command_pools_train_and_val_never_test(image_set, tmp_path):
