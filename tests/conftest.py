@@ -4,10 +4,17 @@ Set SUPERVISING_UI_TEST_DATABASE_URL (e.g. postgresql+psycopg://postgres@127.0.0
 to run the suite against PostgreSQL instead of a temporary SQLite file. Under pytest-xdist
 (`-n 2`) each worker process gets its own database beside that one (`test_gw0`, ...),
 created on first use, so workers never truncate each other's tables.
+
+PyTorch runs one thread per process here (OMP_NUM_THREADS=1, inherited by the worker, serve
+and console subprocesses the tests start): `-n auto` already runs a test process per core,
+and two threads per process on two busy cores cost 2-4 times the CPU for the same training
+step (spinning threads wait for each other). Set OMP_NUM_THREADS to choose another count.
 """
 import os
 import re
 from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # before anything imports torch
 
 import pytest
 from sqlalchemy import create_engine, text
