@@ -10,6 +10,7 @@ and console subprocesses the tests start): `-n auto` already runs a test process
 and two threads per process on two busy cores cost 2-4 times the CPU for the same training
 step (spinning threads wait for each other). Set OMP_NUM_THREADS to choose another count.
 """
+import contextlib
 import os
 import re
 from pathlib import Path
@@ -19,8 +20,9 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")  # before anything imports torch
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from werkzeug.security import generate_password_hash
 
-from supervising_ui import create_app
+from supervising_ui import create_app, models
 from supervising_ui.accounts import create_user
 from supervising_ui.database import create_or_migrate
 from supervising_ui.extensions import db
@@ -49,6 +51,11 @@ TEST_DATABASE_URL = _database_of_this_worker(os.environ.get("SUPERVISING_UI_TEST
 SHARED_HIRISE = Path(__file__).resolve().parents[2] / "shared" / "data" / "hirise"
 SHARED_MSL = SHARED_HIRISE.parent / "msl"
 PASSWORD = "correct horse battery"
+# Accounts that fixtures create are stored with this cheap scrypt cost: werkzeug's default
+# (scrypt:32768:8:1) costs ~0.17 s of CPU per hash and per login, most of a short test. Logins
+# still check them through werkzeug's real code (the cost is read from the stored hash); the
+# tests about hashing create their own users at the real cost.
+FIXTURE_HASH_METHOD = "scrypt:1024:8:1"
 _schema_ready = False
 
 
@@ -100,10 +107,19 @@ def runner(app):
     return app.test_cli_runner()
 
 
+@contextlib.contextmanager
+def cheap_password_hashes():
+    """Inside: passwords set on accounts are hashed with FIXTURE_HASH_METHOD."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(models, "generate_password_hash", lambda password: generate_password_hash(
+            password, method=FIXTURE_HASH_METHOD))
+        yield
+
+
 @pytest.fixture
 def users(app):
     """Create an admin 'ada' and two labelers 'lee' and 'liu'; return their ids by name."""
-    with app.app_context():
+    with app.app_context(), cheap_password_hashes():
         return {name: create_user(name, role=role, password=PASSWORD)[0].id
                 for name, role in (("ada", "admin"), ("lee", "labeler"), ("liu", "labeler"))}
 
