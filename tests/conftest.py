@@ -13,6 +13,8 @@ step (spinning threads wait for each other). Set OMP_NUM_THREADS to choose anoth
 import contextlib
 import os
 import re
+import shutil
+import sqlite3
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # before anything imports torch
@@ -72,23 +74,45 @@ def _reset_postgres() -> None:
         connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
 
 
+@pytest.fixture(scope="session")
+def sqlite_schema(tmp_path_factory) -> Path:
+    """A SQLite database that Alembic brought to the newest schema, once per test process.
+
+    Each test's app starts from a copy (~0.03 s instead of ~0.12 s of migrations). The tests
+    that set up an instance from nothing (init, serve, the worker) still run the migrations.
+    """
+    path = tmp_path_factory.mktemp("schema") / "schema.sqlite3"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SUPERVISING_UI_INSTANCE", str(path.parent / "instance"))
+        app = create_app({"TESTING": True, "SECRET_KEY": "test", "JOB_QUEUE": "memory",
+                          "DATABASE_URL": f"sqlite:///{path}"})
+        with app.app_context():
+            create_or_migrate()
+            db.session.remove()
+            db.engine.dispose()
+    with contextlib.closing(sqlite3.connect(path)) as connection:
+        connection.execute("PRAGMA journal_mode=DELETE")  # all in one file, the WAL emptied
+    return path
+
+
 @pytest.fixture
-def app(tmp_path, monkeypatch):
+def app(request, tmp_path, monkeypatch):
     """Return an app whose instance folder and database are fresh for this test."""
     monkeypatch.setenv("SUPERVISING_UI_INSTANCE", str(tmp_path / "instance"))
     for name in list(os.environ):
         if name.startswith("SUPERVISING_UI_") and name not in (
                 "SUPERVISING_UI_INSTANCE", "SUPERVISING_UI_TEST_DATABASE_URL"):
             monkeypatch.delenv(name)
+    database = tmp_path / "test.sqlite3"
+    if not TEST_DATABASE_URL:
+        shutil.copyfile(request.getfixturevalue("sqlite_schema"), database)
     config = {"TESTING": True, "SECRET_KEY": "test", "JOB_QUEUE": "memory",
-              "DATABASE_URL": TEST_DATABASE_URL or f"sqlite:///{tmp_path / 'test.sqlite3'}",
+              "DATABASE_URL": TEST_DATABASE_URL or f"sqlite:///{database}",
               "IMPORT_ROOT": str(tmp_path / "import_root")}
     app = create_app(config)
-    with app.app_context():
-        if TEST_DATABASE_URL:
+    if TEST_DATABASE_URL:
+        with app.app_context():
             _reset_postgres()
-        else:
-            create_or_migrate()
     yield app
     with app.app_context():
         db.session.remove()
