@@ -119,6 +119,14 @@ def app(request, tmp_path, monkeypatch):
         db.engine.dispose()
 
 
+@pytest.fixture(scope="session")
+def embedding_cache(tmp_path_factory) -> str:
+    """One CACHE_DIR per test process for the tests that train: embeddings are keyed by image
+    content, and the generated images (helpers.make_stored_project, the demo's) are the same
+    in every test, so each is computed once per process."""
+    return str(tmp_path_factory.mktemp("cache"))
+
+
 @pytest.fixture
 def client(app):
     """Return a test client for app."""

@@ -74,7 +74,8 @@ def test_import_errors_are_clear(app, runner, hirise_project, tmp_path):
     assert image_count(app) == 0
 
 
-def test_demo_creates_admin_project_and_images_once(app, runner):
+def test_demo_creates_admin_project_and_images_once(app, runner, embedding_cache):
+    app.config["CACHE_DIR"] = embedding_cache
     result = runner.invoke(args=["demo"])
     assert result.exit_code == 0, result.output
     assert "Created admin 'admin' with password: " in result.output
