@@ -30,6 +30,12 @@ from supervising_ui.database import create_or_migrate
 from supervising_ui.extensions import db
 
 
+def pytest_collection_modifyitems(items):
+    """Run the tests marked slow first: pytest-xdist then ends both workers on short tests
+    instead of one worker running a 30 s test while the other has nothing left."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 def _database_of_this_worker(url: str | None) -> str | None:
     """Return url, or under pytest-xdist a database of this worker's own (created if missing)."""
     worker = os.environ.get("PYTEST_XDIST_WORKER")

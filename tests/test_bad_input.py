@@ -92,6 +92,7 @@ def requests_for(method: str, url: str, names: list[str], full: bool):
         yield url, {"data": body, "content_type": content_type}
 
 
+@pytest.mark.slow
 def test_no_route_answers_500_to_malformed_input(app, client, auth, sweep_data, monkeypatch):
     ids, token = sweep_data
     names = field_names()
