@@ -9,7 +9,9 @@ ADMIN ?= admin
 POSTGRES_TEST_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 # pytest-xdist: one worker process per CPU (on PostgreSQL each worker gets its own database,
 # created beside POSTGRES_TEST_URL's); PYTEST_ARGS="-n 0" runs the suite in one process.
-PYTEST_ARGS ?= -n auto
+# worksteal: a worker that runs out of tests takes half of another's queue, so none idles while
+# the other still has a queue (and conftest starts the slow tests first, not last).
+PYTEST_ARGS ?= -n auto --dist worksteal
 
 .PHONY: run lint test test-postgres install install-test schema
 

@@ -12,14 +12,17 @@ Times are ISO 8601 UTC with a Z (timestamps.iso_utc). In CSV, a text cell (or co
 that a spreadsheet would run as a formula, one starting with =, +, -, @, a tab or a carriage
 return, gets a leading single quote (OWASP's rule against CSV injection: file names and
 metadata come from third-party manifests); JSON keeps every value as it is.
+
+pandas is imported by the functions that build frames, not at the top: every console command
+and web process imports this module, few of them export, and pandas takes ~0.4 s to import.
 """
 from __future__ import annotations
 
 import io
 import unicodedata
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-import pandas as pd
 from flask import Blueprint, Response, request
 from sqlalchemy import select
 from sqlalchemy.orm import aliased
@@ -31,6 +34,9 @@ from .extensions import db
 from .learning.consensus import consensus_labels
 from .models import Image, Label, LabelClass, ModelVersion, Project, User
 from .timestamps import iso_utc
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 KINDS = ("labels", "consensus", "manifest")
 FORMATS = ("csv", "json")
@@ -47,6 +53,7 @@ class ExportError(ValueError):
 
 def labels_frame(project: Project) -> pd.DataFrame:
     """Return every label of project, one row each, with suggestion fields and image metadata."""
+    import pandas as pd
     suggested = aliased(LabelClass)
     rows = db.session.execute(
         select(Label.id, Label.image_id, Image.original_name, LabelClass.name, User.username,
@@ -73,6 +80,7 @@ def labels_frame(project: Project) -> pd.DataFrame:
 
 def consensus_frame(project: Project) -> pd.DataFrame:
     """Return one row per labeled image: consensus class (learning.consensus), its votes, agreement."""
+    import pandas as pd
     labels = labels_frame(project)
     columns = ["image_id", "filename", "label", "votes", "labels", "agreement", "complete"]
     if labels.empty:
@@ -101,6 +109,7 @@ def manifest_frame(project: Project) -> pd.DataFrame:
 
 def _with_metadata(frame: pd.DataFrame, metas: list[dict | None]) -> pd.DataFrame:
     """Append the images' metadata as columns; a key that clashes gets a 'meta_' prefix."""
+    import pandas as pd
     meta = pd.DataFrame([m or {} for m in metas], index=frame.index)
     meta.columns = [f"meta_{c}" if c in frame.columns else str(c) for c in meta.columns]
     return pd.concat([frame, meta], axis=1)
@@ -138,6 +147,7 @@ def neutralise_cell(value):
 
 def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:
     """Return a copy of frame whose text cells and column names cannot start a formula."""
+    import pandas as pd
     frame = frame.copy()
     for position in range(frame.shape[1]):
         column = frame.iloc[:, position]

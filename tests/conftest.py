@@ -4,19 +4,36 @@ Set SUPERVISING_UI_TEST_DATABASE_URL (e.g. postgresql+psycopg://postgres@127.0.0
 to run the suite against PostgreSQL instead of a temporary SQLite file. Under pytest-xdist
 (`-n 2`) each worker process gets its own database beside that one (`test_gw0`, ...),
 created on first use, so workers never truncate each other's tables.
+
+PyTorch runs one thread per process here (OMP_NUM_THREADS=1, inherited by the worker, serve
+and console subprocesses the tests start): `-n auto` already runs a test process per core,
+and two threads per process on two busy cores cost 2-4 times the CPU for the same training
+step (spinning threads wait for each other). Set OMP_NUM_THREADS to choose another count.
 """
+import contextlib
 import os
 import re
+import shutil
+import sqlite3
 from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # before anything imports torch
 
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from werkzeug.security import generate_password_hash
 
-from supervising_ui import create_app
+from supervising_ui import create_app, models
 from supervising_ui.accounts import create_user
 from supervising_ui.database import create_or_migrate
 from supervising_ui.extensions import db
+
+
+def pytest_collection_modifyitems(items):
+    """Run the tests marked slow first: pytest-xdist then ends both workers on short tests
+    instead of one worker running a 30 s test while the other has nothing left."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
 def _database_of_this_worker(url: str | None) -> str | None:
@@ -42,6 +59,11 @@ TEST_DATABASE_URL = _database_of_this_worker(os.environ.get("SUPERVISING_UI_TEST
 SHARED_HIRISE = Path(__file__).resolve().parents[2] / "shared" / "data" / "hirise"
 SHARED_MSL = SHARED_HIRISE.parent / "msl"
 PASSWORD = "correct horse battery"
+# Accounts that fixtures create are stored with this cheap scrypt cost: werkzeug's default
+# (scrypt:32768:8:1) costs ~0.17 s of CPU per hash and per login, most of a short test. Logins
+# still check them through werkzeug's real code (the cost is read from the stored hash); the
+# tests about hashing create their own users at the real cost.
+FIXTURE_HASH_METHOD = "scrypt:1024:8:1"
 _schema_ready = False
 
 
@@ -58,27 +80,57 @@ def _reset_postgres() -> None:
         connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
 
 
+@pytest.fixture(scope="session")
+def sqlite_schema(tmp_path_factory) -> Path:
+    """A SQLite database that Alembic brought to the newest schema, once per test process.
+
+    Each test's app starts from a copy (~0.03 s instead of ~0.12 s of migrations). The tests
+    that set up an instance from nothing (init, serve, the worker) still run the migrations.
+    """
+    path = tmp_path_factory.mktemp("schema") / "schema.sqlite3"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SUPERVISING_UI_INSTANCE", str(path.parent / "instance"))
+        app = create_app({"TESTING": True, "SECRET_KEY": "test", "JOB_QUEUE": "memory",
+                          "DATABASE_URL": f"sqlite:///{path}"})
+        with app.app_context():
+            create_or_migrate()
+            db.session.remove()
+            db.engine.dispose()
+    with contextlib.closing(sqlite3.connect(path)) as connection:
+        connection.execute("PRAGMA journal_mode=DELETE")  # all in one file, the WAL emptied
+    return path
+
+
 @pytest.fixture
-def app(tmp_path, monkeypatch):
+def app(request, tmp_path, monkeypatch):
     """Return an app whose instance folder and database are fresh for this test."""
     monkeypatch.setenv("SUPERVISING_UI_INSTANCE", str(tmp_path / "instance"))
     for name in list(os.environ):
         if name.startswith("SUPERVISING_UI_") and name not in (
                 "SUPERVISING_UI_INSTANCE", "SUPERVISING_UI_TEST_DATABASE_URL"):
             monkeypatch.delenv(name)
+    database = tmp_path / "test.sqlite3"
+    if not TEST_DATABASE_URL:
+        shutil.copyfile(request.getfixturevalue("sqlite_schema"), database)
     config = {"TESTING": True, "SECRET_KEY": "test", "JOB_QUEUE": "memory",
-              "DATABASE_URL": TEST_DATABASE_URL or f"sqlite:///{tmp_path / 'test.sqlite3'}",
+              "DATABASE_URL": TEST_DATABASE_URL or f"sqlite:///{database}",
               "IMPORT_ROOT": str(tmp_path / "import_root")}
     app = create_app(config)
-    with app.app_context():
-        if TEST_DATABASE_URL:
+    if TEST_DATABASE_URL:
+        with app.app_context():
             _reset_postgres()
-        else:
-            create_or_migrate()
     yield app
     with app.app_context():
         db.session.remove()
         db.engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def embedding_cache(tmp_path_factory) -> str:
+    """One CACHE_DIR per test process for the tests that train: embeddings are keyed by image
+    content, and the generated images (helpers.make_stored_project, the demo's) are the same
+    in every test, so each is computed once per process."""
+    return str(tmp_path_factory.mktemp("cache"))
 
 
 @pytest.fixture
@@ -93,10 +145,19 @@ def runner(app):
     return app.test_cli_runner()
 
 
+@contextlib.contextmanager
+def cheap_password_hashes():
+    """Inside: passwords set on accounts are hashed with FIXTURE_HASH_METHOD."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(models, "generate_password_hash", lambda password: generate_password_hash(
+            password, method=FIXTURE_HASH_METHOD))
+        yield
+
+
 @pytest.fixture
 def users(app):
     """Create an admin 'ada' and two labelers 'lee' and 'liu'; return their ids by name."""
-    with app.app_context():
+    with app.app_context(), cheap_password_hashes():
         return {name: create_user(name, role=role, password=PASSWORD)[0].id
                 for name, role in (("ada", "admin"), ("lee", "labeler"), ("liu", "labeler"))}
 

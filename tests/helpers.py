@@ -66,10 +66,13 @@ def make_project(name="mars", classes=CLASSES, **settings) -> int:
 
 
 def add_images(project_id: int, count: int, meta=None, start: int = 0) -> list[int]:
-    """Insert image rows without files (enough for assignment); return their ids."""
+    """Insert image rows without files (enough for assignment) in one commit; return their ids.
+
+    meta: the metadata of every image, or a function of the image number that returns it.
+    """
     images = [Image(project_id=project_id, storage_key=storage.storage_key(f"{i:064x}", "jpg"),
                     original_name=f"img_{i:05d}.jpg", content_hash=f"{i:064x}", width=227,
-                    height=227, meta=dict(meta or {}, index=i))
+                    height=227, meta=dict((meta(i) if callable(meta) else meta) or {}, index=i))
               for i in range(start, start + count)]
     db.session.add_all(images)
     db.session.commit()

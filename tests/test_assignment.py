@@ -15,6 +15,7 @@ from supervising_ui.labeling.picking import next_image
 from supervising_ui.labeling.settings import LabelingError
 from supervising_ui.models import Image, Label, Skip, User, utcnow
 
+from .conftest import cheap_password_hashes
 from .helpers import add_images, add_serving_model, make_project, project_of
 
 
@@ -251,8 +252,9 @@ def test_concurrent_claims_never_hand_an_image_out_twice(app):
     with app.app_context():
         project_id = make_project(labels_per_image=1)
         add_images(project_id, 60)
-        labelers = [create_user(f"labeler{i}", password="long enough password")[0].id
-                    for i in range(12)]
+        with cheap_password_hashes():
+            labelers = [create_user(f"labeler{i}", password="long enough password")[0].id
+                        for i in range(12)]
     claims, errors = [], []
 
     def work(user_id):
@@ -288,8 +290,9 @@ def test_concurrent_first_claims_are_all_different(app):
     """Labelers asking at the same instant for uncertainty picks get different images."""
     with app.app_context():
         project_id, ids = _serving_project({}, "least_confidence", audit_share=0.0, count=20)
-        labelers = [create_user(f"u{i}", password="long enough password")[0].id
-                    for i in range(10)]
+        with cheap_password_hashes():
+            labelers = [create_user(f"u{i}", password="long enough password")[0].id
+                        for i in range(10)]
     barrier, handed = threading.Barrier(len(labelers)), []
 
     def work(user_id):

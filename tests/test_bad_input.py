@@ -3,6 +3,7 @@
 Parameter names come from the package's source (every literal handed to ``.get(...)`` and
 similar calls), so a new route or field is swept without editing this test.
 """
+import dataclasses
 import hashlib
 import json
 import re
@@ -12,7 +13,7 @@ from urllib.parse import quote
 import pytest
 
 import supervising_ui
-from supervising_ui import accounts, projects
+from supervising_ui import accounts, demo, projects
 from supervising_ui.extensions import db
 from supervising_ui.models import Job, User
 
@@ -91,6 +92,7 @@ def requests_for(method: str, url: str, names: list[str], full: bool):
         yield url, {"data": body, "content_type": content_type}
 
 
+@pytest.mark.slow
 def test_no_route_answers_500_to_malformed_input(app, client, auth, sweep_data, monkeypatch):
     ids, token = sweep_data
     names = field_names()
@@ -102,6 +104,11 @@ def test_no_route_answers_500_to_malformed_input(app, client, auth, sweep_data, 
     # Jobs the sweep starts (imports, retrains, the demo's model) are queued, not run: the
     # sweep tests how each route parses its input; the jobs have their own tests.
     app.extensions["huey"].immediate = False
+    # The demo's 60 images are drawn once: the sweep loads the demo some 30 times.
+    candidates = demo.demo_candidates()
+    monkeypatch.setattr(demo, "demo_candidates", lambda: [
+        dataclasses.replace(candidate, metadata=dict(candidate.metadata))
+        for candidate in candidates])
     session_headers = {"X-CSRFToken": auth.csrf_token}
     identities = (("anonymous", app.test_client(), {}, False),
                   ("admin token", app.test_client(), {"Authorization": f"Bearer {token}"}, True),

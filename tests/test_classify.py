@@ -14,12 +14,6 @@ from .helpers import LOOP_CLASSES, add_labels, generated_png, make_stored_projec
 NEW_IMAGES = 6
 
 
-@pytest.fixture(scope="module")
-def embedding_cache(tmp_path_factory):
-    """One embedding cache for the module: the generated images are the same in every test."""
-    return str(tmp_path_factory.mktemp("cache"))
-
-
 @pytest.fixture
 def served_project(app, users, embedding_cache):
     """A project of 32 generated images, 24 labeled, with a quick model serving; returns its id."""

@@ -12,12 +12,6 @@ DEMO_IMAGES = 60
 DEMO_LABELS = 36
 
 
-@pytest.fixture(scope="module")
-def embedding_cache(tmp_path_factory):
-    """One embedding cache for the module: the demo images are the same every time."""
-    return str(tmp_path_factory.mktemp("cache"))
-
-
 def check_demo_model(app, labeler_name: str) -> None:
     """The demo project serves a quick model with a prediction for every image."""
     with app.app_context():

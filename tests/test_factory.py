@@ -60,6 +60,7 @@ def test_migrations_match_models(app):
     assert diff == []
 
 
+@pytest.mark.slow
 def test_ml_commands_hang_off_the_app_cli_without_loading_torch_into_web_processes(tmp_path):
     env = {"SUPERVISING_UI_INSTANCE": str(tmp_path), "PATH": "/usr/bin:/bin"}
     probe = ("import sys; from supervising_ui import create_app; create_app(); "

@@ -446,12 +446,12 @@ def test_a_job_that_ignores_shutdown_is_queued_again_after_the_grace_time(
 
 
 def test_a_retrain_failing_while_storing_predictions_leaves_no_version(
-        app, users, monkeypatch, tmp_path):
+        app, users, monkeypatch, embedding_cache):
     """2000 of 3245 predictions, in small: the version, its predictions and folder all go."""
     from supervising_ui.learning import predictions, triggers
 
     from .helpers import add_labels, make_stored_project
-    app.config["CACHE_DIR"] = str(tmp_path / "cache")
+    app.config["CACHE_DIR"] = embedding_cache
     real_write = predictions.write_in_batches
     writes = []
 

@@ -29,12 +29,6 @@ from supervising_ui.models import (
 from .helpers import IMAGE_COUNT, LOOP_CLASSES, add_labels, make_stored_project
 
 
-@pytest.fixture(scope="module")
-def embedding_cache(tmp_path_factory):
-    """One embedding cache for the module: the generated images are the same in every test."""
-    return str(tmp_path_factory.mktemp("cache"))
-
-
 @pytest.fixture
 def loop_app(app, embedding_cache):
     app.config["CACHE_DIR"] = embedding_cache

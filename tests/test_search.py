@@ -29,11 +29,9 @@ def atlas(app, users):
     """A project of 24 images with metadata, a serving model and two human labels."""
     with app.app_context():
         project_id = make_project("mars", classes=CLASSES, group_column="source_id")
-        ids = []
-        for i in range(IMAGES):
-            ids += add_images(project_id, 1, start=i, meta={
-                "instrument": "HiRISE" if i % 2 == 0 else "CTX", "sol": 100 + 10 * i,
-                "source_id": f"ESP_{i % 4}"})
+        ids = add_images(project_id, IMAGES, meta=lambda i: {
+            "instrument": "HiRISE" if i % 2 == 0 else "CTX", "sol": 100 + 10 * i,
+            "source_id": f"ESP_{i % 4}"})
         add_serving_model(project_id, {image_id: probabilities(i) for i, image_id in enumerate(ids)})
         class_ids = {c.name: c.id for c in db.session.query(LabelClass).filter_by(
             project_id=project_id)}

@@ -155,12 +155,13 @@ def test_serve_restarts_a_dead_worker_and_sigterm_ends_every_child(tmp_path, mon
 
 
 def test_kill_9_of_serve_loses_no_acknowledged_label(tmp_path):
-    """benchmarks/reliability.py in small: a few labelers, serve's group killed and restarted
-    (and, on PostgreSQL, the app's connections terminated and the VACUUM check)."""
+    """benchmarks/reliability.py in small: a few labelers, one gunicorn worker, serve's group
+    killed and restarted (and, on PostgreSQL, the app's connections terminated and the VACUUM
+    check)."""
     script = Path(__file__).resolve().parents[1] / "benchmarks" / "reliability.py"
-    argv = [sys.executable, str(script), "--labelers", "3", "--kill-after", "2", "--after", "2",
+    argv = [sys.executable, str(script), "--labelers", "3", "--kill-after", "2", "--after", "1",
             "--images", "1500", "--terminate-at", "1.5", "--terminate-seconds", "3",
-            "--vacuum-labels", "50"]
+            "--vacuum-labels", "50", "--workers", "1"]
     if TEST_DATABASE_URL:
         argv += ["--database-url", TEST_DATABASE_URL]
     env = {k: v for k, v in os.environ.items() if not k.startswith("SUPERVISING_UI_")}

@@ -24,7 +24,13 @@ from supervising_ui.database import create_or_migrate
 from supervising_ui.extensions import db
 from supervising_ui.models import Image, Job, Label, Project, User
 
-from .conftest import PASSWORD, TEST_DATABASE_URL, AuthActions, _reset_postgres
+from .conftest import (
+    PASSWORD,
+    TEST_DATABASE_URL,
+    AuthActions,
+    _reset_postgres,
+    cheap_password_hashes,
+)
 from .helpers import add_labels, make_stored_project
 
 pytestmark = pytest.mark.slow
@@ -49,7 +55,7 @@ def loop(tmp_path, monkeypatch):
     monkeypatch.setenv("SUPERVISING_UI_INSTANCE", str(instance))
     app = create_app({"TESTING": True})
     assert app.config["JOB_QUEUE"] == "sqlite"
-    with app.app_context():
+    with app.app_context(), cheap_password_hashes():
         if TEST_DATABASE_URL:
             _reset_postgres()
         else:
