@@ -60,6 +60,9 @@ DEFAULTS = {
     "RETRAIN_BACKBONE": "efficientnet_lite0",
     # API tokens expire this many days after they are made, unless made with another term.
     "API_TOKEN_DAYS": 90,
+    # Seconds a process remembers who a token or session cookie belongs to (0: ask the
+    # database on every request); a revocation made elsewhere may take this long to count.
+    "LOGIN_CACHE_SECONDS": 5.0,
     "SESSION_COOKIE_HTTPONLY": True,
     "SESSION_COOKIE_SAMESITE": "Lax",
     "WTF_CSRF_TIME_LIMIT": None,
@@ -83,6 +86,7 @@ _ENV_PARSERS = {
     "RETRAIN_MIN_LABELS": int,
     "RETRAIN_BACKBONE": str,
     "API_TOKEN_DAYS": int,
+    "LOGIN_CACHE_SECONDS": float,
 }
 
 
