@@ -21,15 +21,17 @@ _label = Label.__table__
 _skip = Skip.__table__
 
 
-def open_image_conditions(include_put_off: bool, batch_param: str = "batch_id") -> list:
+def open_image_conditions(include_put_off, batch_id=None) -> list:
     """Return the conditions of an image of project :in_project_id that the user :user_id may
     be handed at :now (the bound name is no image column, so that an UPDATE may use it too).
 
-    Only images of the import batch bound to batch_param (None: any image of the project);
-    put-off images of the user only with include_put_off. The caller bounds label_count (a
+    Only images of the import batch batch_id (default: the bound :batch_id; a NULL: any image
+    of the project). include_put_off: True, False or a boolean SQL expression (the images the
+    user put off with Later count only where it is true). The caller bounds label_count (a
     range here would keep SQLite from walking ix_image_pick in random_key order).
     """
-    batch_id = bindparam(batch_param, type_=Integer)
+    if batch_id is None:
+        batch_id = bindparam("batch_id", type_=Integer)
     conditions = [
         IMAGE.c.project_id == bindparam("in_project_id"),
         lease_free_or_mine(bindparam("user_id"), bindparam("now")),
@@ -38,7 +40,9 @@ def open_image_conditions(include_put_off: bool, batch_param: str = "batch_id") 
         IMAGE.c.id != bindparam("exclude_image_id"),
         or_(batch_id.is_(None), IMAGE.c.import_batch_id == batch_id),
     ]
-    if not include_put_off:
-        conditions.append(~exists().where(_skip.c.image_id == IMAGE.c.id,
-                                          _skip.c.user_id == bindparam("user_id")))
+    if include_put_off is not True:
+        not_put_off = ~exists().where(_skip.c.image_id == IMAGE.c.id,
+                                      _skip.c.user_id == bindparam("user_id"))
+        conditions.append(not_put_off if include_put_off is False
+                          else or_(include_put_off, not_put_off))
     return conditions

@@ -2,19 +2,27 @@
 
     WITH step_0 AS (SELECT id, 'held' AS pick ... LIMIT 1 FOR UPDATE SKIP LOCKED),
          step_1 AS (SELECT id, 'uncertainty' AS pick ... LIMIT 1 FOR UPDATE OF image SKIP LOCKED),
-         step_2 AS (... the random walk upward from :start ...), step_3 AS (... wrapped ...),
+         step_2 AS (SELECT found.id, walk.pick
+                    FROM (VALUES ('random', 0, :start, 2.0, false, NULL), ...) AS walk
+                    JOIN LATERAL (SELECT id FROM image WHERE label_count = walk.label_count
+                                  AND random_key >= walk.low AND random_key < walk.high ...
+                                  ORDER BY random_key LIMIT 1 FOR UPDATE SKIP LOCKED) AS found)
     UPDATE image SET leased_to_id = :user_id, lease_expires_at = :expires_at
     FROM (SELECT * FROM step_0 UNION ALL SELECT * FROM step_1 ... LIMIT 1) AS picked
          LEFT JOIN prediction (the serving model's, for the suggestion) ...
     WHERE image.id = picked.id AND (the claim's own conditions again)
     RETURNING image.id, picked.pick, the image fields the page shows, the prediction
 
-PostgreSQL reads a CTE only as far as the outer query asks, and an append of them stops at
-the first row that LIMIT 1 wants: the later steps never run once an earlier one found an
-image, so the statement costs what the step-by-step chain cost in reads, in one round trip
-instead of one per read and claim. Each step locks its one row ``FOR UPDATE SKIP LOCKED``, so
-concurrent claims skip each other's rows and never wait; the row is locked from the read to
-the update within the statement.
+PostgreSQL reads a CTE only as far as the outer query asks, an append of them stops at the
+first row that LIMIT 1 wants, and a VALUES list drives its lateral walk one row at a time:
+the later steps never run once an earlier one found an image, so the statement costs what
+the step-by-step chain cost in reads, in one round trip instead of one per read and claim.
+Each step locks its one row ``FOR UPDATE SKIP LOCKED``, so concurrent claims skip each
+other's rows and never wait; the row stays locked from the read to the update.
+
+A walk row is one random walk of ix_image_pick (a label count, the half above :start or
+the wrapped half below it, the import batch or NULL, with or without put-off images), so the
+statement's text does not grow with labels_per_image.
 
 The steps and their order come from picking.py (held lease, then the serving order, first in
 the priority batch, put-off images last); the conditions from candidates.py.
@@ -25,7 +33,23 @@ import random
 from datetime import datetime
 from functools import lru_cache
 
-from sqlalchemy import and_, bindparam, literal_column, select, union_all, update
+from sqlalchemy import (
+    Boolean,
+    Float,
+    Integer,
+    String,
+    and_,
+    bindparam,
+    cast,
+    column,
+    literal_column,
+    null,
+    select,
+    true,
+    union_all,
+    update,
+    values,
+)
 
 from ..extensions import db
 from ..models import LabelClass, Prediction
@@ -53,7 +77,7 @@ def claim_next(project: ProjectSettings, user_id: int, now: datetime, expires_at
     row = run(statement, in_project_id=project.id, labels_per_image=project.labels_per_image,
               user_id=user_id, now=now, expires_at=expires_at,
               exclude_image_id=after_image_id or -1, batch_id=project.priority_batch_id,
-              whole_project=None, start=random.random(),
+              start=random.random(),
               model_version_id=project.serving_model_id).first()
     db.session.commit()
     if row is None:
@@ -68,13 +92,17 @@ def claim_next(project: ProjectSettings, user_id: int, now: datetime, expires_at
 @lru_cache(maxsize=128)
 def _claim_statement(steps: tuple[Step, ...], labels_per_image: int, serving_order: str):
     """Return the one-statement claim for these steps (built once per shape)."""
-    branches = [_held()]
+    branches, walks = [_held()], []
     for pick, source, scoped in steps:
-        batch_param = "batch_id" if scoped else "whole_project"
         if source == "uncertainty":
-            branches.append(_uncertain(pick, batch_param, serving_order))
+            if walks:
+                branches.append(_walk(walks, labels_per_image))
+                walks = []
+            branches.append(_uncertain(pick, _batch(scoped), serving_order))
         else:
-            branches += _walk(pick, batch_param, labels_per_image, source == "walk_put_off")
+            walks.append((pick, scoped, source == "walk_put_off"))
+    if walks:
+        branches.append(_walk(walks, labels_per_image))
     ctes = [branch.cte(f"step_{index}") for index, branch in enumerate(branches)]
     picked = union_all(*[select(cte.c.id, cte.c.pick) for cte in ctes]).limit(1) \
         .subquery("picked")
@@ -96,14 +124,21 @@ def _claim_statement(steps: tuple[Step, ...], labels_per_image: int, serving_ord
                        *[chosen.c[name] for name in PREDICTION_FIELDS]))
 
 
-def _pick_column(pick: str):
-    """Return the constant column that says how an image was picked."""
-    return literal_column(f"'{pick}'").label("pick")
+def _batch(scoped: bool):
+    """Return the import batch a step keeps to: the bound priority batch, or NULL (any)."""
+    return bindparam("batch_id", type_=Integer) if scoped else cast(null(), Integer)
+
+
+def _constant(value):
+    """Return a constant written into the statement (names and numbers made here, no input)."""
+    if isinstance(value, str):
+        return literal_column(f"'{value}'", String)
+    return literal_column(str(value).lower() if isinstance(value, bool) else repr(value))
 
 
 def _held():
     """The user's own valid lease in this project (a reload burns nothing), soonest to end first."""
-    return (select(IMAGE.c.id, _pick_column("held"))
+    return (select(IMAGE.c.id, _constant("held").label("pick"))
             .where(IMAGE.c.leased_to_id == bindparam("user_id"),
                    IMAGE.c.project_id == bindparam("in_project_id"),
                    IMAGE.c.lease_expires_at > bindparam("now"),
@@ -113,27 +148,35 @@ def _held():
             .with_for_update(skip_locked=True))
 
 
-def _uncertain(pick: str, batch_param: str, serving_order: str):
+def _uncertain(pick: str, batch_id, serving_order: str):
     """The open image the serving model :model_version_id is least sure about."""
-    return (select(IMAGE.c.id, _pick_column(pick))
+    return (select(IMAGE.c.id, _constant(pick).label("pick"))
             .select_from(_prediction.join(IMAGE, IMAGE.c.id == _prediction.c.image_id))
             .where(_prediction.c.model_version_id == bindparam("model_version_id"),
                    IMAGE.c.label_count < bindparam("labels_per_image"),
-                   *open_image_conditions(False, batch_param))
+                   *open_image_conditions(False, batch_id))
             .order_by(UNCERTAINTY_ORDERS[serving_order]).limit(1)
             .with_for_update(skip_locked=True, of=IMAGE))
 
 
-def _walk(pick: str, batch_param: str, labels_per_image: int, include_put_off: bool) -> list:
-    """The random walk of ix_image_pick from :start, wrapping around: per label count (closest
-    to the quota first) one select upward and one below :start."""
-    branches = []
-    for label_count in range(labels_per_image - 1, -1, -1):
-        base = (select(IMAGE.c.id, _pick_column(pick))
-                .where(IMAGE.c.label_count == label_count,
-                       *open_image_conditions(include_put_off, batch_param))
-                .order_by(IMAGE.c.random_key).limit(1)
-                .with_for_update(skip_locked=True))
-        branches += [base.where(IMAGE.c.random_key >= bindparam("start")),
-                     base.where(IMAGE.c.random_key < bindparam("start"))]
-    return branches
+def _walk(walks: list[tuple[str, bool, bool]], labels_per_image: int):
+    """The random walks of ix_image_pick from :start, wrapping around, for each (pick, scoped,
+    with put-off images) in turn: per label count (closest to the quota first) the half
+    upward from :start, then the half below it."""
+    start = bindparam("start", type_=Float)
+    rows = [(_constant(pick), _constant(label_count), low, high, _constant(put_off),
+             _batch(scoped))
+            for pick, scoped, put_off in walks
+            for label_count in range(labels_per_image - 1, -1, -1)
+            for low, high in ((start, _constant(2.0)), (_constant(-1.0), start))]
+    walk = values(column("pick", String), column("label_count", Integer),
+                  column("low", Float), column("high", Float), column("put_off", Boolean),
+                  column("batch_id", Integer), name="walk").data(rows)
+    found = (select(IMAGE.c.id)
+             .where(IMAGE.c.label_count == walk.c.label_count,
+                    IMAGE.c.random_key >= walk.c.low, IMAGE.c.random_key < walk.c.high,
+                    *open_image_conditions(walk.c.put_off, walk.c.batch_id))
+             .order_by(IMAGE.c.random_key).limit(1)
+             .with_for_update(skip_locked=True)
+             .lateral("found"))
+    return select(found.c.id, walk.c.pick).select_from(walk.join(found, true()))
