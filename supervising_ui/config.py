@@ -28,6 +28,9 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULTS = {
     # Database: None means SQLite in the instance folder.
     "DATABASE_URL": None,
+    # PostgreSQL's synchronous_commit for the app's connections: "off" commits without
+    # waiting for the disk (as SQLite's WAL mode here); "on" waits (database.py says why not).
+    "DATABASE_SYNCHRONOUS_COMMIT": "off",
     # Secret key: None means generate once and keep in the instance folder.
     "SECRET_KEY": None,
     # Folder on the server under which admins may import folders and manifests.
@@ -71,6 +74,7 @@ DEFAULTS = {
 # Settings that may come from the environment, and how to parse them.
 _ENV_PARSERS = {
     "DATABASE_URL": str,
+    "DATABASE_SYNCHRONOUS_COMMIT": str,
     "SECRET_KEY": str,
     "IMPORT_ROOT": str,
     "MAX_CONTENT_LENGTH": int,

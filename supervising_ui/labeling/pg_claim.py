@@ -3,7 +3,7 @@
     WITH step_0 AS (SELECT id, 'held' AS pick ... LIMIT 1 FOR UPDATE SKIP LOCKED),
          step_1 AS (SELECT id, 'uncertainty' AS pick ... LIMIT 1 FOR UPDATE OF image SKIP LOCKED),
          step_2 AS (SELECT found.id, walk.pick
-                    FROM (VALUES ('random', 0, :start, 2.0, false, NULL), ...) AS walk
+                    FROM (SELECT 'random', 0, :start, 2.0, false, NULL UNION ALL ...) AS walk
                     JOIN LATERAL (SELECT id FROM image WHERE label_count = walk.label_count
                                   AND random_key >= walk.low AND random_key < walk.high ...
                                   ORDER BY random_key LIMIT 1 FOR UPDATE SKIP LOCKED) AS found)
@@ -14,7 +14,7 @@
     RETURNING image.id, picked.pick, the image fields the page shows, the prediction
 
 PostgreSQL reads a CTE only as far as the outer query asks, an append of them stops at the
-first row that LIMIT 1 wants, and a VALUES list drives its lateral walk one row at a time:
+first row that LIMIT 1 wants, and a list of walks drives its lateral walk one row at a time:
 the later steps never run once an earlier one found an image, so the statement costs what
 the step-by-step chain cost in reads, in one round trip instead of one per read and claim.
 Each step locks its one row ``FOR UPDATE SKIP LOCKED``, so concurrent claims skip each
@@ -34,21 +34,18 @@ from datetime import datetime
 from functools import lru_cache
 
 from sqlalchemy import (
-    Boolean,
     Float,
     Integer,
     String,
     and_,
     bindparam,
     cast,
-    column,
     literal_column,
     null,
     select,
     true,
     union_all,
     update,
-    values,
 )
 
 from ..extensions import db
@@ -59,6 +56,9 @@ from .settings import ProjectSettings
 from .suggestions import PREDICTION_FIELDS
 
 _prediction = Prediction.__table__
+# LIMIT 1 written into the statement: bound, PostgreSQL's generic plan of the prepared
+# statement would not know it and keep planning the statement afresh for each claim.
+_ONE = literal_column("1")
 _class = LabelClass.__table__
 
 # A step: (what the pick is recorded as, where its candidates come from, whether it keeps to
@@ -104,7 +104,7 @@ def _claim_statement(steps: tuple[Step, ...], labels_per_image: int, serving_ord
     if walks:
         branches.append(_walk(walks, labels_per_image))
     ctes = [branch.cte(f"step_{index}") for index, branch in enumerate(branches)]
-    picked = union_all(*[select(cte.c.id, cte.c.pick) for cte in ctes]).limit(1) \
+    picked = union_all(*[select(cte.c.id, cte.c.pick) for cte in ctes]).limit(_ONE) \
         .subquery("picked")
     chosen = (
         select(picked.c.id, picked.c.pick, _prediction.c.label_class_id,
@@ -144,7 +144,7 @@ def _held():
                    IMAGE.c.lease_expires_at > bindparam("now"),
                    IMAGE.c.label_count < bindparam("labels_per_image"),
                    IMAGE.c.id != bindparam("exclude_image_id"))
-            .order_by(IMAGE.c.lease_expires_at).limit(1)
+            .order_by(IMAGE.c.lease_expires_at).limit(_ONE)
             .with_for_update(skip_locked=True))
 
 
@@ -155,7 +155,7 @@ def _uncertain(pick: str, batch_id, serving_order: str):
             .where(_prediction.c.model_version_id == bindparam("model_version_id"),
                    IMAGE.c.label_count < bindparam("labels_per_image"),
                    *open_image_conditions(False, batch_id))
-            .order_by(UNCERTAINTY_ORDERS[serving_order]).limit(1)
+            .order_by(UNCERTAINTY_ORDERS[serving_order]).limit(_ONE)
             .with_for_update(skip_locked=True, of=IMAGE))
 
 
@@ -164,19 +164,19 @@ def _walk(walks: list[tuple[str, bool, bool]], labels_per_image: int):
     with put-off images) in turn: per label count (closest to the quota first) the half
     upward from :start, then the half below it."""
     start = bindparam("start", type_=Float)
-    rows = [(_constant(pick), _constant(label_count), low, high, _constant(put_off),
-             _batch(scoped))
-            for pick, scoped, put_off in walks
-            for label_count in range(labels_per_image - 1, -1, -1)
-            for low, high in ((start, _constant(2.0)), (_constant(-1.0), start))]
-    walk = values(column("pick", String), column("label_count", Integer),
-                  column("low", Float), column("high", Float), column("put_off", Boolean),
-                  column("batch_id", Integer), name="walk").data(rows)
+    # A UNION ALL of one-row selects rather than VALUES: SQLAlchemy caches its compiled form.
+    walk = union_all(*[
+        select(_constant(pick).label("pick"), _constant(label_count).label("label_count"),
+               low.label("low"), high.label("high"), _constant(put_off).label("put_off"),
+               _batch(scoped).label("batch_id"))
+        for pick, scoped, put_off in walks
+        for label_count in range(labels_per_image - 1, -1, -1)
+        for low, high in ((start, _constant(2.0)), (_constant(-1.0), start))]).subquery("walk")
     found = (select(IMAGE.c.id)
              .where(IMAGE.c.label_count == walk.c.label_count,
                     IMAGE.c.random_key >= walk.c.low, IMAGE.c.random_key < walk.c.high,
                     *open_image_conditions(walk.c.put_off, walk.c.batch_id))
-             .order_by(IMAGE.c.random_key).limit(1)
+             .order_by(IMAGE.c.random_key).limit(_ONE)
              .with_for_update(skip_locked=True)
              .lateral("found"))
     return select(found.c.id, walk.c.pick).select_from(walk.join(found, true()))
