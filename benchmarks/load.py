@@ -161,9 +161,12 @@ def insert_images(project_id: int, rows: list[dict]) -> None:
 
 
 def project_of_pool(name: str, rows: list[dict]) -> int:
-    """Create a project over these image rows of the pool; return its id."""
+    """Create a project over these image rows of the pool, indexed for search as an import
+    would have done; return its id."""
+    from supervising_ui.search import index
     project_id = create_project(name)
     insert_images(project_id, rows)
+    index.index_missing(project_id)
     return project_id
 
 

@@ -8,17 +8,25 @@ On PostgreSQL this matters beyond the wait itself: submits in one project take t
 the project's search generation (search/index.py) until their commit, so a commit that waits
 for the disk (about 3.5 ms on the development machine) makes every submit of the project wait.
 """
+import time
 from pathlib import Path
 
 from flask import Flask
 from flask_migrate import upgrade
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session
+from sqlalchemy.pool import Pool
 
 from .extensions import db, migrate
 
 MIGRATIONS_DIR = str(Path(__file__).resolve().parent / "migrations")
+# Connections a process keeps: at least serve's threads per worker (8), so that a busy worker
+# keeps its connections (and their prepared statements) rather than opening and closing more.
+POOL_SIZE = 10
+# A pooled PostgreSQL connection idle this long is checked with a round trip before use.
+PING_AFTER_IDLE_SECONDS = 5.0
 # psycopg prepares a statement on the server once a connection has run it this many times.
 PREPARE_THRESHOLD = 1
 SYNCHRONOUS_COMMIT_MODES = ("off", "local", "remote_write", "on", "remote_apply")
@@ -31,7 +39,7 @@ def init_app(app: Flask) -> None:
         app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"connect_args": {"timeout": 30}})
     else:
         app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {
-            "pool_pre_ping": True, "connect_args": postgres_connect_args(app.config)})
+            "pool_size": POOL_SIZE, "connect_args": postgres_connect_args(app.config)})
     db.init_app(app)
     migrate.init_app(app, db, directory=MIGRATIONS_DIR, render_as_batch=True)
     app.teardown_request(end_read_only_transaction)
@@ -49,6 +57,37 @@ def postgres_connect_args(config) -> dict:
     if config["DATABASE_URL"].startswith("postgresql+psycopg:"):
         options["prepare_threshold"] = PREPARE_THRESHOLD
     return options
+
+
+# --- PostgreSQL connections that sat idle are checked before use -----------------------------
+# (SQLAlchemy's pool_pre_ping would check every one, a round trip per request. A connection
+# that the server dropped while it was in use fails that one request; SQLAlchemy then replaces
+# every connection of the pool made before the failure.)
+
+
+@event.listens_for(Pool, "checkin")
+def _idle_from_now(dbapi_connection, connection_record) -> None:
+    """Note when a connection went back to the pool."""
+    connection_record.info["idle_since"] = time.monotonic()
+
+
+@event.listens_for(Pool, "checkout")
+def _ping_if_idle(dbapi_connection, connection_record, connection_proxy) -> None:
+    """Check a PostgreSQL connection that sat idle a while; a dead one is replaced."""
+    idle_since = connection_record.info.get("idle_since")
+    if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE_SECONDS or \
+            type(dbapi_connection).__module__.startswith("sqlite3"):
+        return
+    try:
+        dbapi_connection.autocommit = True  # the check opens no transaction
+        try:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("SELECT 1")
+            cursor.close()
+        finally:
+            dbapi_connection.autocommit = False
+    except Exception as error:  # any failure: let the pool connect afresh
+        raise DisconnectionError(f"a pooled connection is gone: {error}") from error
 
 
 # --- read-only requests end with COMMIT on PostgreSQL ------------------------------------------
