@@ -426,7 +426,7 @@ def main(argv=None) -> int:
                 print_ratios(n, engines, results)
         for engine in engines:
             if big_sizes:
-                big_projects(engine, big_sizes, pool, run_id, args)
+                big_projects(engine, big_sizes, pool[0], run_id, args)
         status = 0
         if args.servers > 1 and args.retrain_check:
             from load_retrain import retrain_check

@@ -155,17 +155,16 @@ def session_user(session_id: str) -> User | None:
     if match is None:  # e.g. a cookie from before session versions
         return None
     user_id = int(match.group(1))
-    values = login_cache.remembered(("user", user_id), lambda: _user_values(user_id))
-    if values is None or not values["active"] or \
-            values["session_version"] != int(match.group(2)):
+    kept = login_cache.remembered(("user", user_id), lambda: _detached_user(user_id))
+    if kept is None or not kept.active or kept.session_version != int(match.group(2)):
         return None
-    return login_cache.attach(values)
+    return login_cache.attach(kept)
 
 
-def _user_values(user_id: int) -> dict | None:
-    """Return the column values of a user, or None."""
+def _detached_user(user_id: int) -> User | None:
+    """Return a copy of the user that belongs to no session, or None."""
     user = db.session.get(User, user_id)
-    return login_cache.user_values(user) if user is not None else None
+    return login_cache.detached_user(user) if user is not None else None
 
 
 def end_sessions(user: User) -> None:
@@ -237,7 +236,7 @@ def _live_token(digest: str, now) -> dict | None:
     if row is None:
         return None
     user, token_id, expires_at, last_used_at = row
-    return {"user": login_cache.user_values(user), "token_id": token_id,
+    return {"user": login_cache.detached_user(user), "token_id": token_id,
             "expires_at": expires_at, "last_used_at": last_used_at}
 
 

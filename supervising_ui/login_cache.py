@@ -27,7 +27,7 @@ from sqlalchemy.orm.util import identity_key
 from .extensions import db
 from .models import ApiToken, User
 
-# Columns of a user kept here (all of them: the user is rebuilt from these without a query).
+# Columns of a user kept here (all of them: the user joins a session without a query).
 USER_COLUMNS = tuple(column.key for column in User.__table__.columns)
 
 
@@ -86,24 +86,24 @@ def remembered(key: Hashable, load: Callable[[], Any]) -> Any:
     return cache.remembered(key, load)
 
 
-def user_values(user: User) -> dict:
-    """Return the column values of a user, as remembered here."""
-    return {name: getattr(user, name) for name in USER_COLUMNS}
+def detached_user(user: User) -> User:
+    """Return a copy of user that belongs to no session (what the cache keeps)."""
+    copy = User(**{name: getattr(user, name) for name in USER_COLUMNS})
+    make_transient_to_detached(copy)
+    return copy
 
 
-def attach(values: dict) -> User:
-    """Return the session's user with these column values, without a query.
+def attach(kept: User) -> User:
+    """Return the session's user for a copy the cache keeps, without a query.
 
-    The instance already in the session is returned as it is; otherwise a new one is made as
-    if loaded (nothing to flush), so that views may use and change it like any other.
+    The instance already in the session is returned as it is; otherwise a copy of the kept
+    one joins the session as if loaded (nothing to flush), so that views may use and change
+    it like any other. The kept copy itself never joins a session: requests share it.
     """
-    existing = db.session.identity_map.get(identity_key(User, values["id"]))
+    existing = db.session.identity_map.get(identity_key(User, kept.id))
     if existing is not None:
         return existing
-    user = User(**values)
-    make_transient_to_detached(user)
-    db.session.add(user)
-    return user
+    return db.session.merge(kept, load=False)
 
 
 def _forget_current() -> None:
