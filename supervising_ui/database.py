@@ -104,6 +104,12 @@ def _remember_connection(session, transaction, connection) -> None:
     session.info["connection"] = connection
 
 
+def open_connection(session):
+    """Return the connection the session holds now, or None when it holds none."""
+    connection = session.info.get("connection")
+    return None if connection is None or connection.closed else connection
+
+
 @event.listens_for(Engine, "begin")
 def _transaction_begins(connection) -> None:
     """A new transaction has written nothing yet."""
@@ -119,10 +125,10 @@ def _note_writes(connection, cursor, statement, parameters, context, executemany
 
 def end_read_only_transaction(error) -> None:
     """At the end of a request: commit its PostgreSQL transaction if it only read."""
-    connection = db.session.info.pop("connection", None)
-    if error is not None or connection is None or connection.closed or \
-            connection.dialect.name != "postgresql" or not connection.in_transaction() or \
-            connection.info.get("wrote", True):
+    connection = open_connection(db.session())
+    db.session.info.pop("connection", None)
+    if error is not None or connection is None or connection.dialect.name != "postgresql" or \
+            not connection.in_transaction() or connection.info.get("wrote", True):
         return
     session = db.session()
     if not (session.new or session.dirty or session.deleted):

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.skipif(not TEST_DATABASE_URL,
                                 reason="PostgreSQL: set SUPERVISING_UI_TEST_DATABASE_URL")
 
 
-def test_next_is_two_statements_and_a_submit_four(app, client, users):
+def test_next_is_two_statements_that_commit_alone_and_a_submit_four(app, client, users):
     with app.app_context():
         project_id = make_project()
         add_images(project_id, 20)
@@ -25,18 +25,28 @@ def test_next_is_two_statements_and_a_submit_four(app, client, users):
         engine = db.engine
     headers = {"Authorization": f"Bearer {token}"}
     client.get("/api/projects", headers=headers)  # the token is looked up and remembered
-    statements = []
-    event.listen(engine, "before_cursor_execute",
-                 lambda connection, cursor, statement, *rest: statements.append(statement))
+    statements, alone = [], []
+
+    def note(connection, cursor, statement, *rest):
+        statements.append(statement)
+        alone.append(connection.connection.driver_connection.autocommit)
+    event.listen(engine, "before_cursor_execute", note)
     given = client.get(f"/api/projects/{project_id}/next", headers=headers).get_json()
     assert [s.split()[0] for s in statements] == ["SELECT", "WITH"], statements
     assert "FOR UPDATE SKIP LOCKED" in statements[1] and "RETURNING" in statements[1]
+    assert alone == [True, True], "no BEGIN/COMMIT round trips around the settings and claim"
     statements.clear()
+    alone.clear()
+    assert client.get(given["image_url"], headers=headers).status_code == 404  # no file here
+    assert alone == [True]
+    statements.clear()
+    alone.clear()
     response = client.post(f"/api/images/{given['image_id']}/labels", headers=headers,
                            json={"label": "crater", "request_id": str(uuid.uuid4())})
     assert response.status_code == 201
-    # The image with its project; the count and the label; the votes; the search row.
-    assert len(statements) == 4, statements
+    # The image with its project; the count and the label; the votes; the search row: in one
+    # transaction.
+    assert len(statements) == 4 and not any(alone), statements
 
 
 def test_the_claim_stops_at_the_first_step_that_finds_an_image(app, users):

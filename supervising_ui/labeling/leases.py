@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import bindparam, or_, select, update
 
+from ..database import open_connection
 from ..extensions import db
 from ..models import Image
 from .settings import ProjectSettings, lease_seconds
@@ -55,6 +56,17 @@ def run(statement, **params):
 def is_postgres() -> bool:
     """Return whether the session talks to PostgreSQL."""
     return db.engine.dialect.name == "postgresql"
+
+
+def statements_commit_alone() -> None:
+    """On PostgreSQL, let each statement of this request commit by itself: no BEGIN and no
+    COMMIT, two round trips fewer, and a claim's row lock ends with its statement.
+
+    Only for requests that read, or whose writes are each one statement (the claim); a request
+    that already holds a connection (a token looked up afresh) keeps its transaction.
+    """
+    if is_postgres() and open_connection(db.session()) is None:
+        db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
 
 
 def lease_free_or_mine(user_id, now):
