@@ -97,6 +97,7 @@ def api_next(project_id):
 
 
 @blueprint.get("/api/projects/<int:project_id>/progress")
+@one_statement_writes
 def api_progress(project_id):
     """Return the user's labels today and the project's done/total images."""
     project = _project(project_id)
