@@ -11,8 +11,8 @@ submit/later request), lost labels (accepted submits missing from the admin CSV 
 client's and the servers' CPU and, on PostgreSQL, the CPU of the database's backends.
 
 Several --database-url values run side by side: each round runs on every database back to back
-(same machine, same minute), one row each, then the ratios to the first. "sqlite" is a SQLite
-file in the temporary instance (the default).
+(same machine, same minute; every other round in the reverse order), one row each, then the
+ratios to the first. "sqlite" is a SQLite file in the temporary instance (the default).
 
 --servers K (K > 1) starts K `supervising-ui serve` processes per database (gunicorn and a job
 worker each, on their own ports, sharing the instance folder) and spreads the labelers over
@@ -419,7 +419,11 @@ def main(argv=None) -> int:
             print("\nCPU in cores x 100 % (client: this process; server: the app's processes; "
                   "db: PostgreSQL's backends); load average before/after\n" + HEADER, flush=True)
         for index, n in enumerate(sizes):
-            results = [run_round(engine, index, n, args) for engine in engines]
+            # Every other round in the reverse order: the machine's load drifts within a round
+            # pair, and neither database should always run second.
+            order = engines if index % 2 == 0 else engines[::-1]
+            measured = {id(engine): run_round(engine, index, n, args) for engine in order}
+            results = [measured[id(engine)] for engine in engines]
             for engine, result in zip(engines, results, strict=True):
                 print_row(n, engine, result)
             if len(engines) > 1:
