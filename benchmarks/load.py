@@ -1,58 +1,80 @@
-"""Load benchmark of labeling: simulated labelers against gunicorn on 127.0.0.1.
+"""Load benchmark of labeling: simulated labelers against the app's servers on 127.0.0.1.
 
 For each N in --labelers it creates a fresh project (lpi 1) over a pool of distinct 227x227
 grayscale JPEGs (the HiRISE crops when ../shared/data/hirise is present, topped up with
 generated ones), starts N labeler threads that each loop over the JSON API with a keep-alive
-connection and an API token, with no think time: GET next, GET the image, then POST a label
+connection and an API token: GET next, GET the image, a pause (--think-ms), then POST a label
 (or, with probability --later-share, POST later), for --seconds. It prints labels/s, p50/p95/p99
 latency of next and submit, failed requests, duplicate concurrent assignments (two labelers
 holding the same image at once on the client's timeline: from next's response to the
-submit/later request), lost labels (accepted submits missing from the admin CSV export) and
-the client's own CPU use.
+submit/later request), lost labels (accepted submits missing from the admin CSV export), the
+client's and the servers' CPU and, on PostgreSQL, the CPU of the database's backends.
 
-Then it times GET next over HTTP on projects of --big-sizes images (rows inserted in bulk,
-no files: the API never reads the file for next), each followed by an untimed submit, and
-prints the ratio of the medians.
+Several --database-url values run side by side: each round runs on every database back to back
+(same machine, same minute; every other round in the reverse order), one row each, then the
+ratios to the first. "sqlite" is a SQLite file in the temporary instance (the default).
+
+--servers K (K > 1) starts K `supervising-ui serve` processes per database (gunicorn and a job
+worker each, on their own ports, sharing the instance folder) and spreads the labelers over
+them round-robin; PostgreSQL's servers share the job queue --job-queue (Redis), SQLite's the
+SQLite queue file of the instance. Afterwards a retrain is started through the first server
+and followed through the second: it must run once, by one job worker, and its suggestions must
+show on every server.
+
+Then (one server) it times GET next over HTTP on projects of --big-sizes images (rows inserted
+in bulk, no files: the API never reads the file for next), each followed by an untimed submit,
+and prints the ratio of the medians.
 
 Examples:
   .venv/bin/python benchmarks/load.py                       # SQLite in a temporary instance
-  .venv/bin/python benchmarks/load.py --database-url postgresql+psycopg://postgres@127.0.0.1:5432/bench
-  .venv/bin/python benchmarks/load.py --labelers 32 --seconds 10 --big-sizes ""
+  .venv/bin/python benchmarks/load.py --labelers 32 --think-ms 150 --big-sizes "" \\
+      --database-url sqlite --database-url postgresql+psycopg://postgres@127.0.0.1:5432/bench
+  .venv/bin/python benchmarks/load.py --servers 2 --job-queue redis://127.0.0.1:6379/2 \\
+      --database-url postgresql+psycopg://postgres@127.0.0.1:5432/bench --big-sizes ""
 Only traffic to 127.0.0.1. A PostgreSQL database should be a scratch one: the benchmark
 migrates it and deletes what it created at the end.
 """
 from __future__ import annotations
 
 import argparse
-import csv
-import http.client
 import io
 import json
 import os
 import random
 import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 import uuid
-from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+# The labelers and servers live beside this script; reliability.py imports them from here.
+from load_client import (  # noqa: E402
+    CLASSES,
+    Client,
+    LabelerRecord,
+    duplicate_assignments,
+    exported_label_ids,
+    labeler_loop,
+    percentile_ms,
+)
+from load_servers import ROOT, database_cpu_seconds, free_port, gunicorn, serve  # noqa: E402
+
 HIRISE = ROOT.parent / "shared" / "data" / "hirise"
-CLASSES = ["crater", "dark_dune", "bright_dune", "streak", "other", "edge"]
+__all__ = ["CLASSES", "Client", "ROOT", "create_accounts", "create_project", "delete_created",
+           "free_port", "insert_bulk_rows", "synthetic_jpeg"]
 
 
 def parse_args(argv=None):
     """Return the command-line options."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--database-url", default=None,
-                        help="SQLAlchemy URL (default: SQLite in a temporary instance)")
+    parser.add_argument("--database-url", action="append", default=None,
+                        help="SQLAlchemy URL, or 'sqlite' for a file in the temporary instance; "
+                             "repeat it to run databases side by side (default: sqlite)")
     parser.add_argument("--labelers", default="1,8,32,64", help="comma-separated N values")
     parser.add_argument("--seconds", type=float, default=20.0, help="duration of each round")
     parser.add_argument("--images", type=int, default=8000, help="distinct images per project")
@@ -60,15 +82,28 @@ def parse_args(argv=None):
     parser.add_argument("--think-ms", type=float, default=0.0,
                         help="mean time a labeler looks at an image before deciding "
                              "(uniform 0..2x mean; 0: no pause, a saturation test)")
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers per server")
     parser.add_argument("--threads", type=int, default=8, help="gunicorn threads per worker")
+    parser.add_argument("--servers", type=int, default=1,
+                        help="servers per database (more than 1: `serve` processes)")
+    parser.add_argument("--job-queue", default=None,
+                        help="job queue of PostgreSQL's servers, e.g. redis://127.0.0.1:6379/2 "
+                             "(needed with --servers above 1)")
+    parser.add_argument("--retrain-check", action=argparse.BooleanOptionalAction, default=True,
+                        help="with several servers, check a retrain started through one")
     parser.add_argument("--big-sizes", default="10000,1000000",
                         help="project sizes for the next-latency test ('' to skip)")
     parser.add_argument("--big-requests", type=int, default=300)
     parser.add_argument("--keep", action="store_true", help="keep the temporary instance")
     parser.add_argument("--access-log", default=None,
-                        help="write gunicorn's access log with server-side request times here")
-    return parser.parse_args(argv)
+                        help="one server: write gunicorn's access log with server-side request "
+                             "times here")
+    args = parser.parse_args(argv)
+    args.database_url = args.database_url or ["sqlite"]
+    if args.servers > 1 and not (args.job_queue or "").startswith("redis://") and \
+            any(url != "sqlite" for url in args.database_url):
+        parser.error("--servers above 1 on PostgreSQL needs --job-queue redis://...")
+    return args
 
 
 # --- set-up --------------------------------------------------------------------------------
@@ -125,6 +160,16 @@ def insert_images(project_id: int, rows: list[dict]) -> None:
         db.session.commit()
 
 
+def project_of_pool(name: str, rows: list[dict]) -> int:
+    """Create a project over these image rows of the pool, indexed for search as an import
+    would have done; return its id."""
+    from supervising_ui.search import index
+    project_id = create_project(name)
+    insert_images(project_id, rows)
+    index.index_missing(project_id)
+    return project_id
+
+
 def insert_bulk_rows(project_id: int, count: int, template: dict) -> None:
     """Insert count image rows without files, fast (COPY on PostgreSQL, executemany on SQLite)."""
     from supervising_ui.extensions import db
@@ -162,246 +207,90 @@ def create_accounts(run_id: str, count: int) -> tuple[list[str], str]:
     return tokens, create_api_token(admin)
 
 
-def free_port() -> int:
-    """Return a free TCP port on 127.0.0.1."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def start_server(env: dict, port: int, workers: int, threads: int,
-                 access_log: str | None = None) -> subprocess.Popen:
-    """Start gunicorn (gthread) on 127.0.0.1:port and wait until it answers."""
-    command = [sys.executable, "-m", "gunicorn", "--workers", str(workers),
-               "--worker-class", "gthread", "--threads", str(threads),
-               "--bind", f"127.0.0.1:{port}", "--log-level", "warning",
-               "supervising_ui:create_app()"]
-    if access_log:  # %(M)s: milliseconds the server spent on the request
-        command[-1:-1] = ["--access-logfile", access_log,
-                          "--access-logformat", '%(m)s %(U)s %(s)s %(M)s']
-    server = subprocess.Popen(command, env=env, cwd=ROOT)
-    for _ in range(200):
-        try:
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            connection.request("GET", "/login")
-            if connection.getresponse().status == 200:
-                return server
-        except OSError:
-            time.sleep(0.1)
-    server.terminate()
-    raise SystemExit("gunicorn did not start")
-
-
-# --- the simulated labelers ------------------------------------------------------------------
+# --- one database under test ------------------------------------------------------------------
 
 @dataclass
-class LabelerRecord:
-    """What one simulated labeler saw."""
+class Engine:
+    """A database under test: its app (in this process), accounts, projects and servers."""
 
-    next_latencies: list = field(default_factory=list)
-    submit_latencies: list = field(default_factory=list)
-    # (image_id, held_from, held_until): from next's response to the submit/later request.
-    holdings: list = field(default_factory=list)
-    accepted: list = field(default_factory=list)  # label ids the server acknowledged
-    labels: int = 0
-    failures: int = 0
-    failure_examples: list = field(default_factory=list)
-    exhausted: bool = False
+    name: str
+    url: str
+    app: object
+    env: dict
+    tokens: list = field(default_factory=list)
+    admin_token: str = ""
+    projects: list = field(default_factory=list)  # one per round
+    created: list = field(default_factory=list)
+    servers: list = field(default_factory=list)
 
+    @property
+    def database_name(self) -> str | None:
+        """PostgreSQL's database name (its backends' process titles carry it), else None."""
+        return None if self.name == "sqlite" else self.url.rsplit("/", 1)[1].split("?")[0]
 
-class Client:
-    """A minimal keep-alive HTTP/1.1 client over a raw socket (http.client's header parsing
-    costs several times more CPU, which the server would miss on a 2-core machine)."""
-
-    def __init__(self, port: int, token: str | None):
-        self.port = port
-        # No token: an anonymous client (an Authorization header with a bad token is a 401).
-        self.auth = f"Authorization: Bearer {token}\r\n" if token else ""
-        self.sock = None
-        self.buffer = b""
-
-    def _connect(self) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", self.port), timeout=30)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.buffer = b""
-
-    def request(self, method: str, path: str, body: dict | None = None) -> tuple[int, bytes]:
-        """Send one request; return (status, body bytes). Raises OSError on a broken link."""
-        payload = json.dumps(body).encode() if body is not None else b""
-        head = (f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{self.auth}"
-                f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n")
-        try:
-            if self.sock is None:
-                self._connect()
-            self.sock.sendall(head.encode() + payload)
-            return self._response()
-        except (OSError, ValueError):
-            self.close()
-            raise
-
-    def _read_until(self, marker: bytes) -> bytes:
-        while marker not in self.buffer:
-            self._fill()
-        found, _, self.buffer = self.buffer.partition(marker)
-        return found
-
-    def _read_exactly(self, count: int) -> bytes:
-        while len(self.buffer) < count:
-            self._fill()
-        found, self.buffer = self.buffer[:count], self.buffer[count:]
-        return found
-
-    def _fill(self) -> None:
-        chunk = self.sock.recv(65536)
-        if not chunk:
-            raise ConnectionError("server closed the connection")
-        self.buffer += chunk
-
-    def _response(self) -> tuple[int, bytes]:
-        head = self._read_until(b"\r\n\r\n").decode("latin-1").split("\r\n")
-        status = int(head[0].split(" ", 2)[1])
-        headers = {}
-        for line in head[1:]:
-            name, _, value = line.partition(":")
-            headers[name.strip().lower()] = value.strip()
-        if headers.get("transfer-encoding", "").lower() == "chunked":
-            body = b""
-            while True:
-                size = int(self._read_until(b"\r\n").split(b";")[0], 16)
-                body += self._read_exactly(size)
-                self._read_until(b"\r\n")
-                if size == 0:
-                    break
-        else:
-            body = self._read_exactly(int(headers.get("content-length", "0")))
-        if headers.get("connection", "").lower() == "close":
-            self.close()
-        return status, body
-
-    def close(self) -> None:
-        """Close the connection (the next request reconnects)."""
-        if self.sock is not None:
-            self.sock.close()
-        self.sock = None
+    def ports(self) -> list[int]:
+        """The ports of this database's servers."""
+        return [server.port for server in self.servers]
 
 
-def labeler_loop(port: int, token: str, project_id: int, deadline: float, later_share: float,
-                 think_seconds: float, record: LabelerRecord, seed: int) -> None:
-    """Label as fast as the server answers until the deadline."""
-    rng = random.Random(seed)
-    client = Client(port, token)
-
-    def fail(what):
-        record.failures += 1
-        if len(record.failure_examples) < 3:
-            record.failure_examples.append(what)
-
-    while time.perf_counter() < deadline:
-        try:
+def set_up_engine(url: str, instance: Path, base_env: dict, args, run_id: str, sizes: list[int],
+                  pool_holder: list) -> Engine:
+    """Migrate the database, store the image pool (once), create accounts and projects."""
+    from supervising_ui import create_app
+    from supervising_ui.database import create_or_migrate
+    resolved = f"sqlite:///{instance / 'supervising_ui.sqlite3'}" if url == "sqlite" else url
+    env = dict(base_env, SUPERVISING_UI_DATABASE_URL=resolved)
+    if args.servers > 1:
+        env["SUPERVISING_UI_JOB_QUEUE"] = "sqlite" if url == "sqlite" else args.job_queue
+    app = create_app({"DATABASE_URL": resolved})
+    engine = Engine(resolved.split(":", 1)[0], resolved, app, env)
+    with app.app_context():
+        create_or_migrate()
+        if not pool_holder:
             started = time.perf_counter()
-            status, body = client.request("GET", f"/api/projects/{project_id}/next")
-            held_from = time.perf_counter()
-            record.next_latencies.append(held_from - started)
-            if status == 204:
-                record.exhausted = True
-                return
-            if status != 200:
-                fail(f"next {status} {body[:200]!r}")
-                continue
-            given = json.loads(body)
-            status, image = client.request("GET", given["image_url"])
-            if status != 200 or not image:
-                fail(f"image {status}")
-            if think_seconds:
-                time.sleep(rng.uniform(0, 2 * think_seconds))
-            if rng.random() < later_share:
-                held_until = time.perf_counter()
-                status, body = client.request("POST", f"/api/images/{given['image_id']}/later")
-                if status != 200:
-                    fail(f"later {status} {body[:200]!r}")
-            else:
-                decision = {"label": rng.choice(CLASSES), "request_id": str(uuid.uuid4()),
-                            "seconds_spent": held_from - started}
-                held_until = time.perf_counter()
-                status, body = client.request("POST", f"/api/images/{given['image_id']}/labels",
-                                              decision)
-                record.submit_latencies.append(time.perf_counter() - held_until)
-                if status in (200, 201):
-                    record.accepted.append(json.loads(body)["id"])
-                    record.labels += 1
-                else:
-                    fail(f"submit {status} {body[:200]!r}")
-            record.holdings.append((given["image_id"], held_from, held_until))
-        except (OSError, ValueError) as error:
-            fail(repr(error))
+            pool_holder.append(image_pool(app, args.images))
+            print(f"stored {len(pool_holder[0])} distinct images in "
+                  f"{time.perf_counter() - started:.1f} s "
+                  f"({'HiRISE crops first' if HIRISE.exists() else 'generated'})", flush=True)
+        engine.tokens, engine.admin_token = create_accounts(run_id, max(sizes + [2]))
+        for index, n in enumerate(sizes):
+            engine.projects.append(project_of_pool(f"load-{run_id}-{index}-{n}", pool_holder[0]))
+            engine.created.append(engine.projects[-1])
+        from supervising_ui.extensions import db
+        db.session.remove()
+        db.engine.dispose()  # this process holds no connection while the servers run
+    return engine
 
 
-def duplicate_assignments(records: list[LabelerRecord]) -> int:
-    """Count pairs of labelers holding the same image at overlapping times."""
-    by_image = defaultdict(list)
-    for labeler, record in enumerate(records):
-        for image_id, held_from, held_until in record.holdings:
-            by_image[image_id].append((held_from, held_until, labeler))
-    duplicates = 0
-    for holdings in by_image.values():
-        holdings.sort()
-        for index, (_start, end, labeler) in enumerate(holdings):
-            for other_start, _, other in holdings[index + 1:]:
-                if other_start >= end:
-                    break
-                duplicates += other != labeler
-    return duplicates
+def start_servers(engine: Engine, instance: Path, args) -> None:
+    """Start this database's server(s): gunicorn alone, or --servers `serve` processes."""
+    for index in range(args.servers):
+        port = free_port()
+        if args.servers == 1:
+            server = gunicorn(engine.env, port, args.workers, args.threads, args.access_log)
+        else:
+            server = serve(engine.env, port, args.workers, args.threads,
+                           instance / f"serve-{engine.name.split('+')[0]}-{index}.log")
+        engine.servers.append(server)
+        server.start()
 
 
-def exported_label_ids(port: int, admin_token: str, project_id: int) -> set[int]:
-    """Return the label ids of the project's labels export (CSV over HTTP)."""
-    client = Client(port, admin_token)
-    status, body = client.request("GET", f"/admin/projects/{project_id}/export?kind=labels"
-                                         f"&format=csv")
-    if status != 200:
-        raise SystemExit(f"export failed: {status} {body[:300]!r}")
-    return {int(row["label_id"]) for row in csv.DictReader(io.StringIO(body.decode()))}
+# --- a round ---------------------------------------------------------------------------------
 
-
-def percentile_ms(values: list[float], q: float) -> float:
-    """Return the q-th percentile of values (seconds) in milliseconds."""
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return 1000 * ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
-
-
-def server_cpu_seconds(server: subprocess.Popen) -> float:
-    """Return the CPU seconds used so far by gunicorn's master and workers (Linux /proc)."""
-    pids = [server.pid]
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == server.pid:
-                pids.append(int(entry.name))
-    total = 0.0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        except OSError:
-            pass
-    return total
-
-
-def run_round(port, tokens, admin_token, project_id, seconds, later_share, think_seconds,
-              server) -> dict:
-    """Run len(tokens) labelers for seconds; return the measured figures."""
-    records = [LabelerRecord() for _ in tokens]
-    deadline = time.perf_counter() + seconds
+def run_round(engine: Engine, index: int, n: int, args) -> dict:
+    """Run round index (n labelers, --seconds) against engine's servers; return the figures."""
+    records = [LabelerRecord() for _ in range(n)]
+    ports = engine.ports()
+    deadline = time.perf_counter() + args.seconds
     threads = [threading.Thread(target=labeler_loop, daemon=True,
-                                args=(port, token, project_id, deadline, later_share,
-                                      think_seconds, record, i))
-               for i, (token, record) in enumerate(zip(tokens, records, strict=True))]
-    cpu_before, server_before = time.process_time(), server_cpu_seconds(server)
+                                args=(ports[i % len(ports)], engine.tokens[i],
+                                      engine.projects[index], deadline, args.later_share,
+                                      args.think_ms / 1000, records[i], i))
+               for i in range(n)]
+    load_before = os.getloadavg()[0]
+    cpu_before = time.process_time()
+    server_before = sum(server.cpu_seconds() for server in engine.servers)
+    database_before = database_cpu_seconds(engine.database_name)
     started = time.perf_counter()
     for thread in threads:
         thread.start()
@@ -409,21 +298,54 @@ def run_round(port, tokens, admin_token, project_id, seconds, later_share, think
         thread.join()
     elapsed = time.perf_counter() - started
     client_cpu = time.process_time() - cpu_before
-    server_cpu = server_cpu_seconds(server) - server_before
+    server_cpu = sum(server.cpu_seconds() for server in engine.servers) - server_before
+    database_cpu = database_cpu_seconds(engine.database_name) - database_before
     accepted = [label_id for record in records for label_id in record.accepted]
-    exported = exported_label_ids(port, admin_token, project_id)
+    exported = exported_label_ids(ports[0], engine.admin_token, engine.projects[index])
     return {
-        "labelers": len(tokens), "seconds": elapsed,
         "labels": len(accepted), "labels_per_s": len(accepted) / elapsed,
-        "next": [l for r in records for l in r.next_latencies],
-        "submit": [l for r in records for l in r.submit_latencies],
-        "failed": sum(r.failures for r in records),
-        "failure_examples": [e for r in records for e in r.failure_examples][:5],
+        "next": [latency for record in records for latency in record.next_latencies],
+        "submit": [latency for record in records for latency in record.submit_latencies],
+        "failed": sum(record.failures for record in records),
+        "failure_examples": [e for record in records for e in record.failure_examples][:5],
         "duplicates": duplicate_assignments(records),
         "lost": len(set(accepted) - exported), "exported": len(exported),
-        "exhausted": any(r.exhausted for r in records),
+        "exhausted": any(record.exhausted for record in records),
         "client_cpu": client_cpu / elapsed, "server_cpu": server_cpu / elapsed,
+        "database_cpu": database_cpu / elapsed, "load": (load_before, os.getloadavg()[0]),
     }
+
+
+HEADER = (f"{'N':>3} {'database':<11} {'labels/s':>8} {'labels':>6} {'next p50/p95/p99 ms':>21} "
+          f"{'submit p50/p95/p99 ms':>22} {'failed':>6} {'dup':>3} {'lost':>4} "
+          f"{'client':>6} {'server':>6} {'db':>5} {'load':>9}")
+
+
+def _latencies(values: list[float]) -> str:
+    """Return 'p50/p95/p99' in milliseconds."""
+    return "/".join(f"{percentile_ms(values, q):.1f}" for q in (50, 95, 99))
+
+
+def print_row(n: int, engine: Engine, result: dict) -> None:
+    """Print one round's figures (CPU in cores x 100 %, load average before/after)."""
+    print(f"{n:>3} {engine.name.split('+')[0]:<11} {result['labels_per_s']:>8.1f} "
+          f"{result['labels']:>6} {_latencies(result['next']):>21} "
+          f"{_latencies(result['submit']):>22} {result['failed']:>6} {result['duplicates']:>3} "
+          f"{result['lost']:>4} {result['client_cpu']:>6.0%} {result['server_cpu']:>6.0%} "
+          f"{result['database_cpu']:>5.0%} {result['load'][0]:>4.1f}/{result['load'][1]:<4.1f}"
+          + ("  (ran out of images)" if result["exhausted"] else ""), flush=True)
+    for example in result["failure_examples"]:
+        print(f"    failure: {example}")
+
+
+def print_ratios(n: int, engines: list[Engine], results: list[dict]) -> None:
+    """Print each database's labels/s and p99 of next relative to the first database's."""
+    first = results[0]
+    for engine, result in zip(engines[1:], results[1:], strict=True):
+        print(f"{'':>3} {engine.name.split('+')[0]} / {engines[0].name.split('+')[0]}: "
+              f"labels/s {result['labels_per_s'] / first['labels_per_s']:.0%}, p99 next "
+              f"{percentile_ms(result['next'], 99):.1f} vs "
+              f"{percentile_ms(first['next'], 99):.1f} ms", flush=True)
 
 
 def big_project_latency(port, token, project_id, requests) -> list[float]:
@@ -444,91 +366,87 @@ def big_project_latency(port, token, project_id, requests) -> list[float]:
     return latencies[10:]  # the first few warm the caches of a fresh project
 
 
-# --- main ----------------------------------------------------------------------------------
+def big_projects(engine: Engine, big_sizes: list[int], pool: list, run_id: str, args) -> None:
+    """Print the latency of next by project size, and the ratio of the medians."""
+    print(f"\n{engine.name}: GET next over HTTP (one labeler, each followed by a submit), "
+          f"by project size:")
+    medians = {}
+    for size in big_sizes:
+        with engine.app.app_context():
+            project_id = create_project(f"big-{run_id}-{size}")
+            engine.created.append(project_id)
+            started = time.perf_counter()
+            insert_bulk_rows(project_id, size, pool[0])
+            inserted = time.perf_counter() - started
+        latencies = big_project_latency(engine.ports()[0], engine.tokens[0], project_id,
+                                        args.big_requests)
+        medians[size] = statistics.median(latencies)
+        print(f"{size:>9} images (inserted in {inserted:.1f} s): next p50 "
+              f"{percentile_ms(latencies, 50):.2f} ms, p95 {percentile_ms(latencies, 95):.2f}"
+              f" ms, p99 {percentile_ms(latencies, 99):.2f} ms", flush=True)
+    if len(medians) > 1:
+        smallest, largest = min(medians), max(medians)
+        print(f"median next at {largest} / at {smallest} images: "
+              f"{medians[largest] / medians[smallest]:.2f}x")
 
-def main(argv=None) -> None:
-    """Set up, run every round and the big-project test, print the figures."""
+
+# --- main ------------------------------------------------------------------------------------
+
+def main(argv=None) -> int:
+    """Set up every database, run every round on each back to back, print the figures."""
     args = parse_args(argv)
     sizes = [int(n) for n in args.labelers.split(",") if n]
-    big_sizes = [int(n) for n in args.big_sizes.split(",") if n]
+    big_sizes = [int(n) for n in args.big_sizes.split(",") if n] if args.servers == 1 else []
     instance = Path(tempfile.mkdtemp(prefix="supervising_ui_load_"))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SUPERVISING_UI_")}
-    env.update(SUPERVISING_UI_INSTANCE=str(instance), SUPERVISING_UI_SECRET_KEY="benchmark",
-               SUPERVISING_UI_JOB_QUEUE="memory")
-    if args.database_url:
-        env["SUPERVISING_UI_DATABASE_URL"] = args.database_url
-    os.environ.update(env)
+    base_env = {k: v for k, v in os.environ.items() if not k.startswith("SUPERVISING_UI_")}
+    base_env.update(SUPERVISING_UI_INSTANCE=str(instance), SUPERVISING_UI_SECRET_KEY="benchmark",
+                    SUPERVISING_UI_JOB_QUEUE="memory",
+                    SUPERVISING_UI_EMBEDDING_CACHE=str(instance / "embeddings"))
+    os.environ.update(base_env)
     sys.path.insert(0, str(ROOT))
-    from supervising_ui import create_app
-    from supervising_ui.database import create_or_migrate
-    app = create_app()
-    run_id = uuid.uuid4().hex[:6]
-    created_projects = []
-    with app.app_context():
-        create_or_migrate()
-        backend = app.config["SQLALCHEMY_DATABASE_URI"].split(":", 1)[0]
-        print(f"backend {backend}; gunicorn gthread {args.workers} workers x {args.threads} "
-              f"threads; {os.cpu_count()} CPUs; {args.seconds:.0f} s per round; "
-              f"Later share {args.later_share}; think time {args.think_ms:.0f} ms mean",
-              flush=True)
-        started = time.perf_counter()
-        pool = image_pool(app, args.images)
-        print(f"stored {len(pool)} distinct images in {time.perf_counter() - started:.1f} s "
-              f"({'HiRISE crops first' if HIRISE.exists() else 'generated'})", flush=True)
-        tokens, admin_token = create_accounts(run_id, max(sizes + [1]))
-        projects = {}
-        for n in sizes:
-            projects[n] = create_project(f"load-{run_id}-{n}")
-            insert_images(projects[n], pool)
-            created_projects.append(projects[n])
-    port = free_port()
-    server = start_server(env, port, args.workers, args.threads, args.access_log)
+    run_id, pool, engines = uuid.uuid4().hex[:6], [], []
+    kind = "gunicorn gthread" if args.servers == 1 else f"{args.servers} x serve (gunicorn gthread"
+    print(f"{kind} {args.workers} workers x {args.threads} threads"
+          f"{')' if args.servers > 1 else ''} per database; {os.cpu_count()} CPUs; "
+          f"{args.seconds:.0f} s per round; Later share {args.later_share}; think time "
+          f"{args.think_ms:.0f} ms mean; load average {os.getloadavg()[0]:.1f}", flush=True)
     try:
+        for url in args.database_url:
+            engines.append(set_up_engine(url, instance, base_env, args, run_id, sizes, pool))
+        for engine in engines:
+            start_servers(engine, instance, args)
         if sizes:
-            print(f"\n{'N':>3} {'labels/s':>9} {'labels':>7} {'next p50/p95/p99 ms':>22} "
-                  f"{'submit p50/p95/p99 ms':>24} {'failed':>6} {'dup':>4} {'lost':>5} "
-                  f"{'client CPU':>10} {'server CPU':>10}", flush=True)
-        for n in sizes:
-            result = run_round(port, tokens[:n], admin_token, projects[n], args.seconds,
-                               args.later_share, args.think_ms / 1000, server)
-            print(f"{n:>3} {result['labels_per_s']:>9.1f} {result['labels']:>7} "
-                  f"{percentile_ms(result['next'], 50):>7.1f}/{percentile_ms(result['next'], 95):.1f}"
-                  f"/{percentile_ms(result['next'], 99):.1f}".ljust(45) +
-                  f"{percentile_ms(result['submit'], 50):>8.1f}/"
-                  f"{percentile_ms(result['submit'], 95):.1f}/{percentile_ms(result['submit'], 99):.1f}"
-                  .ljust(24) +
-                  f" {result['failed']:>6} {result['duplicates']:>4} {result['lost']:>5} "
-                  f"{result['client_cpu']:>9.0%} {result['server_cpu']:>10.0%}"
-                  + ("  (ran out of images)" if result["exhausted"] else ""), flush=True)
-            for example in result["failure_examples"]:
-                print(f"    failure: {example}")
-        if big_sizes:
-            print("\nGET next over HTTP (one labeler, each followed by a submit), by project size:")
-            medians = {}
-            for size in big_sizes:
-                with app.app_context():
-                    project_id = create_project(f"big-{run_id}-{size}")
-                    created_projects.append(project_id)
-                    started = time.perf_counter()
-                    insert_bulk_rows(project_id, size, pool[0])
-                    inserted = time.perf_counter() - started
-                latencies = big_project_latency(port, tokens[0], project_id, args.big_requests)
-                medians[size] = statistics.median(latencies)
-                print(f"{size:>9} images (inserted in {inserted:.1f} s): next p50 "
-                      f"{percentile_ms(latencies, 50):.2f} ms, p95 {percentile_ms(latencies, 95):.2f}"
-                      f" ms, p99 {percentile_ms(latencies, 99):.2f} ms", flush=True)
-            if len(medians) > 1:
-                smallest, largest = min(medians), max(medians)
-                print(f"median next at {largest} / at {smallest} images: "
-                      f"{medians[largest] / medians[smallest]:.2f}x")
+            print("\nCPU in cores x 100 % (client: this process; server: the app's processes; "
+                  "db: PostgreSQL's backends); load average before/after\n" + HEADER, flush=True)
+        for index, n in enumerate(sizes):
+            # Every other round in the reverse order: the machine's load drifts within a round
+            # pair, and neither database should always run second.
+            order = engines if index % 2 == 0 else engines[::-1]
+            measured = {id(engine): run_round(engine, index, n, args) for engine in order}
+            results = [measured[id(engine)] for engine in engines]
+            for engine, result in zip(engines, results, strict=True):
+                print_row(n, engine, result)
+            if len(engines) > 1:
+                print_ratios(n, engines, results)
+        for engine in engines:
+            if big_sizes:
+                big_projects(engine, big_sizes, pool[0], run_id, args)
+        status = 0
+        if args.servers > 1 and args.retrain_check:
+            from load_retrain import retrain_check
+            for engine in engines:
+                status |= retrain_check(engine, lambda count: project_of_pool(
+                    f"teams-{run_id}", pool[0][:count]))
     finally:
-        server.terminate()
-        server.wait()
-        if args.database_url:
-            with app.app_context():
-                delete_created(created_projects, run_id)
+        for engine in engines:
+            for server in engine.servers:
+                server.stop()
+            if engine.name != "sqlite":
+                with engine.app.app_context():
+                    delete_created(engine.created, run_id)
         if not args.keep:
             shutil.rmtree(instance, ignore_errors=True)
+    return status
 
 
 def delete_created(project_ids: list[int], run_id: str) -> None:
@@ -581,5 +499,6 @@ def delete_created(project_ids: list[int], run_id: str) -> None:
     db.session.commit()
 
 
+
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

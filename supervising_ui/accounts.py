@@ -10,6 +10,7 @@ from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.orm import joinedload
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from . import login_cache
 from .echo import shorten
 from .extensions import db
 from .models import ROLES, ApiToken, User, utcnow
@@ -22,7 +23,7 @@ LAST_USED_RESOLUTION = timedelta(minutes=1)
 LARGEST_ID = 2**63 - 1
 _SESSION_ID = re.compile(r"([0-9]{1,18}):([0-9]{1,18})")
 # Built once: every API request runs it.
-_LIVE_TOKEN = select(User, ApiToken.id, ApiToken.last_used_at).join(
+_LIVE_TOKEN = select(User, ApiToken.id, ApiToken.expires_at, ApiToken.last_used_at).join(
     ApiToken, ApiToken.user_id == User.id).where(
     ApiToken.token_digest == bindparam("digest"), ApiToken.revoked_at.is_(None),
     ApiToken.expires_at > bindparam("now"), User.active.is_(True))
@@ -146,14 +147,24 @@ def change_password(user: User, current: str, new: str) -> None:
 
 
 def session_user(session_id: str) -> User | None:
-    """Return the active user of a session id ("id:session_version") that is still current."""
+    """Return the active user of a session id ("id:session_version") that is still current.
+
+    The user row is remembered for a few seconds (login_cache.py).
+    """
     match = _SESSION_ID.fullmatch(session_id)
     if match is None:  # e.g. a cookie from before session versions
         return None
-    user = db.session.get(User, int(match.group(1)))
-    if user is None or not user.active or user.session_version != int(match.group(2)):
+    user_id = int(match.group(1))
+    kept = login_cache.remembered(("user", user_id), lambda: _detached_user(user_id))
+    if kept is None or not kept.active or kept.session_version != int(match.group(2)):
         return None
-    return user
+    return login_cache.attach(kept)
+
+
+def _detached_user(user_id: int) -> User | None:
+    """Return a copy of the user that belongs to no session, or None."""
+    user = db.session.get(User, user_id)
+    return login_cache.detached_user(user) if user is not None else None
 
 
 def end_sessions(user: User) -> None:
@@ -202,15 +213,31 @@ def token_digest(token: str) -> str:
 
 
 def user_of_token(token: str) -> User | None:
-    """Return the active user whose live (unrevoked, unexpired) API token this is, or None."""
+    """Return the active user whose live (unrevoked, unexpired) API token this is, or None.
+
+    What the lookup found is remembered for a few seconds (login_cache.py); the expiry is
+    checked on every call, and the last-used time is written at most once a minute.
+    """
     now = utcnow()
-    row = db.session.execute(_LIVE_TOKEN, {"digest": token_digest(token), "now": now}).first()
+    digest = token_digest(token)
+    found = login_cache.remembered(("token", digest), lambda: _live_token(digest, now))
+    if found is None or found["expires_at"] <= now:
+        return None
+    if found["last_used_at"] is None or now - found["last_used_at"] >= LAST_USED_RESOLUTION:
+        _record_use(found["token_id"], now)
+        found["last_used_at"] = now  # shared with other requests: they need not write it
+    return login_cache.attach(found["user"])
+
+
+def _live_token(digest: str, now) -> dict | None:
+    """Return what the live token with this digest says (its user's columns, its id, expiry and
+    last use), or None."""
+    row = db.session.execute(_LIVE_TOKEN, {"digest": digest, "now": now}).first()
     if row is None:
         return None
-    user, token_id, last_used_at = row
-    if last_used_at is None or now - last_used_at >= LAST_USED_RESOLUTION:
-        _record_use(token_id, now)
-    return user
+    user, token_id, expires_at, last_used_at = row
+    return {"user": login_cache.detached_user(user), "token_id": token_id,
+            "expires_at": expires_at, "last_used_at": last_used_at}
 
 
 def _record_use(token_id: int, now) -> None:

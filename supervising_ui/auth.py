@@ -19,7 +19,7 @@ from flask import (
 )
 from flask_login import current_user, login_required, login_user, logout_user
 
-from . import accounts, login_attempts
+from . import accounts, login_attempts, login_cache
 from .extensions import csrf, login_manager
 
 blueprint = Blueprint("auth", __name__)
@@ -36,6 +36,7 @@ _TOKEN_USER = "supervising_ui.token_user"
 def init_app(app: Flask) -> None:
     """Bind flask-login and CSRF, and guard every endpoint but the public ones."""
     login_manager.init_app(app)
+    login_cache.init_app(app)
     login_manager.login_view = "auth.login"
     app.config["WTF_CSRF_CHECK_DEFAULT"] = False  # checked in require_login, after token auth
     csrf.init_app(app)

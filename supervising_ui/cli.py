@@ -134,14 +134,15 @@ def create_project_command(name, preset, classes, labels_per_image, description)
 @click.option("--port", type=int, default=8000, show_default=True)
 @click.option("--workers", type=int, default=2, show_default=True)
 @click.option("--threads", type=int, default=8, show_default=True)
+@click.option("--access-log", default="-", show_default=True,
+              help="File for gunicorn's access log ('-': standard output, 'none': no log).")
 @with_appcontext
-def serve_command(host, port, workers, threads):
+def serve_command(host, port, workers, threads, access_log):
     """Serve the app with gunicorn (threads per worker for many concurrent labelers)."""
-    command = [sys.executable, "-m", "gunicorn", "--workers", str(workers),
-               "--worker-class", "gthread", "--threads", str(threads),
-               "--bind", f"{host}:{port}", "--access-logfile", "-",
-               "--config", "python:supervising_ui.gunicorn_config",
-               "supervising_ui:create_app()"]
+    log = [] if access_log == "none" else ["--access-logfile", access_log]
+    command = [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--worker-class",
+               "gthread", "--threads", str(threads), "--bind", f"{host}:{port}", *log,
+               "--config", "python:supervising_ui.gunicorn_config", "supervising_ui:create_app()"]
     click.echo(f"Serving on http://{host}:{port}/ with a job worker beside it")
     signal.signal(signal.SIGTERM, _interrupt)  # a service manager's stop ends both children
     worker = _start_worker()

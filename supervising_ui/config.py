@@ -28,6 +28,9 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULTS = {
     # Database: None means SQLite in the instance folder.
     "DATABASE_URL": None,
+    # PostgreSQL's synchronous_commit for the app's connections: "off" commits without
+    # waiting for the disk (as SQLite's WAL mode here); "on" waits (database.py says why not).
+    "DATABASE_SYNCHRONOUS_COMMIT": "off",
     # Secret key: None means generate once and keep in the instance folder.
     "SECRET_KEY": None,
     # Folder on the server under which admins may import folders and manifests.
@@ -60,6 +63,9 @@ DEFAULTS = {
     "RETRAIN_BACKBONE": "efficientnet_lite0",
     # API tokens expire this many days after they are made, unless made with another term.
     "API_TOKEN_DAYS": 90,
+    # Seconds a process remembers who a token or session cookie belongs to (0: ask the
+    # database on every request); a revocation made elsewhere may take this long to count.
+    "LOGIN_CACHE_SECONDS": 5.0,
     "SESSION_COOKIE_HTTPONLY": True,
     "SESSION_COOKIE_SAMESITE": "Lax",
     "WTF_CSRF_TIME_LIMIT": None,
@@ -68,6 +74,7 @@ DEFAULTS = {
 # Settings that may come from the environment, and how to parse them.
 _ENV_PARSERS = {
     "DATABASE_URL": str,
+    "DATABASE_SYNCHRONOUS_COMMIT": str,
     "SECRET_KEY": str,
     "IMPORT_ROOT": str,
     "MAX_CONTENT_LENGTH": int,
@@ -83,6 +90,7 @@ _ENV_PARSERS = {
     "RETRAIN_MIN_LABELS": int,
     "RETRAIN_BACKBONE": str,
     "API_TOKEN_DAYS": int,
+    "LOGIN_CACHE_SECONDS": float,
 }
 
 

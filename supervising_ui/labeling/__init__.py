@@ -4,6 +4,8 @@ views.py        the labeling page and JSON API (blueprint "labeling"): parse, ca
 access.py       who may label which project and see which image; the lookups that check it
 settings.py     a project's labeling settings and serving model, in one query; LabelingError
 picking.py      which image a labeler gets next (held lease, uncertainty, audit, random, Later)
+candidates.py   the conditions of an image a labeler may be handed (both databases)
+pg_claim.py     PostgreSQL: picking.py's whole chain and the claim as one statement
 leases.py       the lease that holds an image, claims, and SQLite's one-writer-at-a-time lock
 decisions.py    submit a label (once per request_id), put an image off (Later), undo
 suggestions.py  the serving model's suggestion for an image, and which ones are hidden

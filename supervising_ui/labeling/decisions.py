@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, case, delete, insert, or_, select, update
+from sqlalchemy import and_, bindparam, case, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..echo import shorten
@@ -19,7 +19,7 @@ from ..learning import triggers
 from ..models import Label, LabelClass, Skip
 from ..search import index as search_index
 from . import suggestions
-from .leases import IMAGE, Assignment, lease_free_or_mine, run, serialized_write
+from .leases import IMAGE, Assignment, is_postgres, lease_free_or_mine, run, serialized_write
 from .settings import LabelingError, ProjectSettings, lease_seconds, settings_of
 
 # Client-measured seconds outside this range are clamped (a tab left open overnight).
@@ -55,26 +55,35 @@ _COUNT_LABEL = (
             leased_to_id=case((_ENDS_LEASE, None), else_=IMAGE.c.leased_to_id),
             lease_expires_at=case((_ENDS_LEASE, None), else_=IMAGE.c.lease_expires_at)))
 # The label row, with its class looked up by name in the same statement (no row: unknown).
+# Its values are bound as v_<column>: an UPDATE in the same statement would take a bound
+# name equal to one of its columns (project_id, created_at) for a value to set.
 _LABEL_VALUES = ("project_id", "image_id", "user_id", "request_id", "created_at",
                  "seconds_spent", "suggestion_shown", "suggested_class_id",
                  "suggestion_confidence", "suggestion_model_version_id")
-_INSERT_LABEL = (
-    insert(_label)
-    .from_select(
-        [*_LABEL_VALUES, "label_class_id"],
-        select(*[bindparam(name, type_=_label.c[name].type) for name in _LABEL_VALUES],
-               LabelClass.id)
-        .where(LabelClass.project_id == bindparam("project_id"),
-               LabelClass.name == bindparam("class_name")))
-    .returning(_label.c.id))
+_LABEL_COLUMNS = [bindparam(f"v_{name}", type_=_label.c[name].type) for name in _LABEL_VALUES]
+_LABEL_CLASS = and_(LabelClass.project_id == bindparam("v_project_id"),
+                    LabelClass.name == bindparam("class_name"))
+_LABEL_ROW = select(*_LABEL_COLUMNS, LabelClass.id).where(_LABEL_CLASS)
+_INSERT_LABEL = (insert(_label).from_select([*_LABEL_VALUES, "label_class_id"], _LABEL_ROW)
+                 .returning(_label.c.id))
+# PostgreSQL: the count and the label in one statement (a CTE's UPDATE runs to completion;
+# the INSERT takes its row from it, so nothing is inserted unless the label was counted).
+_COUNTED = _COUNT_LABEL.returning(IMAGE.c.id).cte("counted")
+_COUNTED_ROW = (select(*_LABEL_COLUMNS, LabelClass.id).select_from(_COUNTED)
+                .join(LabelClass, _LABEL_CLASS))
+_INSERTED = (insert(_label).from_select([*_LABEL_VALUES, "label_class_id"], _COUNTED_ROW)
+             .returning(_label.c.id).cte("inserted"))
+_COUNT_AND_INSERT = select(select(func.count()).select_from(_COUNTED).scalar_subquery(),
+                           select(_INSERTED.c.id).scalar_subquery())
 
 
 def submit_label(image_id: int, project, user, class_name, request_id, seconds_spent,
                  now: datetime) -> SubmitResult:
     """Store user's label for an image once: a repeat of request_id returns the stored label.
 
-    The common case is one UPDATE (count, end the lease) and one INSERT; a repeat, a second
-    label from the same user or a full image fails there and is explained afterwards.
+    The common case is an UPDATE (count, end the lease) and an INSERT, one statement on
+    PostgreSQL; a repeat, a second label from the same user or a full image fails there and
+    is explained afterwards.
     """
     project, user_id = settings_of(project), user.id
     request_id = _check_request_id(request_id)
@@ -87,12 +96,9 @@ def submit_label(image_id: int, project, user, class_name, request_id, seconds_s
     label |= suggestions.label_fields(suggestions.suggestion_for(image_id, project))
     label_id, refused = None, False
     with serialized_write():
-        counted = run(_COUNT_LABEL, image_id=image_id, user_id=user_id, now=now,
-                      labels_per_image=project.labels_per_image)
         try:
-            if counted.rowcount == 1:
-                label_id = run(_INSERT_LABEL, **label, class_name=class_name).scalar()
-            refused = counted.rowcount != 1
+            counted, label_id = _count_and_insert(label, class_name, project.labels_per_image)
+            refused = not counted
         except IntegrityError:
             refused = True
         if label_id is None:
@@ -105,6 +111,21 @@ def submit_label(image_id: int, project, user, class_name, request_id, seconds_s
     if label_id is None:
         raise _unknown_class(project, class_name)
     return SubmitResult(_label_json(label | {"id": label_id, "label": class_name}), created=True)
+
+
+def _count_and_insert(label: dict, class_name: str, labels_per_image: int):
+    """Count the label on its image and insert it; return (counted, the new label's id or None).
+
+    One statement on PostgreSQL, two on SQLite; the caller commits or rolls back.
+    """
+    params = {"image_id": label["image_id"], "user_id": label["user_id"],
+              "now": label["created_at"], "labels_per_image": labels_per_image}
+    values = {f"v_{name}": label[name] for name in _LABEL_VALUES} | {"class_name": class_name}
+    if is_postgres():
+        return tuple(run(_COUNT_AND_INSERT, **params, **values).one())
+    if run(_COUNT_LABEL, **params).rowcount != 1:
+        return False, None
+    return True, run(_INSERT_LABEL, **values).scalar()
 
 
 def record_label(image_id: int, project: ProjectSettings, user, class_name, request_id,

@@ -18,7 +18,8 @@ from .settings import ProjectSettings
 def image_payload(image_id: int, project: ProjectSettings, given: Assignment) -> dict:
     """Return what a labeler needs to label an image: its URL, metadata and the suggestion."""
     image = given.image or vars(stored_image(image_id))
-    suggestion = suggestions.suggestion_for(image_id, project)
+    suggestion = suggestions.suggestion_for(image_id, project, image.get("prediction"),
+                                            known="prediction" in image)
     return {"image_id": image_id, "project_id": project.id,
             "image_url": f"/api/images/{image_id}/file", "filename": image["original_name"],
             "width": image["width"], "height": image["height"], "metadata": image["meta"] or {},

@@ -17,6 +17,8 @@ from ..extensions import db
 from ..models import LabelClass, Prediction
 
 TOP_CLASSES = 3
+# What a suggestion is made from: the prediction's columns and its class's name.
+PREDICTION_FIELDS = ("label_class_id", "confidence", "probabilities", "class_name")
 
 
 @dataclass(frozen=True)
@@ -41,7 +43,7 @@ class Suggestion:
 
 _PREDICTION = (
     select(Prediction.label_class_id, Prediction.confidence, Prediction.probabilities,
-           LabelClass.name)
+           LabelClass.name.label("class_name"))
     .join(LabelClass, LabelClass.id == Prediction.label_class_id)
     .where(Prediction.model_version_id == bindparam("model_version_id"),
            Prediction.image_id == bindparam("image_id")))
@@ -52,22 +54,29 @@ def suggestion_hidden(image_id: int, model_version_id: int, hide_share: float) -
     return in_share(hide_share, image_id, model_version_id)
 
 
-def suggestion_for(image_id: int, project) -> Suggestion | None:
+def suggestion_for(image_id: int, project, prediction: dict | None = None,
+                   known: bool = False) -> Suggestion | None:
     """Return the serving model's prediction for image_id (shown or hidden), or None.
 
     project carries serving_model_id, serving_version and hide_suggestion_share
-    (settings.ProjectSettings).
+    (settings.ProjectSettings). known: the caller read the prediction (PREDICTION_FIELDS, or
+    None when there is none) with the serving model's id, so no query is needed.
     """
     if project.serving_model_id is None:
         return None
-    row = db.session.connection().execute(
-        _PREDICTION, {"model_version_id": project.serving_model_id, "image_id": image_id}).first()
-    if row is None:
+    if not known:
+        row = db.session.connection().execute(
+            _PREDICTION, {"model_version_id": project.serving_model_id,
+                          "image_id": image_id}).first()
+        prediction = dict(row._mapping) if row is not None else None
+    if prediction is None:
         return None
     return Suggestion(
-        label=row.name, label_class_id=row.label_class_id, confidence=float(row.confidence),
-        model_version_id=project.serving_model_id, model_version=project.serving_version,
-        top=top_classes(row.probabilities, row.name, row.confidence),
+        label=prediction["class_name"], label_class_id=prediction["label_class_id"],
+        confidence=float(prediction["confidence"]), model_version_id=project.serving_model_id,
+        model_version=project.serving_version,
+        top=top_classes(prediction["probabilities"], prediction["class_name"],
+                        prediction["confidence"]),
         shown=not suggestion_hidden(image_id, project.serving_model_id,
                                     project.hide_suggestion_share))
 

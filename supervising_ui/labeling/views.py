@@ -1,8 +1,11 @@
 """The labeling page and its JSON endpoints: parse, call one function, respond.
 
 No query and no transaction here: the lookups live in access.py, the work in picking.py,
-decisions.py and progress.py, which commit their own writes.
+decisions.py and progress.py, which commit their own writes. The views whose services write
+one statement at a time say so (one_statement_writes): PostgreSQL then needs no BEGIN/COMMIT.
 """
+from functools import wraps
+
 from flask import Blueprint, abort, jsonify, render_template, request, send_file
 from flask_login import current_user
 
@@ -10,6 +13,7 @@ from .. import storage
 from ..models import utcnow
 from . import access, decisions, payloads, progress
 from .access import StoredImage
+from .leases import statements_commit_alone
 from .settings import LabelingError, ProjectSettings
 
 blueprint = Blueprint("labeling", __name__)
@@ -36,6 +40,16 @@ def api_error(message: str, status: int):
     response = jsonify(error=message)
     response.status_code = status
     abort(response)
+
+
+def one_statement_writes(view):
+    """Decorate a view whose services only read or write one statement at a time, so that on
+    PostgreSQL its statements commit by themselves (leases.statements_commit_alone)."""
+    @wraps(view)
+    def wrapped(*args, **kwargs):
+        statements_commit_alone()
+        return view(*args, **kwargs)
+    return wrapped
 
 
 def _project(project_id: int) -> ProjectSettings:
@@ -71,6 +85,7 @@ def api_projects():
 
 
 @blueprint.get("/api/projects/<int:project_id>/next")
+@one_statement_writes
 def api_next(project_id):
     """Hand the user the next image to label (204 when none is left for them)."""
     project = _project(project_id)
@@ -82,6 +97,7 @@ def api_next(project_id):
 
 
 @blueprint.get("/api/projects/<int:project_id>/progress")
+@one_statement_writes
 def api_progress(project_id):
     """Return the user's labels today and the project's done/total images."""
     project = _project(project_id)
@@ -100,6 +116,7 @@ def api_undo(project_id):
 
 
 @blueprint.get("/api/images/<int:image_id>/file")
+@one_statement_writes
 def api_image_file(image_id):
     """Send an image's bytes from managed storage (by id only), cacheable for good."""
     image, _ = _image(image_id)
