@@ -271,6 +271,7 @@ def stored_labels(project_id: int) -> list[tuple]:
 
     from supervising_ui.extensions import db
     from supervising_ui.models import Label
+    db.engine.dispose()  # the terminate scenario also ended this checker's pooled connections
     rows = db.session.execute(select(Label.id, Label.image_id, Label.user_id, Label.request_id)
                               .where(Label.project_id == project_id)).all()
     db.session.remove()
