@@ -9,7 +9,7 @@ from sqlalchemy import event, text
 from supervising_ui.accounts import create_api_token
 from supervising_ui.extensions import db
 from supervising_ui.labeling import pg_claim
-from supervising_ui.models import User, utcnow
+from supervising_ui.models import Image, User, utcnow
 
 from .conftest import TEST_DATABASE_URL
 from .helpers import add_images, make_project
@@ -73,3 +73,24 @@ def test_the_claim_stops_at_the_first_step_that_finds_an_image(app, users):
         assert plan.count("never executed") >= 3, plan
         assert db.session.execute(text("SELECT count(*) FROM image WHERE leased_to_id IS NOT NULL")
                                   ).scalar() == 0
+
+
+def test_a_refused_submit_changes_nothing_though_its_statement_commits_alone(app, client, users):
+    with app.app_context():
+        project_id = make_project()
+        [image_id] = add_images(project_id, 1)
+        token = create_api_token(db.session.get(User, users["lee"]))
+    headers = {"Authorization": f"Bearer {token}"}
+    given = client.get(f"/api/projects/{project_id}/next", headers=headers).get_json()
+    url = f"/api/images/{given['image_id']}/labels"
+    unknown = client.post(url, headers=headers, json={"label": "volcano", "request_id": "a"})
+    assert unknown.status_code == 400 and "unknown class" in unknown.get_json()["error"]
+    with app.app_context():
+        image = db.session.get(Image, image_id)
+        assert image.label_count == 0 and image.leased_to_id == users["lee"], "lease kept"
+    assert client.post(url, headers=headers, json={"label": "crater", "request_id": "b"}
+                       ).status_code == 201
+    repeat = client.post(url, headers=headers, json={"label": "other", "request_id": "c"})
+    assert repeat.status_code == 409
+    with app.app_context():
+        assert db.session.get(Image, image_id).label_count == 1

@@ -59,11 +59,12 @@ _ENDS_LEASE = or_(IMAGE.c.leased_to_id == bindparam("user_id"),
                   IMAGE.c.label_count + 1 >= bindparam("labels_per_image"))
 # Counted only while nobody else holds a valid lease: a labeler whose lease expired and was
 # taken over, or who posts to an image someone else holds, gets 409 (the holder's work wins).
+_COUNTABLE = (IMAGE.c.id == bindparam("in_image_id"),
+              IMAGE.c.label_count < bindparam("labels_per_image"),
+              lease_free_or_mine(bindparam("user_id"), bindparam("now")))
 _COUNT_LABEL = (
     update(IMAGE)
-    .where(IMAGE.c.id == bindparam("in_image_id"),
-           IMAGE.c.label_count < bindparam("labels_per_image"),
-           lease_free_or_mine(bindparam("user_id"), bindparam("now")))
+    .where(*_COUNTABLE)
     .values(label_count=IMAGE.c.label_count + 1,
             leased_to_id=case((_ENDS_LEASE, None), else_=IMAGE.c.leased_to_id),
             lease_expires_at=case((_ENDS_LEASE, None), else_=IMAGE.c.lease_expires_at)))
@@ -83,7 +84,9 @@ _INSERT_LABEL = (insert(_label).from_select([*_LABEL_VALUES, "label_class_id"], 
 # CTE's UPDATE runs to completion; the INSERT takes its row from it, so nothing is inserted
 # unless the label was counted), insert it, and refresh the image's search row from its votes,
 # the new one included (search/refresh_sql.py: refresh_images() as SQL).
-_COUNTED = _COUNT_LABEL.returning(IMAGE.c.id).cte("counted")
+# The statement commits by itself, so it counts nothing for a class the project lacks.
+_KNOWN_CLASS = exists().where(_LABEL_CLASS)
+_COUNTED = _COUNT_LABEL.where(_KNOWN_CLASS).returning(IMAGE.c.id).cte("counted")
 _COUNTED_ROW = (select(*_LABEL_COLUMNS, LabelClass.id).select_from(_COUNTED)
                 .join(LabelClass, _LABEL_CLASS))
 _INSERTED = (insert(_label).from_select([*_LABEL_VALUES, "label_class_id"], _COUNTED_ROW)
@@ -98,7 +101,8 @@ _SUBMIT = select(
     # Whether the search row is current: one exists, and a change of consensus was written.
     (exists().where(SearchImage.image_id == bindparam("in_image_id")) &
      (select(func.count()).select_from(_CHANGED).scalar_subquery() ==
-      select(func.count()).select_from(_WRITTEN).scalar_subquery())).label("indexed"))
+      select(func.count()).select_from(_WRITTEN).scalar_subquery())).label("indexed"),
+    _KNOWN_CLASS.label("known_class"), exists().where(*_COUNTABLE).label("countable"))
 
 
 def submit_label(image_id: int, project, user, class_name, request_id, seconds_spent,
@@ -153,7 +157,10 @@ def _store(label: dict, class_name: str, labels_per_image: int):
               "now": label["created_at"], "labels_per_image": labels_per_image}
     values = {f"v_{name}": label[name] for name in _LABEL_VALUES} | {"class_name": class_name}
     if is_postgres():
-        return tuple(run(_SUBMIT, **params, **values).one())
+        counted, label_id, indexed, known_class, countable = \
+            run(_SUBMIT, **params, **values).one()
+        # An unknown class counted nothing: say so where the label would have been counted.
+        return counted or (countable and not known_class), label_id, indexed
     if run(_COUNT_LABEL, **params).rowcount != 1:
         return False, None, False
     return True, run(_INSERT_LABEL, **values).scalar(), False
