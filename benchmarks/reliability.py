@@ -9,8 +9,9 @@ image may hold more labels than allowed, the label counts must match, and SQLite
 `PRAGMA integrity_check` must say ok.
 
 Scenario "terminate" (PostgreSQL only): while the labelers work, every backend of the app is
-ended with pg_terminate_backend, twice; the app must recover by itself (pool pre-ping) and
-no request may fail more than once.
+ended with pg_terminate_backend, twice; the app must recover by itself (a request that meets
+a dropped connection fails once and the pool is renewed; a connection idle for a while is
+checked before use) and no request may fail more than once.
 
 Then (PostgreSQL only), serve is started afresh, --vacuum-labels labels are stored, and with
 the job worker idle `VACUUM (VERBOSE) image` must find no dead row it cannot remove yet.
@@ -347,13 +348,22 @@ def admin_connection(url: str):
 
 
 def terminate_app_backends(url: str) -> int:
-    """pg_terminate_backend for every other backend of this database; return how many."""
+    """pg_terminate_backend for every other backend of this database; return how many.
+
+    This process's own pooled connections are among them: its pool starts afresh (the app
+    checks only connections idle for a while, so a fresh pool spares the checks a failure).
+    """
     from sqlalchemy import text
+
+    from supervising_ui.extensions import db
     with admin_connection(url) as connection:
-        return len(connection.execute(text(
+        ended = len(connection.execute(text(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
             "WHERE datname = current_database() AND pid <> pg_backend_pid() "
             "AND backend_type = 'client backend'")).all())
+    db.session.remove()
+    db.engine.dispose()
+    return ended
 
 
 def vacuum_image(url: str) -> tuple[int, int, list[str]]:

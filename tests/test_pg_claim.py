@@ -1,5 +1,6 @@
 """PostgreSQL's claim (labeling/pg_claim.py): the whole pick chain is one statement, a submit
-takes few, and the claim runs only as far as its first step that finds an image."""
+one more besides its lookup, and the claim runs only as far as its first step that finds an
+image."""
 import uuid
 
 import pytest
@@ -8,7 +9,7 @@ from sqlalchemy import event, text
 from supervising_ui.accounts import create_api_token
 from supervising_ui.extensions import db
 from supervising_ui.labeling import pg_claim
-from supervising_ui.models import User, utcnow
+from supervising_ui.models import Image, User, utcnow
 
 from .conftest import TEST_DATABASE_URL
 from .helpers import add_images, make_project
@@ -17,7 +18,7 @@ pytestmark = pytest.mark.skipif(not TEST_DATABASE_URL,
                                 reason="PostgreSQL: set SUPERVISING_UI_TEST_DATABASE_URL")
 
 
-def test_next_is_two_statements_that_commit_alone_and_a_submit_four(app, client, users):
+def test_next_and_submit_are_two_statements_each_that_commit_alone(app, client, users):
     with app.app_context():
         project_id = make_project()
         add_images(project_id, 20)
@@ -44,9 +45,10 @@ def test_next_is_two_statements_that_commit_alone_and_a_submit_four(app, client,
     response = client.post(f"/api/images/{given['image_id']}/labels", headers=headers,
                            json={"label": "crater", "request_id": str(uuid.uuid4())})
     assert response.status_code == 201
-    # The image with its project; the count and the label; the votes; the search row: in one
-    # transaction.
-    assert len(statements) == 4 and not any(alone), statements
+    # The image with its project; then the count, the label and the search row in one
+    # statement that commits by itself.
+    assert [s.split()[0] for s in statements] == ["SELECT", "WITH"], statements
+    assert alone == [True, True]
 
 
 def test_the_claim_stops_at_the_first_step_that_finds_an_image(app, users):
@@ -71,3 +73,24 @@ def test_the_claim_stops_at_the_first_step_that_finds_an_image(app, users):
         assert plan.count("never executed") >= 3, plan
         assert db.session.execute(text("SELECT count(*) FROM image WHERE leased_to_id IS NOT NULL")
                                   ).scalar() == 0
+
+
+def test_a_refused_submit_changes_nothing_though_its_statement_commits_alone(app, client, users):
+    with app.app_context():
+        project_id = make_project()
+        [image_id] = add_images(project_id, 1)
+        token = create_api_token(db.session.get(User, users["lee"]))
+    headers = {"Authorization": f"Bearer {token}"}
+    given = client.get(f"/api/projects/{project_id}/next", headers=headers).get_json()
+    url = f"/api/images/{given['image_id']}/labels"
+    unknown = client.post(url, headers=headers, json={"label": "volcano", "request_id": "a"})
+    assert unknown.status_code == 400 and "unknown class" in unknown.get_json()["error"]
+    with app.app_context():
+        image = db.session.get(Image, image_id)
+        assert image.label_count == 0 and image.leased_to_id == users["lee"], "lease kept"
+    assert client.post(url, headers=headers, json={"label": "crater", "request_id": "b"}
+                       ).status_code == 201
+    repeat = client.post(url, headers=headers, json={"label": "other", "request_id": "c"})
+    assert repeat.status_code == 409
+    with app.app_context():
+        assert db.session.get(Image, image_id).label_count == 1

@@ -10,14 +10,27 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, bindparam, case, delete, func, insert, or_, select, update
+from sqlalchemy import (
+    and_,
+    bindparam,
+    case,
+    delete,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 
 from ..echo import shorten
 from ..extensions import db
 from ..learning import triggers
-from ..models import Label, LabelClass, Skip
+from ..models import Label, LabelClass, SearchImage, Skip
 from ..search import index as search_index
+from ..search.refresh_sql import refresh_ctes
 from . import suggestions
 from .leases import IMAGE, Assignment, is_postgres, lease_free_or_mine, run, serialized_write
 from .settings import LabelingError, ProjectSettings, lease_seconds, settings_of
@@ -46,11 +59,12 @@ _ENDS_LEASE = or_(IMAGE.c.leased_to_id == bindparam("user_id"),
                   IMAGE.c.label_count + 1 >= bindparam("labels_per_image"))
 # Counted only while nobody else holds a valid lease: a labeler whose lease expired and was
 # taken over, or who posts to an image someone else holds, gets 409 (the holder's work wins).
+_COUNTABLE = (IMAGE.c.id == bindparam("in_image_id"),
+              IMAGE.c.label_count < bindparam("labels_per_image"),
+              lease_free_or_mine(bindparam("user_id"), bindparam("now")))
 _COUNT_LABEL = (
     update(IMAGE)
-    .where(IMAGE.c.id == bindparam("image_id"),
-           IMAGE.c.label_count < bindparam("labels_per_image"),
-           lease_free_or_mine(bindparam("user_id"), bindparam("now")))
+    .where(*_COUNTABLE)
     .values(label_count=IMAGE.c.label_count + 1,
             leased_to_id=case((_ENDS_LEASE, None), else_=IMAGE.c.leased_to_id),
             lease_expires_at=case((_ENDS_LEASE, None), else_=IMAGE.c.lease_expires_at)))
@@ -66,24 +80,38 @@ _LABEL_CLASS = and_(LabelClass.project_id == bindparam("v_project_id"),
 _LABEL_ROW = select(*_LABEL_COLUMNS, LabelClass.id).where(_LABEL_CLASS)
 _INSERT_LABEL = (insert(_label).from_select([*_LABEL_VALUES, "label_class_id"], _LABEL_ROW)
                  .returning(_label.c.id))
-# PostgreSQL: the count and the label in one statement (a CTE's UPDATE runs to completion;
-# the INSERT takes its row from it, so nothing is inserted unless the label was counted).
-_COUNTED = _COUNT_LABEL.returning(IMAGE.c.id).cte("counted")
+# PostgreSQL: the whole submit in one statement that commits by itself: count the label (a
+# CTE's UPDATE runs to completion; the INSERT takes its row from it, so nothing is inserted
+# unless the label was counted), insert it, and refresh the image's search row from its votes,
+# the new one included (search/refresh_sql.py: refresh_images() as SQL).
+# The statement commits by itself, so it counts nothing for a class the project lacks.
+_KNOWN_CLASS = exists().where(_LABEL_CLASS)
+_COUNTED = _COUNT_LABEL.where(_KNOWN_CLASS).returning(IMAGE.c.id).cte("counted")
 _COUNTED_ROW = (select(*_LABEL_COLUMNS, LabelClass.id).select_from(_COUNTED)
                 .join(LabelClass, _LABEL_CLASS))
 _INSERTED = (insert(_label).from_select([*_LABEL_VALUES, "label_class_id"], _COUNTED_ROW)
-             .returning(_label.c.id).cte("inserted"))
-_COUNT_AND_INSERT = select(select(func.count()).select_from(_COUNTED).scalar_subquery(),
-                           select(_INSERTED.c.id).scalar_subquery())
+             .returning(_label.c.id, _label.c.label_class_id).cte("inserted"))
+_VOTED = union_all(
+    select(_label.c.label_class_id).where(_label.c.image_id == bindparam("in_image_id")),
+    select(_INSERTED.c.label_class_id)).subquery("voted")
+_CHANGED, _WRITTEN = refresh_ctes(_VOTED, bindparam("in_image_id"), select(_INSERTED.c.id).exists())
+_SUBMIT = select(
+    select(func.count()).select_from(_COUNTED).scalar_subquery().label("counted"),
+    select(_INSERTED.c.id).scalar_subquery().label("label_id"),
+    # Whether the search row is current: one exists, and a change of consensus was written.
+    (exists().where(SearchImage.image_id == bindparam("in_image_id")) &
+     (select(func.count()).select_from(_CHANGED).scalar_subquery() ==
+      select(func.count()).select_from(_WRITTEN).scalar_subquery())).label("indexed"),
+    _KNOWN_CLASS.label("known_class"), exists().where(*_COUNTABLE).label("countable"))
 
 
 def submit_label(image_id: int, project, user, class_name, request_id, seconds_spent,
                  now: datetime) -> SubmitResult:
     """Store user's label for an image once: a repeat of request_id returns the stored label.
 
-    The common case is an UPDATE (count, end the lease) and an INSERT, one statement on
-    PostgreSQL; a repeat, a second label from the same user or a full image fails there and
-    is explained afterwards.
+    The common case is an UPDATE (count, end the lease), an INSERT and the search row's
+    refresh, one statement on PostgreSQL; a repeat, a second label from the same user or a
+    full image fails there and is explained afterwards.
     """
     project, user_id = settings_of(project), user.id
     request_id = _check_request_id(request_id)
@@ -94,17 +122,22 @@ def submit_label(image_id: int, project, user, class_name, request_id, seconds_s
              "seconds_spent": clamp_seconds(seconds_spent), "suggested_class_id": None,
              "suggestion_confidence": None, "suggestion_model_version_id": None}
     label |= suggestions.label_fields(suggestions.suggestion_for(image_id, project))
-    label_id, refused = None, False
+    label_id, refused, indexed = None, False, False
     with serialized_write():
         try:
-            counted, label_id = _count_and_insert(label, class_name, project.labels_per_image)
+            counted, label_id, indexed = _store(label, class_name, project.labels_per_image)
             refused = not counted
         except IntegrityError:
             refused = True
         if label_id is None:
             db.session.rollback()
         else:
-            search_index.refresh_images([image_id])
+            if not indexed and is_postgres():
+                # The statement stored the label but could not refresh the row (there is
+                # none yet): refresh_images() makes it, in a transaction of its own.
+                db.session.commit()
+            if not indexed:
+                search_index.refresh_images([image_id])
             db.session.commit()
     if refused:
         return _refuse_submit(image_id, project, user_id, request_id, now)
@@ -113,19 +146,24 @@ def submit_label(image_id: int, project, user, class_name, request_id, seconds_s
     return SubmitResult(_label_json(label | {"id": label_id, "label": class_name}), created=True)
 
 
-def _count_and_insert(label: dict, class_name: str, labels_per_image: int):
-    """Count the label on its image and insert it; return (counted, the new label's id or None).
+def _store(label: dict, class_name: str, labels_per_image: int):
+    """Count the label on its image and insert it; return (counted, the new label's id or None,
+    whether the image's search row is current already).
 
-    One statement on PostgreSQL, two on SQLite; the caller commits or rolls back.
+    PostgreSQL: one statement, which refreshes the search row too; SQLite: two, and the caller
+    refreshes the row. The caller commits or rolls back.
     """
-    params = {"image_id": label["image_id"], "user_id": label["user_id"],
+    params = {"in_image_id": label["image_id"], "user_id": label["user_id"],
               "now": label["created_at"], "labels_per_image": labels_per_image}
     values = {f"v_{name}": label[name] for name in _LABEL_VALUES} | {"class_name": class_name}
     if is_postgres():
-        return tuple(run(_COUNT_AND_INSERT, **params, **values).one())
+        counted, label_id, indexed, known_class, countable = \
+            run(_SUBMIT, **params, **values).one()
+        # An unknown class counted nothing: say so where the label would have been counted.
+        return counted or (countable and not known_class), label_id, indexed
     if run(_COUNT_LABEL, **params).rowcount != 1:
-        return False, None
-    return True, run(_INSERT_LABEL, **values).scalar()
+        return False, None, False
+    return True, run(_INSERT_LABEL, **values).scalar(), False
 
 
 def record_label(image_id: int, project: ProjectSettings, user, class_name, request_id,

@@ -132,6 +132,7 @@ def api_image_file(image_id):
 
 
 @blueprint.post("/api/images/<int:image_id>/labels")
+@one_statement_writes
 def api_submit(image_id):
     """Store the user's label for an image: 201 new, 200 a repeat of the same request_id."""
     image, project = _image(image_id)

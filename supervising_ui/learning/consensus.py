@@ -1,14 +1,15 @@
 """Consensus: the one rule that turns several labels of an image into its class.
 
 The majority class wins; a tie between the two most-voted classes leaves the image without
-a consensus label. Training, export and search all take an image's class from here.
+a consensus label. Training, export and search all take an image's class from here
+(``majority``; ``majority_sql`` is the same rule for a statement, tested to agree).
 """
 from __future__ import annotations
 
 from collections import Counter, defaultdict
 from typing import Hashable, Mapping
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 
 from ..extensions import db
 from ..models import Label, LabelClass
@@ -20,6 +21,16 @@ def majority(votes: Mapping[Hashable, int]):
     if not ranked or (len(ranked) == 2 and ranked[0][1] == ranked[1][1]):
         return None
     return ranked[0][0]
+
+
+def majority_sql(votes):
+    """The same rule as majority(), as a one-row SQL select over votes, a selectable of rows
+    (label_class_id, votes): the class with strictly the most votes, NULL on a tie or without
+    votes. For statements that must decide inside the database (PostgreSQL's submit)."""
+    top = votes.c.votes == select(func.max(votes.c.votes)).scalar_subquery()
+    return select(case((func.count().filter(top) == 1,
+                        func.max(votes.c.label_class_id).filter(top))).label("class_id")) \
+        .select_from(votes)
 
 
 def consensus_class_ids(project_id: int) -> dict[int, int]:
