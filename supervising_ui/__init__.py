@@ -1,13 +1,23 @@
-"""Supervising UI: label Mars images in the browser and train classifiers from the labels."""
-from pathlib import Path
+"""Supervising UI: label Mars images in the browser and train classifiers from the labels.
 
-from flask import Flask
+Flask is imported inside create_app, so that the ML package (supervising_ui.ml) and the
+image and manifest helpers it uses import without the web stack (on a GPU machine, say).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .config import instance_path_from_env, load_config
+
+if TYPE_CHECKING:
+    from flask import Flask
 
 
 def create_app(test_config=None) -> Flask:
     """Build the Flask application; see config.py for where each setting comes from."""
+    from flask import Flask
+
     app = Flask(
         __name__,
         instance_path=instance_path_from_env(),

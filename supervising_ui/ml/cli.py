@@ -24,7 +24,7 @@ from .data import (
 from .metrics import evaluation_report, write_json, write_plots
 from .model_dir import load_model
 from .predict import predictions_frame, proba_from_model
-from .train import TrainConfig, fit, paper_recipe
+from .train import TrainConfig, choose_device, fit, paper_recipe
 
 
 def default_cache_dir() -> str:
@@ -37,6 +37,14 @@ def echo_progress():
     def progress(stage: str, done: int, total: int) -> None:
         click.echo(f"{stage}: {done}/{total}", err=True)
     return throttled(progress, every_seconds=15)
+
+
+def chosen_device(name: str) -> torch.device:
+    """--device as a torch device; a usage error where it names none that torch can use."""
+    try:
+        return choose_device(name)
+    except (RuntimeError, ValueError) as error:
+        raise click.UsageError(f"--device {name}: {error}") from error
 
 
 def choose_splits(frame, split_column, group_column, sol_column, val_fraction, seed):
@@ -88,8 +96,15 @@ def ml() -> None:
               help="paper: SGD, base lr 1e-4, step schedule, 10x last layer.")
 @click.option("--weights", default=None, help="Backbone weights file or URL.")
 @click.option("--cache-dir", default=None, help="Embedding cache (head mode).")
+@click.option("--balance", type=click.Choice(["none", "loss", "sampler"]), default="none",
+              show_default=True, help="Class balance: weighted loss or balanced batches.")
+@click.option("--device", default="auto", show_default=True,
+              help="cpu, cuda or auto (the GPU when torch sees one).")
+@click.option("--val-logits", default=None, type=click.Path(dir_okay=False),
+              help="Also save the val rows' raw logits (views, rows, classes) to this file.")
 def train(manifest, image_root, out_dir, backbone, mode, split_column, group_column, sol_column,
-          val_fraction, epochs, seed, stretch, tta_views, recipe, weights, cache_dir):
+          val_fraction, epochs, seed, stretch, tta_views, recipe, weights, cache_dir, balance,
+          device, val_logits):
     """Train a model on the train split and report on the val split."""
     frame = read_manifest(manifest, image_root)
     if "label" not in frame:
@@ -99,14 +114,14 @@ def train(manifest, image_root, out_dir, backbone, mode, split_column, group_col
         raise click.UsageError(f"no labelled rows in the train split (splits: {sorted(splits)})")
     records = records_from_frame(frame, group_column=group_column)
     settings = dict(mode=mode, epochs=epochs, seed=seed, weights=weights, stretch=stretch,
-                    tta_views=tta_views)
+                    tta_views=tta_views, balance=balance)
     if recipe == "paper":
         config = paper_recipe(backbone=backbone, **settings)
     else:
         config = TrainConfig(backbone=backbone or "efficientnet_lite0", **settings)
     result = fit([records[i] for i in splits["train"]], config, out_dir,
                  [records[i] for i in splits.get("val", [])], echo_progress(),
-                 cache_dir or default_cache_dir())
+                 cache_dir or default_cache_dir(), val_logits, chosen_device(device))
     click.echo(f"model {result.version} written to {out_dir}")
     if "val" in result.metrics:
         report = result.metrics["val"]
@@ -146,9 +161,13 @@ def train(manifest, image_root, out_dir, backbone, mode, split_column, group_col
 @click.option("--weights", default=None, help="Backbone weights file or URL.")
 @click.option("--cache-dir", default=None, help="Embedding cache (head mode).")
 @click.option("--json", "json_path", default=None, type=click.Path(dir_okay=False))
+@click.option("--balance", type=click.Choice(["none", "loss", "sampler"]), default="none",
+              show_default=True, help="Class balance: weighted loss or balanced batches.")
+@click.option("--device", default="auto", show_default=True,
+              help="cpu, cuda or auto (the GPU when torch sees one).")
 def cv(manifest, image_root, group_column, folds, blocked, split_column, pool_splits, backbone,
        mode, epochs, stretch, tta_views, head_kind, recipe, seed, threshold, weights, cache_dir,
-       json_path):
+       json_path, balance, device):
     """Grouped k-fold cross-validation of a training recipe on the pooled train+val rows."""
     frame = read_manifest(manifest, image_root)
     for column in ("label", group_column):
@@ -162,7 +181,7 @@ def cv(manifest, image_root, group_column, folds, blocked, split_column, pool_sp
                    "left out", err=True)
     records = records_from_frame(frame, group_column=group_column)
     settings = dict(mode=mode, epochs=epochs, seed=seed, weights=weights, stretch=stretch,
-                    tta_views=tta_views, head=head_kind)
+                    tta_views=tta_views, head=head_kind, balance=balance)
     if recipe == "paper":
         config = paper_recipe(backbone=backbone, **settings)
     else:
@@ -170,7 +189,8 @@ def cv(manifest, image_root, group_column, folds, blocked, split_column, pool_sp
     try:
         report = cross_validate(records, config, folds, cache_dir or default_cache_dir(),
                                 echo_progress(), threshold,
-                                log=lambda text: click.echo(text, err=True), blocked=blocked)
+                                log=lambda text: click.echo(text, err=True), blocked=blocked,
+                                device=chosen_device(device))
     except ValueError as error:
         raise click.UsageError(str(error)) from error
     click.echo(format_report(report))

@@ -95,7 +95,8 @@ def _group_order(names: Sequence[str]):
 
 def cross_validate(records: Sequence[Record], config: TrainConfig, folds: int = 5,
                    cache_dir: str | os.PathLike | None = None, progress: Progress | None = None,
-                   threshold: float = 0.9, log=None, blocked: bool = False) -> dict:
+                   threshold: float = 0.9, log=None, blocked: bool = False,
+                   device: str | torch.device = "cpu") -> dict:
     """Train and score one model per fold; return per-fold results and their summary."""
     records = [r for r in records if r.label]
     ungrouped = sum(1 for r in records if not r.group)
@@ -112,14 +113,17 @@ def cross_validate(records: Sequence[Record], config: TrainConfig, folds: int = 
         started = time.perf_counter()
         with tempfile.TemporaryDirectory(prefix="cv-fold-") as work:
             logits_path = Path(work) / "logits.pt"
-            fit(train, config, Path(work) / "model", held_out, progress, cache_dir, logits_path)
+            fit(train, config, Path(work) / "model", held_out, progress, cache_dir, logits_path,
+                device)
             saved = torch.load(logits_path, weights_only=True)
         results.append({"fold": fold + 1, "n_train": len(train), "n_held_out": len(held_out),
                         "groups": sorted({r.group for r in held_out}),
                         "seconds": time.perf_counter() - started,
                         "logits": saved["logits"], "labels": saved["labels"].numpy()})
         if log:
-            log(f"fold {fold + 1}/{folds}: {len(held_out)} held-out rows, "
+            raw = combine_views(saved["logits"], 1.0, config.tta_combine)
+            log(f"fold {fold + 1}/{folds}: {len(held_out)} held-out rows, accuracy "
+                f"{accuracy(results[-1]['labels'], raw.argmax(axis=1)):.1%} (uncalibrated), "
                 f"{results[-1]['seconds']:.1f} s")
     return summarize(results, classes, config, threshold)
 

@@ -155,8 +155,8 @@ class Preprocessing:
         if self.normalization == "tf":
             x = (x - 127.0) / 128.0
         elif self.normalization == "imagenet":
-            mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1) * 255.0
-            std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1) * 255.0
+            mean = torch.tensor([0.485, 0.456, 0.406], device=x.device).view(1, 3, 1, 1) * 255.0
+            std = torch.tensor([0.229, 0.224, 0.225], device=x.device).view(1, 3, 1, 1) * 255.0
             x = (x - mean) / std
         else:
             raise ValueError(f"unknown normalization {self.normalization!r}")
@@ -177,7 +177,7 @@ def stretch_channels(x: torch.Tensor, stretch: str) -> torch.Tensor:
 def percentile_stretch(x: torch.Tensor, low: float = 0.01, high: float = 0.99) -> torch.Tensor:
     """Map each image's [low, high] quantiles of (N, 1, H, W) floats to 0-255, clipped."""
     flat = x.flatten(1)
-    bounds = torch.quantile(flat, torch.tensor([low, high]), dim=1)  # (2, N)
+    bounds = torch.quantile(flat, torch.tensor([low, high], device=x.device), dim=1)  # (2, N)
     lo = bounds[0].view(-1, 1, 1, 1)
     spread = (bounds[1] - bounds[0]).clamp_min(1.0).view(-1, 1, 1, 1)
     return ((x - lo) * (255.0 / spread)).clamp_(0.0, 255.0)

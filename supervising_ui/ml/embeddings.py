@@ -15,19 +15,28 @@ from .data import Preprocessing, Record, dihedral, load_images, with_hashes
 Progress = Callable[[str, int, int], None]
 
 
+def module_device(module: nn.Module) -> torch.device:
+    """Where a module's parameters are (the CPU for a module without any)."""
+    return next(module.parameters(), torch.empty(0)).device
+
+
 def run_views(module: nn.Module, pixels: torch.Tensor, preprocessing: Preprocessing,
               views: Sequence[int] = (0,), batch_size: int = 8,
               progress: Progress | None = None, stage: str = "predict") -> torch.Tensor:
-    """Eval-mode outputs for each dihedral view: (N, H, W) uint8 -> (V, N, D) float32."""
+    """Eval-mode outputs for each dihedral view: (N, H, W) uint8 -> (V, N, D) float32 on the CPU.
+
+    The images are moved a batch at a time to wherever the module is (a GPU, say).
+    """
     module.eval()
+    device = module_device(module)
     outputs = []
     total, done = len(views) * len(pixels), 0
     with torch.inference_mode():
         for view in views:
             chunks = []
             for start in range(0, len(pixels), batch_size):
-                batch = dihedral(pixels[start:start + batch_size], view)
-                chunks.append(module(preprocessing.to_input(batch)).float())
+                batch = dihedral(pixels[start:start + batch_size], view).to(device)
+                chunks.append(module(preprocessing.to_input(batch)).float().cpu())
                 done += len(batch)
                 if progress:
                     progress(stage, done, total)

@@ -29,7 +29,14 @@ from .calibration import (
     fit_temperature,
 )
 from .data import Preprocessing, Record, augment, load_images
-from .embeddings import EmbeddingCache, Progress, cache_key, embed_records, run_views
+from .embeddings import (
+    EmbeddingCache,
+    Progress,
+    cache_key,
+    embed_records,
+    module_device,
+    run_views,
+)
 from .metrics import evaluation_report
 from .model_dir import ModelDir, save_model
 from .predict import combine_views
@@ -97,6 +104,16 @@ def paper_recipe(**overrides) -> TrainConfig:
                     stretch="none")
     settings.update({key: value for key, value in overrides.items() if value is not None})
     return TrainConfig(**settings)
+
+
+def choose_device(name: str = "auto") -> torch.device:
+    """The torch device to train on: "auto" is the GPU when torch sees one, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("no CUDA device is available: use --device cpu (or auto)")
+    return device
 
 
 def peak_memory_mb() -> float:
@@ -180,13 +197,14 @@ def train_one_epoch(model: Classifier, pixels: torch.Tensor, labels: torch.Tenso
     model.train()
     for module in frozen:
         module.eval()
+    device = module_device(model)
     order = epoch_order(labels, config.balance, generator)
     total_loss, seen = 0.0, 0
     for start in range(0, len(order), config.batch_size):
         index = order[start:start + config.batch_size]
         batch = augment(pixels[index], [label_names[i] for i in index], generator,
-                        config.augment_views, config.fixed_orientation_classes)
-        loss = loss_fn(model(preprocessing.to_input(batch)), labels[index])
+                        config.augment_views, config.fixed_orientation_classes).to(device)
+        loss = loss_fn(model(preprocessing.to_input(batch)), labels[index].to(device))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -239,8 +257,13 @@ def evaluate(model: Classifier, records: Sequence[Record], preprocessing: Prepro
 def fit(train_records: Sequence[Record], config: TrainConfig, out_dir: str | os.PathLike,
         val_records: Sequence[Record] = (), progress: Progress | None = None,
         cache_dir: str | os.PathLike | None = None,
-        logits_out: str | os.PathLike | None = None) -> ModelDir:
-    """Train on labelled records, evaluate on val_records, write a model directory."""
+        logits_out: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> ModelDir:
+    """Train on labelled records, evaluate on val_records, write a model directory.
+
+    device: where the network runs ("cpu", "cuda", "auto"); images stay in CPU memory and
+    go over a batch at a time. The recipe is the same on every device; a GPU's arithmetic
+    differs in rounding only (TF32 is switched off), and the saved model is on the CPU.
+    """
     started = time.perf_counter()
     config = config.resolved()
     train_records = [r for r in train_records if r.label]
@@ -258,8 +281,17 @@ def fit(train_records: Sequence[Record], config: TrainConfig, out_dir: str | os.
     backbone = load_backbone(config.backbone, config.weights)
     head = build_head(backbone.feature_dim, len(classes), config.head, config.head_dropout)
     model = Classifier(backbone, head).to(memory_format=torch.channels_last)
+    device = choose_device(str(device))
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cudnn.benchmark = True  # fixed input size: pick the fastest kernels once
+    # Head mode trains its head on cached embeddings in CPU memory; only the backbone moves.
+    (backbone if config.mode == "head" else model).to(device)
     weights = class_weights(train_labels, len(classes)) if config.balance == "loss" else None
     loss_fn = nn.CrossEntropyLoss(weight=weights)
+    if config.mode != "head":
+        loss_fn.to(device)
     cache = EmbeddingCache(cache_dir, cache_key(config.backbone, preprocessing, config.weights)) \
         if cache_dir is not None else None
     timings: dict[str, float] = {}
@@ -290,7 +322,7 @@ def fit(train_records: Sequence[Record], config: TrainConfig, out_dir: str | os.
     timings["train_s"] = time.perf_counter() - tick
 
     temperature = 1.0
-    metrics = {"history": history, "n_train": len(train_records),
+    metrics = {"history": history, "n_train": len(train_records), "device": device.type,
                "train_class_counts": torch.bincount(train_labels, minlength=len(classes)).tolist()}
     if val_records:
         tick = time.perf_counter()
@@ -311,6 +343,7 @@ def fit(train_records: Sequence[Record], config: TrainConfig, out_dir: str | os.
     timings["total_s"] = time.perf_counter() - started
     metrics["timings"] = timings
     metrics["peak_memory_mb"] = peak_memory_mb()
+    model.to("cpu")
     saved = {
         "train_config": asdict(config),
         "preprocessing": asdict(preprocessing),
