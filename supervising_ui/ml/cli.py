@@ -119,9 +119,12 @@ def train(manifest, image_root, out_dir, backbone, mode, split_column, group_col
         config = paper_recipe(backbone=backbone, **settings)
     else:
         config = TrainConfig(backbone=backbone or "efficientnet_lite0", **settings)
-    result = fit([records[i] for i in splits["train"]], config, out_dir,
-                 [records[i] for i in splits.get("val", [])], echo_progress(),
-                 cache_dir or default_cache_dir(), val_logits, chosen_device(device))
+    try:
+        result = fit([records[i] for i in splits["train"]], config, out_dir,
+                     [records[i] for i in splits.get("val", [])], echo_progress(),
+                     cache_dir or default_cache_dir(), val_logits, chosen_device(device))
+    except ValueError as error:  # e.g. a val label that no training image has
+        raise click.UsageError(str(error)) from error
     click.echo(f"model {result.version} written to {out_dir}")
     if "val" in result.metrics:
         report = result.metrics["val"]
@@ -161,13 +164,15 @@ def train(manifest, image_root, out_dir, backbone, mode, split_column, group_col
 @click.option("--weights", default=None, help="Backbone weights file or URL.")
 @click.option("--cache-dir", default=None, help="Embedding cache (head mode).")
 @click.option("--json", "json_path", default=None, type=click.Path(dir_okay=False))
+@click.option("--keep-folds", default=None, type=click.Path(file_okay=False),
+              help="Keep each fold's held-out logits here; a rerun reads back the folds it finds.")
 @click.option("--balance", type=click.Choice(["none", "loss", "sampler"]), default="none",
               show_default=True, help="Class balance: weighted loss or balanced batches.")
 @click.option("--device", default="auto", show_default=True,
               help="cpu, cuda or auto (the GPU when torch sees one).")
 def cv(manifest, image_root, group_column, folds, blocked, split_column, pool_splits, backbone,
        mode, epochs, stretch, tta_views, head_kind, recipe, seed, threshold, weights, cache_dir,
-       json_path, balance, device):
+       json_path, keep_folds, balance, device):
     """Grouped k-fold cross-validation of a training recipe on the pooled train+val rows."""
     frame = read_manifest(manifest, image_root)
     for column in ("label", group_column):
@@ -190,7 +195,7 @@ def cv(manifest, image_root, group_column, folds, blocked, split_column, pool_sp
         report = cross_validate(records, config, folds, cache_dir or default_cache_dir(),
                                 echo_progress(), threshold,
                                 log=lambda text: click.echo(text, err=True), blocked=blocked,
-                                device=chosen_device(device))
+                                device=chosen_device(device), keep_folds=keep_folds)
     except ValueError as error:
         raise click.UsageError(str(error)) from error
     click.echo(format_report(report))

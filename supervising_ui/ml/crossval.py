@@ -12,6 +12,8 @@ unseen groups is much the same from fold to fold.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import tempfile
 import time
@@ -96,8 +98,13 @@ def _group_order(names: Sequence[str]):
 def cross_validate(records: Sequence[Record], config: TrainConfig, folds: int = 5,
                    cache_dir: str | os.PathLike | None = None, progress: Progress | None = None,
                    threshold: float = 0.9, log=None, blocked: bool = False,
-                   device: str | torch.device = "cpu") -> dict:
-    """Train and score one model per fold; return per-fold results and their summary."""
+                   device: str | torch.device = "cpu",
+                   keep_folds: str | os.PathLike | None = None) -> dict:
+    """Train and score one model per fold; return per-fold results and their summary.
+
+    keep_folds: a folder where each fold's held-out logits are kept; a fold already there
+    (same recipe, same rows) is read back instead of retrained, so a stopped run resumes.
+    """
     records = [r for r in records if r.label]
     ungrouped = sum(1 for r in records if not r.group)
     if ungrouped:
@@ -110,15 +117,27 @@ def cross_validate(records: Sequence[Record], config: TrainConfig, folds: int = 
         held_set = set(held.tolist())
         train = [r for i, r in enumerate(records) if i not in held_set]
         held_out = [records[i] for i in held]
-        started = time.perf_counter()
-        with tempfile.TemporaryDirectory(prefix="cv-fold-") as work:
-            logits_path = Path(work) / "logits.pt"
-            fit(train, config, Path(work) / "model", held_out, progress, cache_dir, logits_path,
-                device)
-            saved = torch.load(logits_path, weights_only=True)
+        kept = Path(keep_folds) / fold_file_name(config, fold, folds, held_out) if keep_folds else None
+        if kept is not None and kept.is_file():
+            saved = torch.load(kept, weights_only=True)
+            if log:
+                log(f"fold {fold + 1}/{folds}: read back from {kept}")
+        else:
+            started = time.perf_counter()
+            with tempfile.TemporaryDirectory(prefix="cv-fold-") as work:
+                logits_path = Path(work) / "logits.pt"
+                fit(train, config, Path(work) / "model", held_out, progress, cache_dir,
+                    logits_path, device)
+                saved = torch.load(logits_path, weights_only=True)
+            saved["seconds"] = time.perf_counter() - started
+            if kept is not None:
+                kept.parent.mkdir(parents=True, exist_ok=True)
+                temporary = kept.with_suffix(f".{os.getpid()}.tmp")
+                torch.save(saved, temporary)
+                os.replace(temporary, kept)
         results.append({"fold": fold + 1, "n_train": len(train), "n_held_out": len(held_out),
                         "groups": sorted({r.group for r in held_out}),
-                        "seconds": time.perf_counter() - started,
+                        "seconds": saved["seconds"],
                         "logits": saved["logits"], "labels": saved["labels"].numpy()})
         if log:
             raw = combine_views(saved["logits"], 1.0, config.tta_combine)
@@ -126,6 +145,12 @@ def cross_validate(records: Sequence[Record], config: TrainConfig, folds: int = 
                 f"{accuracy(results[-1]['labels'], raw.argmax(axis=1)):.1%} (uncalibrated), "
                 f"{results[-1]['seconds']:.1f} s")
     return summarize(results, classes, config, threshold)
+
+
+def fold_file_name(config: TrainConfig, fold: int, folds: int, held_out: Sequence[Record]) -> str:
+    """Name of a kept fold: the fold, and a digest of the recipe and the held-out rows."""
+    text = json.dumps([asdict(config), [(r.path, r.label) for r in held_out]], sort_keys=True)
+    return f"fold-{fold + 1}-of-{folds}-{hashlib.sha1(text.encode()).hexdigest()[:12]}.pt"
 
 
 def score_fold(result: dict, temperature: float, classes: Sequence[str], how: str,

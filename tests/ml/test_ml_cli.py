@@ -62,3 +62,25 @@ def test_missing_split_column_is_a_usage_error(image_set, tmp_path):
     result = CliRunner().invoke(ml, ["train", "--manifest", str(tmp_path / "nosplit.csv"),
                                      "--image-root", str(root), "--out", str(tmp_path / "m")])
     assert result.exit_code == 2 and "--group-column" in result.output
+
+
+def test_val_label_unknown_to_training_is_a_usage_error(image_set, tmp_path):
+    manifest, root, frame = image_set
+    frame.loc[frame["split"] == "val", "label"] = "dune"
+    frame.to_csv(tmp_path / "unseen.csv", index=False)
+    result = CliRunner().invoke(ml, ["train", "--manifest", str(tmp_path / "unseen.csv"),
+                                     "--image-root", str(root), "--out", str(tmp_path / "m"),
+                                     "--mode", "head", "--epochs", "1"])
+    assert result.exit_code == 2 and "labels ['dune'] are not among the classes" in result.output
+    assert not (tmp_path / "m" / "model.pt").exists()
+
+
+def test_device_option(image_set, tmp_path, monkeypatch):
+    manifest, root, _ = image_set
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    refused = CliRunner().invoke(ml, ["train", "--manifest", str(manifest), "--image-root", str(root),
+                                      "--out", str(tmp_path / "m"), "--device", "cuda"])
+    assert refused.exit_code == 2 and "no CUDA device is available" in refused.output
+    run("train", "--manifest", manifest, "--image-root", root, "--out", tmp_path / "m",
+        "--mode", "head", "--epochs", "1", "--device", "auto", "--cache-dir", tmp_path / "cache")
+    assert json.loads((tmp_path / "m" / "metrics.json").read_text())["device"] == "cpu"

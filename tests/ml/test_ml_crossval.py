@@ -79,3 +79,30 @@ def test_cv_command_needs_groups_for_every_fold(image_set, tmp_path):
         "cv", "--manifest", str(manifest), "--image-root", str(root), "--group-column", "source_id",
         "--folds", "7", "--cache-dir", str(tmp_path / "cache")])
     assert result.exit_code == 2 and "6 groups cannot fill 7 folds" in result.output
+
+
+def test_cv_keep_folds_resumes_without_retraining(image_set, tmp_path, monkeypatch):
+    manifest, root, _ = image_set
+    arguments = ["cv", "--manifest", str(manifest), "--image-root", str(root),
+                 "--group-column", "source_id", "--folds", "3", "--mode", "head", "--epochs", "5",
+                 "--cache-dir", str(tmp_path / "cache"), "--keep-folds", str(tmp_path / "folds")]
+    first = CliRunner().invoke(ml, arguments + ["--json", str(tmp_path / "first.json")],
+                               catch_exceptions=False)
+    assert first.exit_code == 0, first.output
+    assert len(list((tmp_path / "folds").glob("fold-*-of-3-*.pt"))) == 3
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a kept fold was trained again")
+
+    monkeypatch.setattr("supervising_ui.ml.crossval.fit", no_training)
+    again = CliRunner().invoke(ml, arguments + ["--json", str(tmp_path / "again.json")],
+                               catch_exceptions=False)
+    assert again.exit_code == 0, again.output
+    assert again.output.count("read back from") == 3
+    before, after = (json.loads((tmp_path / name).read_text()) for name in ("first.json", "again.json"))
+    assert after["folds"] == before["folds"] and after["summary"] == before["summary"]
+
+    # Another recipe (more epochs) does not match the kept folds: it trains.
+    other = CliRunner().invoke(ml, arguments[:-2] + ["--epochs", "6", "--keep-folds",
+                                                     str(tmp_path / "folds")])
+    assert other.exit_code != 0 and "a kept fold was trained again" in str(other.exception)

@@ -109,3 +109,21 @@ def test_stretch_travels_with_the_model_and_keys_its_own_cache(records, tmp_path
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-6)
     assert cache_key("efficientnet_lite0", Preprocessing(stretch="percentile")) != \
         cache_key("efficientnet_lite0", Preprocessing())
+
+
+def test_ml_package_imports_without_the_web_stack():
+    """The ML package (training, CV, its console commands) runs where Flask is not installed."""
+    import subprocess
+    import sys
+    blocker = (
+        "import sys, importlib.abc\n"
+        "class Block(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path, target=None):\n"
+        "        if name.split('.')[0] in {'flask', 'flask_sqlalchemy', 'flask_login', 'flask_wtf',\n"
+        "                                  'flask_migrate', 'sqlalchemy', 'alembic', 'huey'}:\n"
+        "            raise ImportError('blocked ' + name)\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "import supervising_ui.ml, supervising_ui.ml.cli, supervising_ui.ml.crossval\n"
+        "print('imported')\n")
+    done = subprocess.run([sys.executable, "-c", blocker], capture_output=True, text=True)
+    assert done.returncode == 0 and "imported" in done.stdout, done.stderr
