@@ -164,6 +164,8 @@ def train(manifest, image_root, out_dir, backbone, mode, split_column, group_col
 @click.option("--weights", default=None, help="Backbone weights file or URL.")
 @click.option("--cache-dir", default=None, help="Embedding cache (head mode).")
 @click.option("--json", "json_path", default=None, type=click.Path(dir_okay=False))
+@click.option("--only-fold", "only_folds", type=int, multiple=True,
+              help="Train and score only this fold (1..folds; repeatable).")
 @click.option("--keep-folds", default=None, type=click.Path(file_okay=False),
               help="Keep each fold's held-out logits here; a rerun reads back the folds it finds.")
 @click.option("--balance", type=click.Choice(["none", "loss", "sampler"]), default="none",
@@ -172,7 +174,7 @@ def train(manifest, image_root, out_dir, backbone, mode, split_column, group_col
               help="cpu, cuda or auto (the GPU when torch sees one).")
 def cv(manifest, image_root, group_column, folds, blocked, split_column, pool_splits, backbone,
        mode, epochs, stretch, tta_views, head_kind, recipe, seed, threshold, weights, cache_dir,
-       json_path, keep_folds, balance, device):
+       json_path, only_folds, keep_folds, balance, device):
     """Grouped k-fold cross-validation of a training recipe on the pooled train+val rows."""
     frame = read_manifest(manifest, image_root)
     for column in ("label", group_column):
@@ -195,7 +197,8 @@ def cv(manifest, image_root, group_column, folds, blocked, split_column, pool_sp
         report = cross_validate(records, config, folds, cache_dir or default_cache_dir(),
                                 echo_progress(), threshold,
                                 log=lambda text: click.echo(text, err=True), blocked=blocked,
-                                device=chosen_device(device), keep_folds=keep_folds)
+                                device=chosen_device(device), keep_folds=keep_folds,
+                                only_folds=only_folds or None)
     except ValueError as error:
         raise click.UsageError(str(error)) from error
     click.echo(format_report(report))

@@ -99,11 +99,14 @@ def cross_validate(records: Sequence[Record], config: TrainConfig, folds: int = 
                    cache_dir: str | os.PathLike | None = None, progress: Progress | None = None,
                    threshold: float = 0.9, log=None, blocked: bool = False,
                    device: str | torch.device = "cpu",
-                   keep_folds: str | os.PathLike | None = None) -> dict:
+                   keep_folds: str | os.PathLike | None = None,
+                   only_folds: Sequence[int] | None = None) -> dict:
     """Train and score one model per fold; return per-fold results and their summary.
 
     keep_folds: a folder where each fold's held-out logits are kept; a fold already there
     (same recipe, same rows) is read back instead of retrained, so a stopped run resumes.
+    only_folds: train and score only these folds (numbered from 1), e.g. to share the folds
+    of one cross-validation between machines; the summary is then over these folds alone.
     """
     records = [r for r in records if r.label]
     ungrouped = sum(1 for r in records if not r.group)
@@ -112,8 +115,14 @@ def cross_validate(records: Sequence[Record], config: TrainConfig, folds: int = 
     classes = list(config.classes) if config.classes else sorted({r.label for r in records})
     config = replace(config, classes=classes, calibrate=False, threshold=threshold)
     fold_rows = (blocked_folds if blocked else group_folds)([r.group for r in records], folds)
+    if only_folds:
+        unknown = sorted(set(only_folds) - set(range(1, folds + 1)))
+        if unknown:
+            raise ValueError(f"folds {unknown} do not exist: there are {folds}, numbered from 1")
     results = []
     for fold, held in enumerate(fold_rows):
+        if only_folds and fold + 1 not in only_folds:
+            continue
         held_set = set(held.tolist())
         train = [r for i, r in enumerate(records) if i not in held_set]
         held_out = [records[i] for i in held]
@@ -179,10 +188,12 @@ def summarize(results: list[dict], classes: Sequence[str], config: TrainConfig,
     scored = []
     for index, result in enumerate(results):
         others = [r for i, r in enumerate(results) if i != index]
-        logits = torch.cat([r["logits"] for r in others], dim=1)
-        labels = np.concatenate([r["labels"] for r in others])
-        refused = calibration_refusal(logits, labels, how, config.calibration_min_examples)
-        temperature = 1.0 if refused else fit_temperature(logits, labels, how)
+        temperature = 1.0  # a fold alone has no other folds to fit its temperature on
+        if others:
+            logits = torch.cat([r["logits"] for r in others], dim=1)
+            labels = np.concatenate([r["labels"] for r in others])
+            refused = calibration_refusal(logits, labels, how, config.calibration_min_examples)
+            temperature = 1.0 if refused else fit_temperature(logits, labels, how)
         scored.append(score_fold(result, temperature, classes, how, threshold))
     columns = {
         "accuracy": [s["accuracy"] for s in scored],

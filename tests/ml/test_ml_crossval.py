@@ -86,10 +86,23 @@ def test_cv_keep_folds_resumes_without_retraining(image_set, tmp_path, monkeypat
     arguments = ["cv", "--manifest", str(manifest), "--image-root", str(root),
                  "--group-column", "source_id", "--folds", "3", "--mode", "head", "--epochs", "5",
                  "--cache-dir", str(tmp_path / "cache"), "--keep-folds", str(tmp_path / "folds")]
+    # One fold alone (say, on another machine): kept, and summarised over that fold alone.
+    alone = CliRunner().invoke(ml, arguments + ["--only-fold", "2", "--json",
+                                                str(tmp_path / "alone.json")], catch_exceptions=False)
+    assert alone.exit_code == 0, alone.output
+    assert [fold["fold"] for fold in json.loads((tmp_path / "alone.json").read_text())["folds"]] == [2]
+    assert len(list((tmp_path / "folds").glob("fold-2-of-3-*.pt"))) == 1
+    refused = CliRunner().invoke(ml, arguments + ["--only-fold", "4"])
+    assert refused.exit_code == 2 and "folds [4] do not exist: there are 3" in refused.output
+
     first = CliRunner().invoke(ml, arguments + ["--json", str(tmp_path / "first.json")],
                                catch_exceptions=False)
     assert first.exit_code == 0, first.output
+    assert first.output.count("read back from") == 1  # fold 2; folds 1 and 3 trained
     assert len(list((tmp_path / "folds").glob("fold-*-of-3-*.pt"))) == 3
+    alone_fold = json.loads((tmp_path / "alone.json").read_text())["folds"][0]
+    assert json.loads((tmp_path / "first.json").read_text())["folds"][1]["accuracy"] == \
+        alone_fold["accuracy"]
 
     def no_training(*args, **kwargs):
         raise AssertionError("a kept fold was trained again")
