@@ -61,6 +61,8 @@ DEFAULTS = {
     "RETRAIN_MIN_LABELS": 10,
     # Backbone of retrained models: efficientnet_lite0 or alexnet.
     "RETRAIN_BACKBONE": "efficientnet_lite0",
+    # Where the job worker trains: "auto" (a GPU when torch sees one, else the CPU), "cpu", "cuda".
+    "RETRAIN_DEVICE": "auto",
     # API tokens expire this many days after they are made, unless made with another term.
     "API_TOKEN_DAYS": 90,
     # Seconds a process remembers who a token or session cookie belongs to (0: ask the
@@ -89,6 +91,7 @@ _ENV_PARSERS = {
     "FILE_UMASK": lambda value: int(value, 8),
     "RETRAIN_MIN_LABELS": int,
     "RETRAIN_BACKBONE": str,
+    "RETRAIN_DEVICE": str,
     "API_TOKEN_DAYS": int,
     "LOGIN_CACHE_SECONDS": float,
 }

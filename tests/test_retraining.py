@@ -2,6 +2,7 @@
 predictions in batches, triggers, the retrain/job API, the CLI and the model page."""
 import builtins
 import io
+import json
 import math
 import os
 from pathlib import Path
@@ -231,6 +232,22 @@ def test_finetune_kind_trains_the_whole_network(loop_app, users):
         assert version.kind == "finetune" and version.is_serving
         assert (Path(version.path) / "model.pt").stat().st_size > 1_000_000  # backbone too
         assert db.session.scalar(select(func.count(Prediction.id))) == 12
+
+
+def test_retrain_device_setting_reaches_training(loop_app, users, monkeypatch):
+    """RETRAIN_DEVICE is where the job worker trains; one that torch cannot use fails the job."""
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    loop_app.config["RETRAIN_DEVICE"] = "cuda"
+    with loop_app.app_context():
+        project_id = make_stored_project(loop_app, count=12)
+        add_labels(project_id, users["lee"])
+        job = triggers.request_retrain(db.session.get(Project, project_id), "quick")
+        assert job.state == "failed" and "no CUDA device is available" in job.error
+        loop_app.config["RETRAIN_DEVICE"] = "auto"
+        job = triggers.request_retrain(db.session.get(Project, project_id), "quick")
+        assert job.state == "done", job.error
+        version = db.session.get(ModelVersion, job.model_version_id)
+        assert json.loads((Path(version.path) / "metrics.json").read_text())["device"] == "cpu"
 
 
 # --------------------------------------------------------------------------- triggers

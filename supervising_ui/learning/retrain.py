@@ -159,7 +159,8 @@ def _train(kind: str, params: dict, classes: list[str], train: list[LabeledImage
                          tta_views=params.get("tta_views"),
                          backbone=current_app.config["RETRAIN_BACKBONE"])
     return fit(to_records(train), config, model_dir, val_records=to_records(held_out),
-               progress=progress, cache_dir=embedding_cache_dir())
+               progress=progress, cache_dir=embedding_cache_dir(),
+               device=current_app.config["RETRAIN_DEVICE"])
 
 
 def _accuracy_of(serving: ModelVersion | None, classes: list[str], held_out: list[LabeledImage],
