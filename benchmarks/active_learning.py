@@ -1,6 +1,6 @@
 """Active learning on HiRISE: random versus uncertainty sampling, measured.
 
-Simulates labeling the training split of /work/shared/data/hirise in rounds: start with 60
+Simulates labeling the training split of ../shared/data/hirise in rounds: start with 60
 labels, add 60 per round up to 1200, each round training the app's quick model (a linear head
 over cached EfficientNet-Lite0 embeddings, supervising_ui.ml's head trainer) and evaluating on
 the val split. Random sampling picks the next 60 at random; uncertainty sampling picks the 60
