@@ -39,6 +39,21 @@ def echo_progress():
     return throttled(progress, every_seconds=15)
 
 
+# Options that ml train and ml cv share.
+balance_option = click.option(
+    "--balance", type=click.Choice(["none", "loss", "sampler"]), default="none",
+    show_default=True, help="Class balance: weighted loss or balanced batches.")
+device_option = click.option("--device", default="auto", show_default=True,
+                             help="cpu, cuda or auto (the GPU when torch sees one).")
+
+
+def recipe_config(recipe: str, backbone: str | None, **settings) -> TrainConfig:
+    """The training config of --recipe (default or paper) with the command's settings."""
+    if recipe == "paper":
+        return paper_recipe(backbone=backbone, **settings)
+    return TrainConfig(backbone=backbone or "efficientnet_lite0", **settings)
+
+
 def chosen_device(name: str) -> torch.device:
     """--device as a torch device; a usage error where it names none that torch can use."""
     try:
@@ -96,10 +111,8 @@ def ml() -> None:
               help="paper: SGD, base lr 1e-4, step schedule, 10x last layer.")
 @click.option("--weights", default=None, help="Backbone weights file or URL.")
 @click.option("--cache-dir", default=None, help="Embedding cache (head mode).")
-@click.option("--balance", type=click.Choice(["none", "loss", "sampler"]), default="none",
-              show_default=True, help="Class balance: weighted loss or balanced batches.")
-@click.option("--device", default="auto", show_default=True,
-              help="cpu, cuda or auto (the GPU when torch sees one).")
+@balance_option
+@device_option
 @click.option("--val-logits", default=None, type=click.Path(dir_okay=False),
               help="Also save the val rows' raw logits (views, rows, classes) to this file.")
 def train(manifest, image_root, out_dir, backbone, mode, split_column, group_column, sol_column,
@@ -113,12 +126,8 @@ def train(manifest, image_root, out_dir, backbone, mode, split_column, group_col
     if not len(splits.get("train", [])):
         raise click.UsageError(f"no labelled rows in the train split (splits: {sorted(splits)})")
     records = records_from_frame(frame, group_column=group_column)
-    settings = dict(mode=mode, epochs=epochs, seed=seed, weights=weights, stretch=stretch,
-                    tta_views=tta_views, balance=balance)
-    if recipe == "paper":
-        config = paper_recipe(backbone=backbone, **settings)
-    else:
-        config = TrainConfig(backbone=backbone or "efficientnet_lite0", **settings)
+    config = recipe_config(recipe, backbone, mode=mode, epochs=epochs, seed=seed, weights=weights,
+                           stretch=stretch, tta_views=tta_views, balance=balance)
     try:
         result = fit([records[i] for i in splits["train"]], config, out_dir,
                      [records[i] for i in splits.get("val", [])], echo_progress(),
@@ -168,10 +177,8 @@ def train(manifest, image_root, out_dir, backbone, mode, split_column, group_col
               help="Train and score only this fold (1..folds; repeatable).")
 @click.option("--keep-folds", default=None, type=click.Path(file_okay=False),
               help="Keep each fold's held-out logits here; a rerun reads back the folds it finds.")
-@click.option("--balance", type=click.Choice(["none", "loss", "sampler"]), default="none",
-              show_default=True, help="Class balance: weighted loss or balanced batches.")
-@click.option("--device", default="auto", show_default=True,
-              help="cpu, cuda or auto (the GPU when torch sees one).")
+@balance_option
+@device_option
 def cv(manifest, image_root, group_column, folds, blocked, split_column, pool_splits, backbone,
        mode, epochs, stretch, tta_views, head_kind, recipe, seed, threshold, weights, cache_dir,
        json_path, only_folds, keep_folds, balance, device):
@@ -187,12 +194,8 @@ def cv(manifest, image_root, group_column, folds, blocked, split_column, pool_sp
         click.echo(f"pooled {len(frame)} rows of splits {sorted(keep)}; {left_out} other rows "
                    "left out", err=True)
     records = records_from_frame(frame, group_column=group_column)
-    settings = dict(mode=mode, epochs=epochs, seed=seed, weights=weights, stretch=stretch,
-                    tta_views=tta_views, head=head_kind, balance=balance)
-    if recipe == "paper":
-        config = paper_recipe(backbone=backbone, **settings)
-    else:
-        config = TrainConfig(backbone=backbone or "efficientnet_lite0", **settings)
+    config = recipe_config(recipe, backbone, mode=mode, epochs=epochs, seed=seed, weights=weights,
+                           stretch=stretch, tta_views=tta_views, head=head_kind, balance=balance)
     try:
         report = cross_validate(records, config, folds, cache_dir or default_cache_dir(),
                                 echo_progress(), threshold,

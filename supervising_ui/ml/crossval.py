@@ -13,6 +13,7 @@ unseen groups is much the same from fold to fold.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import tempfile
@@ -24,6 +25,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from ..storage import write_atomically
 from .calibration import calibration_refusal, expected_calibration_error, fit_temperature
 from .data import Record
 from .embeddings import Progress
@@ -140,10 +142,9 @@ def cross_validate(records: Sequence[Record], config: TrainConfig, folds: int = 
                 saved = torch.load(logits_path, weights_only=True)
             saved["seconds"] = time.perf_counter() - started
             if kept is not None:
-                kept.parent.mkdir(parents=True, exist_ok=True)
-                temporary = kept.with_suffix(f".{os.getpid()}.tmp")
-                torch.save(saved, temporary)
-                os.replace(temporary, kept)
+                buffer = io.BytesIO()
+                torch.save(saved, buffer)
+                write_atomically(kept, buffer.getvalue())
         results.append({"fold": fold + 1, "n_train": len(train), "n_held_out": len(held_out),
                         "groups": sorted({r.group for r in held_out}),
                         "seconds": saved["seconds"],
