@@ -150,6 +150,7 @@ def insert_images(project_id: int, rows: list[dict]) -> None:
     """Insert image rows for project_id in bulk."""
     from sqlalchemy import insert
 
+    from supervising_ui.database import refresh_planner_statistics
     from supervising_ui.extensions import db
     from supervising_ui.models import Image
     rng = random.Random(project_id)
@@ -158,6 +159,7 @@ def insert_images(project_id: int, rows: list[dict]) -> None:
                  for row in rows[start:start + 20000]]
         db.session.execute(insert(Image), chunk)
         db.session.commit()
+    refresh_planner_statistics("image")  # as the import runner does after an import
 
 
 def project_of_pool(name: str, rows: list[dict]) -> int:

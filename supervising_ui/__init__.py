@@ -45,7 +45,7 @@ def create_app(test_config=None) -> Flask:
     )
     from .importing import runner
     from .labeling import views as labeling_views
-    from .learning import classify, retrain
+    from .learning import classify, retrain, triggers
     from .search import index as search_index
     # Request checks first: the id converter must exist before the blueprints' routes, and
     # the size limits must run before the login guard reads a form.
@@ -58,6 +58,7 @@ def create_app(test_config=None) -> Flask:
     jobs.init_app(app)
     jobs.register_handler("import", runner.run_import_job)
     jobs.register_handler("retrain", retrain.run_retrain, discard=retrain.discard_unfinished)
+    jobs.register_minutely(triggers.queue_idle_finetunes)
     jobs.register_handler(classify.JOB_KIND, classify.run_classify)
 
     app.register_blueprint(auth.blueprint)

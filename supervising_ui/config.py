@@ -63,6 +63,11 @@ DEFAULTS = {
     "RETRAIN_BACKBONE": "efficientnet_lite0",
     # Where the job worker trains: "auto" (a GPU when torch sees one, else the CPU), "cpu", "cuda".
     "RETRAIN_DEVICE": "auto",
+    # The job worker fine-tunes a whole network for a project (and serves it if it does better
+    # on the same held-out images) once nobody has labeled in it for this many minutes and it
+    # has FINETUNE_MIN_NEW_LABELS labels since its last fine-tune. 0: never by itself.
+    "FINETUNE_WHEN_IDLE_MINUTES": 30,
+    "FINETUNE_MIN_NEW_LABELS": 200,
     # API tokens expire this many days after they are made, unless made with another term.
     "API_TOKEN_DAYS": 90,
     # Seconds a process remembers who a token or session cookie belongs to (0: ask the
@@ -92,6 +97,8 @@ _ENV_PARSERS = {
     "RETRAIN_MIN_LABELS": int,
     "RETRAIN_BACKBONE": str,
     "RETRAIN_DEVICE": str,
+    "FINETUNE_WHEN_IDLE_MINUTES": float,
+    "FINETUNE_MIN_NEW_LABELS": int,
     "API_TOKEN_DAYS": int,
     "LOGIN_CACHE_SECONDS": float,
 }

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from flask import Flask
 from flask_migrate import upgrade
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session
@@ -43,6 +43,20 @@ def init_app(app: Flask) -> None:
     db.init_app(app)
     migrate.init_app(app, db, directory=MIGRATIONS_DIR, render_as_batch=True)
     app.teardown_request(end_read_only_transaction)
+
+
+def refresh_planner_statistics(*tables: str) -> None:
+    """Have PostgreSQL re-sample these tables' statistics now and commit (nothing on SQLite).
+
+    Called after an import adds many rows: until autovacuum analyzes the table (up to a
+    minute or more later) the planner believes the project still holds the few rows it held
+    before, and picks index scans that read every image of the project for each claim
+    (measured: 4.7 ms instead of 0.02 ms per ``next`` on 3000 fresh images)."""
+    if db.engine.dialect.name != "postgresql":
+        return
+    for table in tables:
+        db.session.execute(text(f'ANALYZE "{table}"'))
+    db.session.commit()
 
 
 def postgres_connect_args(config) -> dict:

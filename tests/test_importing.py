@@ -6,7 +6,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from supervising_ui import projects
 from supervising_ui.extensions import db
@@ -14,6 +14,7 @@ from supervising_ui.importing import ImportRefused, runner, sources
 from supervising_ui.importing.manifest import ManifestError, read_manifest, typed_value
 from supervising_ui.models import Image, Label
 
+from .conftest import TEST_DATABASE_URL
 from .helpers import image_bytes, write_images, zip_bytes
 
 
@@ -89,6 +90,15 @@ def test_duplicates_are_reported_not_stored_twice(app, project, tmp_path):
     assert runner.run_import(other, sources.plan_folder(tmp_path / "a")).added == 4, \
         "duplicates are per project"
     assert len(stored_files(app)) == 4, "the same bytes share one stored file"
+
+
+@pytest.mark.skipif(not TEST_DATABASE_URL, reason="PostgreSQL: set SUPERVISING_UI_TEST_DATABASE_URL")
+def test_an_import_leaves_postgresql_statistics_that_count_its_images(project, tmp_path):
+    write_images(tmp_path / "a", 6)
+    assert runner.run_import(project, sources.plan_folder(tmp_path / "a")).added == 6
+    # ANALYZE sets the planner's row estimate at once; before it, the table looks empty.
+    estimate = db.session.scalar(text("SELECT reltuples FROM pg_class WHERE oid = 'image'::regclass"))
+    assert estimate == count(Image) == 6
 
 
 def test_bad_manifest_rows_are_listed_and_the_rest_goes_through(app, project, users, tmp_path):

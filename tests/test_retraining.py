@@ -5,6 +5,7 @@ import io
 import json
 import math
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,7 @@ from supervising_ui.models import (
     Prediction,
     Project,
     User,
+    utcnow,
 )
 
 from .helpers import IMAGE_COUNT, LOOP_CLASSES, add_labels, make_stored_project
@@ -273,6 +275,54 @@ def test_automatic_retrain_after_every_n_labels(loop_app, users, monkeypatch):
         add_labels(project_id, users["liu"], 1)
         assert triggers.maybe_trigger_retrain(project) is not None
         assert len(runs) == 2
+
+
+def test_idle_project_with_enough_new_labels_gets_one_fine_tune(loop_app, users, monkeypatch):
+    runs = []
+    monkeypatch.setitem(jobs.HANDLERS, "retrain", lambda job, reporter: runs.append(job.params) or {})
+    loop_app.config.update(FINETUNE_WHEN_IDLE_MINUTES=30, FINETUNE_MIN_NEW_LABELS=12,
+                           RETRAIN_MIN_LABELS=10)
+    with loop_app.app_context():
+        project_id = make_stored_project(loop_app, count=30)
+        add_labels(project_id, users["lee"], 11)
+        quiet = utcnow() + timedelta(minutes=31)
+        assert triggers.queue_idle_finetunes(quiet) == [], "11 labels, 12 needed"
+        add_labels(project_id, users["lee"], 1)
+        assert triggers.queue_idle_finetunes(utcnow() + timedelta(minutes=29)) == [], "not idle yet"
+        assert [job.project_id for job in triggers.queue_idle_finetunes(quiet)] == [project_id]
+        assert runs == [{"kind": "finetune", "trigger": "idle"}]
+        assert triggers.queue_idle_finetunes(quiet) == [], "no new label since that fine-tune"
+        add_labels(project_id, users["liu"], 11)
+        assert triggers.queue_idle_finetunes(utcnow() + timedelta(minutes=31)) == []
+        add_labels(project_id, users["liu"], 1)
+        loop_app.config["FINETUNE_WHEN_IDLE_MINUTES"] = 0
+        assert triggers.queue_idle_finetunes(utcnow() + timedelta(days=1)) == [], "switched off"
+        loop_app.config["FINETUNE_WHEN_IDLE_MINUTES"] = 30
+        assert len(triggers.queue_idle_finetunes(utcnow() + timedelta(minutes=31))) == 1
+        assert len(runs) == 2
+
+
+def test_idle_fine_tune_waits_for_a_running_retrain(loop_app, users, held_queue):
+    loop_app.config.update(FINETUNE_WHEN_IDLE_MINUTES=30, FINETUNE_MIN_NEW_LABELS=12)
+    with loop_app.app_context():
+        project_id = make_stored_project(loop_app, count=20)
+        add_labels(project_id, users["lee"], 12)
+        quick = triggers.request_retrain(db.session.get(Project, project_id), "quick")
+        assert quick.state == "queued"
+        assert triggers.queue_idle_finetunes(utcnow() + timedelta(hours=1)) == []
+        assert db.session.scalar(select(func.count(Job.id))) == 1
+
+
+def test_worker_minutely_task_runs_the_registered_checks(loop_app, monkeypatch):
+    assert triggers.queue_idle_finetunes in jobs.MINUTELY
+    calls = []
+
+    def broken():
+        raise RuntimeError("a check that fails")
+
+    monkeypatch.setattr(jobs, "MINUTELY", [broken, lambda: calls.append(1)])
+    loop_app.extensions["minutely"].call_local()
+    assert calls == [1], "a failing check does not stop the next one"
 
 
 def test_automatic_trigger_waits_for_a_running_retrain(loop_app, users, held_queue):

@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from .. import storage
+from ..database import refresh_planner_statistics
 from ..extensions import db
 from ..learning import classify
 from ..models import Image, Label, Project, utcnow
@@ -89,6 +90,8 @@ class _Importer:
             if progress:
                 progress(index, len(plan.candidates))
         self.commit()
+        if self.report.added:
+            refresh_planner_statistics("image", "label")
         return self.report
 
     def add(self, candidate: Candidate) -> str | None:

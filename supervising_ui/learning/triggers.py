@@ -1,14 +1,18 @@
-"""When a retrain runs: on request (page, API, console) or after every N new labels."""
+"""When a retrain runs: on request (page, API, console), a quick one after every N new labels,
+and a full fine-tune when a project has gone quiet after enough new labels (the worker checks
+every minute)."""
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
+from flask import current_app
 from sqlalchemy import func, select
 
 from .. import jobs
 from ..echo import shorten
 from ..extensions import db
-from ..models import Job, Label, Project
+from ..models import Job, Label, Project, utcnow
 from .dataset import RetrainError
 
 log = logging.getLogger(__name__)
@@ -67,3 +71,45 @@ def maybe_trigger_retrain(project) -> Job | None:
         return jobs.submit("retrain", project.id, {"kind": "quick", "trigger": "labels"})
     except jobs.JobBusy:  # another labeler's submit triggered it first
         return None
+
+
+def queue_idle_finetunes(now=None) -> list[Job]:
+    """Queue a full fine-tune of every project that is idle and has enough new labels.
+
+    Idle: no label for FINETUNE_WHEN_IDLE_MINUTES (0 turns this off) and no retrain queued or
+    running. Enough: FINETUNE_MIN_NEW_LABELS labels since the last fine-tune was queued (or
+    at all), and RETRAIN_MIN_LABELS in all. The retrain job then serves the fine-tuned model
+    only if it beats the serving one on the same held-out images.
+    """
+    idle_minutes = current_app.config["FINETUNE_WHEN_IDLE_MINUTES"]
+    if not idle_minutes or idle_minutes <= 0:
+        return []
+    now = now or utcnow()
+    quiet_since = now - timedelta(minutes=idle_minutes)
+    latest = (select(Label.project_id, func.max(Label.created_at).label("latest"))
+              .group_by(Label.project_id).subquery())
+    idle_projects = db.session.scalars(select(latest.c.project_id).where(
+        latest.c.latest <= quiet_since).order_by(latest.c.project_id)).all()
+    queued = []
+    for project_id in idle_projects:
+        if _finetune_due(project_id):
+            try:
+                queued.append(jobs.submit("retrain", project_id, {"kind": "finetune", "trigger": "idle"}))
+            except jobs.JobBusy:  # a retrain is queued or running: it will be checked again
+                continue
+    db.session.commit()  # end the read transaction
+    return queued
+
+
+def _finetune_due(project_id: int) -> bool:
+    """Whether enough labels arrived since project_id's last fine-tune was queued."""
+    previous = next((job for job in db.session.scalars(
+        select(Job).where(Job.project_id == project_id, Job.kind == "retrain")
+        .order_by(Job.id.desc())) if (job.params or {}).get("kind") == "finetune"), None)
+    query = select(func.count(Label.id)).where(Label.project_id == project_id)
+    total = db.session.scalar(query)
+    if total < current_app.config["RETRAIN_MIN_LABELS"]:
+        return False
+    if previous is not None:
+        total = db.session.scalar(query.where(Label.created_at >= previous.created_at))
+    return total >= current_app.config["FINETUNE_MIN_NEW_LABELS"]
