@@ -29,7 +29,7 @@ from torch import nn
 from supervising_ui.ml.backbones import backbone_spec, build_head, load_backbone
 from supervising_ui.ml.data import Preprocessing, read_manifest, records_from_frame
 from supervising_ui.ml.embeddings import EmbeddingCache, cache_key, embed_records
-from supervising_ui.ml.train import TrainConfig, train_head
+from supervising_ui.ml.train import TrainConfig, train_on_features
 from supervising_ui.ml.uncertainty import uncertainty
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,11 +63,13 @@ def load_embeddings(data_dir: Path, cache_dir: Path) -> dict:
 
 
 def fit_head(embeddings: torch.Tensor, labels: np.ndarray, num_classes: int, seed: int) -> nn.Module:
-    """The app's quick model: a linear head trained on embeddings with the ML package's defaults."""
-    config = TrainConfig(mode="head", seed=seed).resolved()
+    """A linear head trained on pooled embeddings with the ML package's defaults: the quick model
+    with top_blocks 0 (the app's quick model also retrains the last block since then; these
+    simulations keep the head alone, which trains in seconds, for their hundreds of retrains)."""
+    config = TrainConfig(mode="head", top_blocks=0, seed=seed).resolved()
     torch.manual_seed(seed)
     head = build_head(embeddings.shape[1], num_classes, config.head, config.head_dropout)
-    train_head(head, embeddings.unsqueeze(0), torch.as_tensor(labels, dtype=torch.long), config,
+    train_on_features(head, embeddings.unsqueeze(0), torch.as_tensor(labels, dtype=torch.long), config,
                nn.CrossEntropyLoss(), torch.Generator().manual_seed(seed))
     return head
 

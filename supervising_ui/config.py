@@ -61,6 +61,9 @@ DEFAULTS = {
     "RETRAIN_MIN_LABELS": 10,
     # Backbone of retrained models: efficientnet_lite0 or alexnet.
     "RETRAIN_BACKBONE": "efficientnet_lite0",
+    # Last backbone blocks the quick retrain trains along with its head, over cached
+    # activations (0: the head alone, fastest; None: 1 for efficientnet_lite0, 0 for alexnet).
+    "RETRAIN_TOP_BLOCKS": None,
     # Where the job worker trains: "auto" (a GPU when torch sees one, else the CPU), "cpu", "cuda".
     "RETRAIN_DEVICE": "auto",
     # The job worker fine-tunes a whole network for a project (and serves it if it does better
@@ -97,6 +100,7 @@ _ENV_PARSERS = {
     "RETRAIN_MIN_LABELS": int,
     "RETRAIN_BACKBONE": str,
     "RETRAIN_DEVICE": str,
+    "RETRAIN_TOP_BLOCKS": int,
     "FINETUNE_WHEN_IDLE_MINUTES": float,
     "FINETUNE_MIN_NEW_LABELS": int,
     "API_TOKEN_DAYS": int,

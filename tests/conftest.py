@@ -112,9 +112,11 @@ def app(request, tmp_path, monkeypatch):
     database = tmp_path / "test.sqlite3"
     if not TEST_DATABASE_URL:
         shutil.copyfile(request.getfixturevalue("sqlite_schema"), database)
+    # RETRAIN_TOP_BLOCKS 0: quick retrains train the head alone, seconds faster per retrain;
+    # test_retraining and tests/ml cover the default (the last block retrained too).
     config = {"TESTING": True, "SECRET_KEY": "test", "JOB_QUEUE": "memory",
               "DATABASE_URL": TEST_DATABASE_URL or f"sqlite:///{database}",
-              "IMPORT_ROOT": str(tmp_path / "import_root")}
+              "IMPORT_ROOT": str(tmp_path / "import_root"), "RETRAIN_TOP_BLOCKS": 0}
     app = create_app(config)
     if TEST_DATABASE_URL:
         with app.app_context():

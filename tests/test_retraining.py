@@ -252,6 +252,23 @@ def test_retrain_device_setting_reaches_training(loop_app, users, monkeypatch):
         assert json.loads((Path(version.path) / "metrics.json").read_text())["device"] == "cpu"
 
 
+def test_quick_retrain_trains_the_last_block_by_default(loop_app, users):
+    loop_app.config["RETRAIN_TOP_BLOCKS"] = None  # the default: 1 for efficientnet_lite0
+    with loop_app.app_context():
+        project_id = make_stored_project(loop_app, count=16)
+        add_labels(project_id, users["lee"])
+        job = triggers.request_retrain(db.session.get(Project, project_id), "quick")
+        assert job.state == "done", job.error
+        version = db.session.get(ModelVersion, job.model_version_id)
+        config = json.loads((Path(version.path) / "config.json").read_text())
+        assert config["train_config"]["top_blocks"] == 1 and version.is_serving
+        assert db.session.scalar(select(func.count(Prediction.id)).where(
+            Prediction.model_version_id == version.id)) == 16
+        loop_app.config["RETRAIN_TOP_BLOCKS"] = 17
+        job = triggers.request_retrain(db.session.get(Project, project_id), "quick")
+        assert job.state == "failed" and "top_blocks of efficientnet_lite0 must be 0 to 16" in job.error
+
+
 # --------------------------------------------------------------------------- triggers
 
 

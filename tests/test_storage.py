@@ -115,6 +115,7 @@ def test_a_fresh_instance_is_private_after_init_import_and_retrain(tmp_path, mon
             monkeypatch.delenv(name)
     instance = tmp_path / "instance"
     monkeypatch.setenv("SUPERVISING_UI_INSTANCE", str(instance))
+    monkeypatch.setenv("SUPERVISING_UI_RETRAIN_TOP_BLOCKS", "0")  # the head alone, faster
     folder = tmp_path / "incoming"
     folder.mkdir()
     for index in range(3):

@@ -80,6 +80,7 @@ class Worker:
     def __init__(self, instance: Path, log_path: Path):
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("SUPERVISING_UI_")}
         self.env["SUPERVISING_UI_INSTANCE"] = str(instance)
+        self.env["SUPERVISING_UI_RETRAIN_TOP_BLOCKS"] = "0"  # quick retrains: the head alone, faster
         self.log_path = log_path
         self.process = None
 

@@ -1,8 +1,8 @@
 """The "retrain" job: consensus labels -> held-out split -> training -> the better model serves.
 
 run_retrain (registered in create_app) gathers a project's labeled images, holds some out by
-group, trains through supervising_ui.ml ("quick": a linear head over cached embeddings;
-"finetune": the whole network), compares the candidate with the serving model on the SAME
+group, trains through supervising_ui.ml ("quick": the last block and a linear head over
+cached activations; "finetune": the whole network), compares the candidate with the serving model on the SAME
 held-out images, predicts every image of the project, and only then lets the better model
 serve. Database writes go in short transactions so labelers never wait on training.
 """
@@ -157,7 +157,8 @@ def _train(kind: str, params: dict, classes: list[str], train: list[LabeledImage
     from ..ml import TrainConfig, fit
     config = TrainConfig(mode=TRAINING_MODES[kind], classes=classes, epochs=params.get("epochs"),
                          tta_views=params.get("tta_views"),
-                         backbone=current_app.config["RETRAIN_BACKBONE"])
+                         backbone=current_app.config["RETRAIN_BACKBONE"],
+                         top_blocks=current_app.config["RETRAIN_TOP_BLOCKS"])
     return fit(to_records(train), config, model_dir, val_records=to_records(held_out),
                progress=progress, cache_dir=embedding_cache_dir(),
                device=current_app.config["RETRAIN_DEVICE"])

@@ -41,10 +41,11 @@ class BackboneSpec:
     normalization: str  # "tf" for (x*255-127)/128, "imagenet" for ImageNet mean/std
     feature_dim: int
     dropout: float
+    blocks: int = 0  # blocks that head mode's top_blocks may retrain (0: none)
 
 
 BACKBONES = {
-    "efficientnet_lite0": BackboneSpec("efficientnet_lite0", 224, "tf", 1280, 0.2),
+    "efficientnet_lite0": BackboneSpec("efficientnet_lite0", 224, "tf", 1280, 0.2, blocks=16),
     "alexnet": BackboneSpec("alexnet", 224, "imagenet", 4096, 0.5),
 }
 
@@ -96,6 +97,26 @@ class EfficientNetLite0Features(nn.Module):
         net = self.net
         x = net._swish(net._bn1(net._conv_head(x)))
         return torch.flatten(net._avg_pooling(x), 1)
+
+    def bottom(self, images: torch.Tensor, top_blocks: int) -> torch.Tensor:
+        """Images through all but the last top_blocks blocks: (N, 192, 7, 7) for 1 to 4."""
+        return self.blocks(self.stem(images), 0, self.num_blocks - top_blocks)
+
+    def top(self, activations: torch.Tensor, top_blocks: int) -> torch.Tensor:
+        """bottom()'s output through the last top_blocks blocks and the pooling: (N, 1280)."""
+        return self.pool(self.blocks(activations, self.num_blocks - top_blocks))
+
+    def top_state(self, top_blocks: int) -> dict[str, torch.Tensor]:
+        """The part of state_dict() that top() trains (weights and norm statistics)."""
+        prefixes = tuple(f"net._blocks.{index}." for index in
+                         range(self.num_blocks - top_blocks, self.num_blocks)) + ("net._conv_head.", "net._bn1.")
+        return {name: value for name, value in self.state_dict().items() if name.startswith(prefixes)}
+
+    def top_parameters(self, top_blocks: int) -> list[nn.Parameter]:
+        """The parameters top() trains: its blocks and the final convolution with its norm."""
+        net = self.net
+        modules = [*net._blocks[self.num_blocks - top_blocks:], net._conv_head, net._bn1]
+        return [parameter for module in modules for parameter in module.parameters()]
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """(N, 3, 224, 224) -> (N, 1280)."""
@@ -233,6 +254,45 @@ def build_head(in_features: int, num_classes: int, kind: str = "linear",
         return nn.Sequential(nn.Dropout(dropout), nn.Linear(in_features, hidden),
                              nn.ReLU(inplace=True), nn.Dropout(dropout), nn.Linear(hidden, num_classes))
     raise ValueError(f"unknown head {kind!r}; choose 'linear' or 'mlp'")
+
+
+class Bottom(nn.Module):
+    """The frozen part of a network whose last top_blocks blocks train: images -> activations."""
+
+    def __init__(self, backbone: nn.Module, top_blocks: int):
+        super().__init__()
+        self.backbone, self.top_blocks = backbone, top_blocks
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """(N, 3, H, W) -> the activations that Top takes."""
+        return self.backbone.bottom(images, self.top_blocks)
+
+
+class Top(nn.Module):
+    """The trained part: Bottom's activations -> last top_blocks blocks -> pooling -> head."""
+
+    def __init__(self, backbone: nn.Module, head: nn.Module, top_blocks: int):
+        super().__init__()
+        self.backbone, self.head, self.top_blocks = backbone, head, top_blocks
+
+    def forward(self, activations: torch.Tensor) -> torch.Tensor:
+        """Activations -> (N, C) logits."""
+        return self.head(self.backbone.top(activations, self.top_blocks))
+
+
+def frozen_and_trained(model: "Classifier", top_blocks: int) -> tuple[nn.Module, nn.Module]:
+    """Split a classifier where cached features end: (frozen part, trained part).
+
+    top_blocks 0: the whole backbone is frozen (features are pooled embeddings) and only the
+    head trains; top_blocks k > 0 (EfficientNet): the last k blocks, the final convolution and
+    the head train on the activations before those blocks.
+    """
+    if top_blocks == 0:
+        return model.backbone, model.head
+    if not hasattr(model.backbone, "top"):
+        raise ValueError("top_blocks needs a backbone made of blocks (efficientnet_lite0), "
+                         f"not {type(model.backbone).__name__}")
+    return Bottom(model.backbone, top_blocks), Top(model.backbone, model.head, top_blocks)
 
 
 class Classifier(nn.Module):

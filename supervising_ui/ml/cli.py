@@ -45,6 +45,10 @@ balance_option = click.option(
     show_default=True, help="Class balance: weighted loss or balanced batches.")
 device_option = click.option("--device", default="auto", show_default=True,
                              help="cpu, cuda or auto (the GPU when torch sees one).")
+top_blocks_option = click.option(
+    "--top-blocks", type=int, default=None,
+    help="Head mode: last backbone blocks retrained over cached activations "
+         "(0: the head alone). Default: 1 efficientnet_lite0, 0 alexnet.")
 
 
 def recipe_config(recipe: str, backbone: str | None, **settings) -> TrainConfig:
@@ -100,7 +104,8 @@ def ml() -> None:
 @click.option("--group-column", default=None, help="Split by this group column instead (e.g. source_id).")
 @click.option("--sol-column", default=None, help="Split by MSL sol ranges of this column instead.")
 @click.option("--val-fraction", default=0.2, show_default=True, help="With --group-column.")
-@click.option("--epochs", type=int, default=None, help="Default: 8 finetune, 60 head.")
+@click.option("--epochs", type=int, default=None,
+              help="Default: 8 finetune, 5 head (60 with --top-blocks 0).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--stretch", type=click.Choice(STRETCHES), default=None,
               help="Per-image contrast stretch; mixed = channels raw, percentile, raw. "
@@ -110,14 +115,15 @@ def ml() -> None:
 @click.option("--recipe", type=click.Choice(["default", "paper"]), default="default",
               help="paper: SGD, base lr 1e-4, step schedule, 10x last layer.")
 @click.option("--weights", default=None, help="Backbone weights file or URL.")
-@click.option("--cache-dir", default=None, help="Embedding cache (head mode).")
+@click.option("--cache-dir", default=None, help="Embedding and activation cache (head mode).")
 @balance_option
 @device_option
+@top_blocks_option
 @click.option("--val-logits", default=None, type=click.Path(dir_okay=False),
               help="Also save the val rows' raw logits (views, rows, classes) to this file.")
 def train(manifest, image_root, out_dir, backbone, mode, split_column, group_column, sol_column,
           val_fraction, epochs, seed, stretch, tta_views, recipe, weights, cache_dir, balance,
-          device, val_logits):
+          device, top_blocks, val_logits):
     """Train a model on the train split and report on the val split."""
     frame = read_manifest(manifest, image_root)
     if "label" not in frame:
@@ -127,7 +133,8 @@ def train(manifest, image_root, out_dir, backbone, mode, split_column, group_col
         raise click.UsageError(f"no labelled rows in the train split (splits: {sorted(splits)})")
     records = records_from_frame(frame, group_column=group_column)
     config = recipe_config(recipe, backbone, mode=mode, epochs=epochs, seed=seed, weights=weights,
-                           stretch=stretch, tta_views=tta_views, balance=balance)
+                           stretch=stretch, tta_views=tta_views, balance=balance,
+                           top_blocks=top_blocks)
     try:
         result = fit([records[i] for i in splits["train"]], config, out_dir,
                      [records[i] for i in splits.get("val", [])], echo_progress(),
@@ -162,7 +169,8 @@ def train(manifest, image_root, out_dir, backbone, mode, split_column, group_col
               help="Rows of these splits are pooled; others (test) are never read.")
 @click.option("--backbone", type=click.Choice(["efficientnet_lite0", "alexnet"]), default=None)
 @click.option("--mode", type=click.Choice(["finetune", "head"]), default="head", show_default=True)
-@click.option("--epochs", type=int, default=None, help="Default: 8 finetune, 60 head.")
+@click.option("--epochs", type=int, default=None,
+              help="Default: 8 finetune, 5 head (60 with --top-blocks 0).")
 @click.option("--stretch", type=click.Choice(STRETCHES), default=None)
 @click.option("--tta-views", type=int, default=None, help="Dihedral views (head: also trained on).")
 @click.option("--head", "head_kind", type=click.Choice(["linear", "mlp"]), default="linear",
@@ -171,7 +179,7 @@ def train(manifest, image_root, out_dir, backbone, mode, split_column, group_col
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--threshold", default=0.9, show_default=True)
 @click.option("--weights", default=None, help="Backbone weights file or URL.")
-@click.option("--cache-dir", default=None, help="Embedding cache (head mode).")
+@click.option("--cache-dir", default=None, help="Embedding and activation cache (head mode).")
 @click.option("--json", "json_path", default=None, type=click.Path(dir_okay=False))
 @click.option("--only-fold", "only_folds", type=int, multiple=True,
               help="Train and score only this fold (1..folds; repeatable).")
@@ -179,9 +187,10 @@ def train(manifest, image_root, out_dir, backbone, mode, split_column, group_col
               help="Keep each fold's held-out logits here; a rerun reads back the folds it finds.")
 @balance_option
 @device_option
+@top_blocks_option
 def cv(manifest, image_root, group_column, folds, blocked, split_column, pool_splits, backbone,
        mode, epochs, stretch, tta_views, head_kind, recipe, seed, threshold, weights, cache_dir,
-       json_path, only_folds, keep_folds, balance, device):
+       json_path, only_folds, keep_folds, balance, device, top_blocks):
     """Grouped k-fold cross-validation of a training recipe on the pooled train+val rows."""
     frame = read_manifest(manifest, image_root)
     for column in ("label", group_column):
@@ -195,7 +204,8 @@ def cv(manifest, image_root, group_column, folds, blocked, split_column, pool_sp
                    "left out", err=True)
     records = records_from_frame(frame, group_column=group_column)
     config = recipe_config(recipe, backbone, mode=mode, epochs=epochs, seed=seed, weights=weights,
-                           stretch=stretch, tta_views=tta_views, head=head_kind, balance=balance)
+                           stretch=stretch, tta_views=tta_views, head=head_kind, balance=balance,
+                           top_blocks=top_blocks)
     try:
         report = cross_validate(records, config, folds, cache_dir or default_cache_dir(),
                                 echo_progress(), threshold,

@@ -44,19 +44,41 @@ def run_views(module: nn.Module, pixels: torch.Tensor, preprocessing: Preprocess
     return torch.stack(outputs)
 
 
-def cache_key(backbone: str, preprocessing: Preprocessing, weights: str | None = None) -> str:
-    """Directory name for one backbone + weights + preprocessing combination."""
+def run_features(trained: nn.Module, features: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+    """Eval-mode outputs of the trained part over cached features: (V, N, ...) -> (V, N, C) on the CPU."""
+    trained.eval()
+    device = module_device(trained)
+    views, count = features.shape[:2]
+    flat = features.reshape(views * count, *features.shape[2:])
+    with torch.inference_mode():
+        chunks = [trained(flat[start:start + batch_size].to(device).float()).float().cpu()
+                  for start in range(0, len(flat), batch_size)]
+    logits = torch.cat(chunks) if chunks else torch.empty(0)
+    return logits.reshape(views, count, -1)
+
+
+def cache_key(backbone: str, preprocessing: Preprocessing, weights: str | None = None,
+              top_blocks: int = 0) -> str:
+    """Directory name for one backbone + weights + preprocessing + cut combination
+    (top_blocks > 0: the activations before the last top_blocks blocks, not embeddings)."""
     text = f"{backbone}|{weights or 'default'}|{preprocessing.image_size}|{preprocessing.normalization}"
     if preprocessing.stretch != "none":  # keys of caches made before the option stay valid
         text += f"|stretch={preprocessing.stretch}"
+    if top_blocks:
+        text += f"|below_top_blocks={top_blocks}"
     return f"{backbone}-{hashlib.sha1(text.encode()).hexdigest()[:10]}"
 
 
 class EmbeddingCache:
-    """Embeddings on disk, one .npy per (image content hash, view), under a backbone key."""
+    """Embeddings on disk, one .npy per (image content hash, view), under a backbone key.
 
-    def __init__(self, directory: str | os.PathLike, key: str):
+    dtype: how values are stored (and handed back); activation maps go as float16, half the
+    disk and memory of float32 for about three significant digits.
+    """
+
+    def __init__(self, directory: str | os.PathLike, key: str, dtype=np.float32):
         self.root = Path(directory) / key
+        self.dtype = np.dtype(dtype)
 
     def path(self, digest: str, view: int) -> Path:
         """File holding one embedding."""
@@ -73,8 +95,16 @@ class EmbeddingCache:
         path.parent.mkdir(parents=True, exist_ok=True)
         temporary = path.with_suffix(f".{os.getpid()}.tmp")
         with open(temporary, "wb") as handle:
-            np.save(handle, embedding.astype(np.float32))
+            np.save(handle, embedding.astype(self.dtype))
         os.replace(temporary, path)
+
+
+def feature_cache(directory: str | os.PathLike, backbone: str, preprocessing: Preprocessing,
+                  weights: str | None = None, top_blocks: int = 0) -> EmbeddingCache:
+    """The cache of what head mode's frozen part computes: pooled embeddings (float32), or the
+    activations below the last top_blocks blocks (float16)."""
+    return EmbeddingCache(directory, cache_key(backbone, preprocessing, weights, top_blocks),
+                          np.float16 if top_blocks else np.float32)
 
 
 def embed_records(backbone: nn.Module, records: Sequence[Record], preprocessing: Preprocessing,
@@ -96,6 +126,8 @@ def embed_records(backbone: nn.Module, records: Sequence[Record], preprocessing:
         for position, index in enumerate(missing):
             for view_position, view in enumerate(views):
                 value = computed[view_position, position].numpy()
+                if cache:
+                    value = value.astype(cache.dtype)
                 found[(index, view)] = value
                 if cache:
                     cache.put(records[index].content_hash, view, value)

@@ -5,7 +5,8 @@ block (ECE and NLL before and after, on which records it was fitted).
 
 ``model.pt`` is a plain dict of state dicts and plain values, so it loads with
 ``torch.load(..., weights_only=True)``. A head-only model stores no backbone weights:
-they are the pretrained ones, loaded again by name.
+they are the pretrained ones, loaded again by name; a quick model that retrained the last
+blocks stores those blocks only ("backbone_partial"), loaded over the pretrained ones.
 """
 from __future__ import annotations
 
@@ -56,14 +57,23 @@ def weights_version(state: dict) -> str:
 
 
 def save_model(out_dir: str | os.PathLike, model: Classifier, classes: list[str], config: dict,
-               metrics: dict, temperature: float = 1.0, include_backbone: bool = True) -> ModelDir:
-    """Write model.pt, config.json and metrics.json; return the ModelDir."""
+               metrics: dict, temperature: float = 1.0,
+               backbone_state: dict[str, torch.Tensor] | None | str = "all") -> ModelDir:
+    """Write model.pt, config.json and metrics.json; return the ModelDir.
+
+    backbone_state: "all" stores the whole backbone, None none of it (the pretrained one),
+    a dict only those tensors (the rest is the pretrained backbone's).
+    """
+    partial = isinstance(backbone_state, dict)
+    if backbone_state == "all":
+        backbone_state = model.backbone.state_dict()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     state = {
         "format_version": FORMAT_VERSION,
-        "backbone": {k: v.detach().clone() for k, v in model.backbone.state_dict().items()}
-        if include_backbone else None,
+        "backbone": {k: v.detach().clone() for k, v in backbone_state.items()}
+        if backbone_state is not None else None,
+        "backbone_partial": partial,
         "head": {k: v.detach().clone() for k, v in model.head.state_dict().items()},
         "classes": list(classes),
         "temperature": float(temperature),
@@ -95,6 +105,13 @@ def load_model(path: str | os.PathLike) -> tuple[Classifier, ModelDir]:
     train = info.config["train_config"]
     if state["backbone"] is None:
         backbone = load_backbone(train["backbone"], train.get("weights"))
+    elif state.get("backbone_partial"):
+        backbone = load_backbone(train["backbone"], train.get("weights"))
+        unknown = set(state["backbone"]) - set(backbone.state_dict())
+        if unknown:
+            raise ValueError(f"{path}: weights for {len(unknown)} tensors this backbone does not "
+                             f"have, e.g. {sorted(unknown)[0]}")
+        backbone.load_state_dict(state["backbone"], strict=False)
     else:
         backbone = build_backbone(train["backbone"])
         backbone.load_state_dict(state["backbone"], strict=True)

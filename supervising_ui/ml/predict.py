@@ -12,9 +12,10 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .backbones import frozen_and_trained
 from .calibration import view_log_proba
 from .data import Record, as_records, load_images
-from .embeddings import EmbeddingCache, Progress, cache_key, embed_records, run_views
+from .embeddings import Progress, embed_records, feature_cache, run_features, run_views
 from .model_dir import load_model
 
 
@@ -47,11 +48,12 @@ def proba_from_model(model, config: dict, images: Sequence[str | Record], batch_
     if not records:
         return np.zeros((0, len(config["classes"])))
     if train["mode"] == "head" and cache_dir is not None:
-        cache = EmbeddingCache(cache_dir, cache_key(train["backbone"], preprocessing, train.get("weights")))
-        embeddings = embed_records(model.backbone, records, preprocessing, views, cache, batch_size, progress)
-        model.head.eval()
-        with torch.inference_mode():
-            logits = model.head(embeddings)
+        top_blocks = train.get("top_blocks") or 0  # models saved before top_blocks: 0
+        cache = feature_cache(cache_dir, train["backbone"], preprocessing, train.get("weights"),
+                              top_blocks)
+        frozen, trained = frozen_and_trained(model, top_blocks)
+        logits = run_features(trained, embed_records(frozen, records, preprocessing, views, cache,
+                                                     batch_size, progress))
     else:
         pixels = load_images([record.path for record in records], preprocessing.image_size)
         logits = run_views(model, pixels, preprocessing, views, batch_size, progress)

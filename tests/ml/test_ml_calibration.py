@@ -65,7 +65,7 @@ def test_fit_stores_the_temperature_and_everything_applies_it(image_set, tmp_pat
     val = [r for r, s in zip(records, frame["split"], strict=True) if s == "val"]
     # One val image carries a wrong label, so that the held-out likelihood has a finite optimum.
     val[0] = Record(val[0].path, next(c for c in ("bright", "dark") if c != val[0].label), val[0].group)
-    config = TrainConfig(mode="head", epochs=5, calibration_min_examples=len(val))
+    config = TrainConfig(mode="head", top_blocks=0, epochs=5, calibration_min_examples=len(val))
     result = fit(train, config, tmp_path / "model", val, cache_dir=tmp_path / "cache",
                  logits_out=tmp_path / "logits.pt")
     calibration = result.metrics["calibration"]
@@ -85,7 +85,7 @@ def test_fit_stores_the_temperature_and_everything_applies_it(image_set, tmp_pat
 def test_model_directory_without_a_temperature_loads_with_one(image_set, tmp_path):
     manifest, root, _ = image_set
     records = records_from_frame(read_manifest(manifest, root), group_column="source_id")
-    fit(records[:12], TrainConfig(mode="head", epochs=3, calibrate=False), tmp_path / "model",
+    fit(records[:12], TrainConfig(mode="head", top_blocks=0, epochs=3, calibrate=False), tmp_path / "model",
         cache_dir=tmp_path / "cache")
     # Rewrite it as a directory of before calibration: no temperature anywhere.
     state = torch.load(tmp_path / "model" / "model.pt", weights_only=True)
@@ -109,7 +109,7 @@ def test_too_few_or_faultless_held_out_examples_fit_no_temperature(image_set, tm
 
     manifest, root, _ = image_set
     records = records_from_frame(read_manifest(manifest, root), group_column="source_id")
-    result = fit(records[:12], TrainConfig(mode="head", epochs=5), tmp_path / "model", records[12:],
+    result = fit(records[:12], TrainConfig(mode="head", top_blocks=0, epochs=5), tmp_path / "model", records[12:],
                  cache_dir=tmp_path / "cache")
     assert result.metrics["calibration"]["skipped"].startswith("6 held-out examples")
     assert result.config["temperature"] == 1.0

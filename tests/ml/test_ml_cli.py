@@ -82,5 +82,6 @@ def test_device_option(image_set, tmp_path, monkeypatch):
                                       "--out", str(tmp_path / "m"), "--device", "cuda"])
     assert refused.exit_code == 2 and "no CUDA device is available" in refused.output
     run("train", "--manifest", manifest, "--image-root", root, "--out", tmp_path / "m",
-        "--mode", "head", "--epochs", "1", "--device", "auto", "--cache-dir", tmp_path / "cache")
+        "--mode", "head", "--top-blocks", "0", "--epochs", "1", "--device", "auto",
+        "--cache-dir", tmp_path / "cache")
     assert json.loads((tmp_path / "m" / "metrics.json").read_text())["device"] == "cpu"

@@ -54,7 +54,7 @@ def test_cv_command_pools_train_and_val_never_test(image_set, tmp_path):
     pd.concat([frame, test_row]).to_csv(tmp_path / "with_test.csv", index=False)
     result = CliRunner().invoke(ml, [
         "cv", "--manifest", str(tmp_path / "with_test.csv"), "--image-root", str(root),
-        "--group-column", "source_id", "--folds", "3", "--mode", "head", "--epochs", "5",
+        "--group-column", "source_id", "--folds", "3", "--mode", "head", "--top-blocks", "0", "--epochs", "5",
         "--stretch", "mixed", "--cache-dir", str(tmp_path / "cache"),
         "--json", str(tmp_path / "cv.json")], catch_exceptions=False)
     assert result.exit_code == 0, result.output
@@ -84,7 +84,7 @@ def test_cv_command_needs_groups_for_every_fold(image_set, tmp_path):
 def test_cv_keep_folds_resumes_without_retraining(image_set, tmp_path, monkeypatch):
     manifest, root, _ = image_set
     arguments = ["cv", "--manifest", str(manifest), "--image-root", str(root),
-                 "--group-column", "source_id", "--folds", "3", "--mode", "head", "--epochs", "5",
+                 "--group-column", "source_id", "--folds", "3", "--mode", "head", "--top-blocks", "0", "--epochs", "5",
                  "--cache-dir", str(tmp_path / "cache"), "--keep-folds", str(tmp_path / "folds")]
     # One fold alone (say, on another machine): kept, and summarised over that fold alone.
     alone = CliRunner().invoke(ml, arguments + ["--only-fold", "2", "--json",

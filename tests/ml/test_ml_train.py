@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from supervising_ui.ml import embeddings as embeddings_module
-from supervising_ui.ml.data import read_manifest, records_from_frame
+from supervising_ui.ml.backbones import load_backbone
+from supervising_ui.ml.data import read_manifest, records_from_frame, with_hashes
 from supervising_ui.ml.model_dir import load_model, read_model_dir
 from supervising_ui.ml.predict import predict_proba
 from supervising_ui.ml.train import TrainConfig, fit
@@ -24,7 +25,7 @@ def records(image_set):
 
 def test_head_mode_round_trip(records, tmp_path):
     train, val = records
-    result = fit(train, TrainConfig(mode="head", epochs=30), tmp_path / "model", val,
+    result = fit(train, TrainConfig(mode="head", top_blocks=0, epochs=30), tmp_path / "model", val,
                  cache_dir=tmp_path / "cache")
     assert sorted(p.name for p in (tmp_path / "model").iterdir()) == [
         "config.json", "metrics.json", "model.pt"]
@@ -43,14 +44,49 @@ def test_head_mode_round_trip(records, tmp_path):
     assert accuracy >= 0.8  # the generated classes are easy
 
 
+def test_head_mode_retrains_the_last_block_over_cached_activations(records, tmp_path):
+    train, val = records
+    config = TrainConfig(mode="head")
+    assert (config.resolved().top_blocks, config.resolved().epochs) == (1, 5), "the quick default"
+    result = fit(train, config, tmp_path / "model", val, cache_dir=tmp_path / "cache")
+    state = torch.load(tmp_path / "model" / "model.pt", weights_only=True)
+    assert state["backbone_partial"] is True
+    assert {name.split(".")[1] for name in state["backbone"]} == {"_blocks", "_conv_head", "_bn1"}
+    assert {name.split(".")[2] for name in state["backbone"] if name.startswith("net._blocks.")} == {"15"}
+    pretrained = load_backbone("efficientnet_lite0").state_dict()
+    assert not torch.equal(state["backbone"]["net._blocks.15._project_conv.weight"],
+                           pretrained["net._blocks.15._project_conv.weight"]), "the block trained"
+    # Activations are cached as float16, before the last block: (192, 7, 7) per image and view.
+    cached = sorted((tmp_path / "cache").rglob("*.npy"))
+    assert len(cached) == len(train) + len(val)
+    assert np.load(cached[0]).shape == (192, 7, 7) and np.load(cached[0]).dtype == np.float16
+
+    from_cache = predict_proba(tmp_path / "model", with_hashes(val), cache_dir=tmp_path / "cache")
+    from_pixels = predict_proba(tmp_path / "model", [r.path for r in val])
+    np.testing.assert_allclose(from_cache, from_pixels, atol=5e-3)
+    accuracy = np.mean(from_cache.argmax(1) == [result.classes.index(r.label) for r in val])
+    assert accuracy == pytest.approx(result.metrics["val"]["accuracy"]) and accuracy >= 0.8
+    again = fit(train, config, tmp_path / "again", val, cache_dir=tmp_path / "cache")
+    assert again.version == result.version, "same seed, same cached activations: same weights"
+
+
+def test_top_blocks_are_checked_against_the_backbone():
+    with pytest.raises(ValueError, match="top_blocks of efficientnet_lite0 must be 0 to 16"):
+        TrainConfig(mode="head", top_blocks=17).resolved()
+    with pytest.raises(ValueError, match="top_blocks of alexnet must be 0 to 0"):
+        TrainConfig(mode="head", backbone="alexnet", top_blocks=1).resolved()
+    assert TrainConfig(mode="head", backbone="alexnet").resolved().top_blocks == 0
+    assert TrainConfig(mode="finetune", top_blocks=3).resolved().top_blocks == 0
+
+
 def test_head_mode_reuses_cached_embeddings(records, tmp_path, monkeypatch):
     train, val = records
-    fit(train, TrainConfig(mode="head", epochs=5), tmp_path / "first", val, cache_dir=tmp_path / "cache")
+    fit(train, TrainConfig(mode="head", top_blocks=0, epochs=5), tmp_path / "first", val, cache_dir=tmp_path / "cache")
 
     def must_not_run(*args, **kwargs):
         raise AssertionError("embeddings should come from the cache")
     monkeypatch.setattr(embeddings_module, "run_views", must_not_run)
-    second = fit(train, TrainConfig(mode="head", epochs=5), tmp_path / "second", val,
+    second = fit(train, TrainConfig(mode="head", top_blocks=0, epochs=5), tmp_path / "second", val,
                  cache_dir=tmp_path / "cache")
     assert second.metrics["val"]["n"] == len(val)
     proba = predict_proba(tmp_path / "second", [r.path for r in val], cache_dir=tmp_path / "cache")
@@ -59,10 +95,11 @@ def test_head_mode_reuses_cached_embeddings(records, tmp_path, monkeypatch):
 
 def test_same_seed_same_model(records, tmp_path):
     train, val = records
-    config = TrainConfig(mode="head", epochs=5, head="mlp", head_dropout=0.2, seed=7)
+    config = TrainConfig(mode="head", top_blocks=0, epochs=5, head="mlp", head_dropout=0.2, seed=7)
     first = fit(train, config, tmp_path / "a", val, cache_dir=tmp_path / "cache")
     second = fit(train, config, tmp_path / "b", val, cache_dir=tmp_path / "cache")
-    other = fit(train, TrainConfig(mode="head", epochs=5, head="mlp", head_dropout=0.2, seed=8),
+    other = fit(train, TrainConfig(mode="head", top_blocks=0, epochs=5, head="mlp", head_dropout=0.2,
+                                   seed=8),
                 tmp_path / "c", val, cache_dir=tmp_path / "cache")
     assert first.version == second.version != other.version
 
