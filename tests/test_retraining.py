@@ -5,7 +5,7 @@ import io
 import json
 import math
 import os
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -340,6 +340,9 @@ def test_worker_minutely_task_runs_the_registered_checks(loop_app, monkeypatch):
     monkeypatch.setattr(jobs, "MINUTELY", [broken, lambda: calls.append(1)])
     loop_app.extensions["minutely"].call_local()
     assert calls == [1], "a failing check does not stop the next one"
+    # The worker's consumer (periodic=True) queues whatever read_periodic returns each minute.
+    due = loop_app.extensions["huey"].read_periodic(datetime(2026, 11, 26, 18, 41))
+    assert [task.name for task in due] == ["minutely"]
 
 
 def test_automatic_trigger_waits_for_a_running_retrain(loop_app, users, held_queue):
