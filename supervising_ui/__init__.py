@@ -37,6 +37,7 @@ def create_app(test_config=None) -> Flask:
         export,
         job_views,
         jobs,
+        minutely,
         models_page,
         pages,
         request_guards,
@@ -58,7 +59,7 @@ def create_app(test_config=None) -> Flask:
     jobs.init_app(app)
     jobs.register_handler("import", runner.run_import_job)
     jobs.register_handler("retrain", retrain.run_retrain, discard=retrain.discard_unfinished)
-    jobs.register_minutely(triggers.queue_idle_finetunes)
+    minutely.register(triggers.queue_idle_finetunes)
     jobs.register_handler(classify.JOB_KIND, classify.run_classify)
 
     app.register_blueprint(auth.blueprint)

@@ -22,11 +22,11 @@ from pathlib import Path, PureWindowsPath
 from typing import Callable
 
 from flask import Flask, current_app
-from huey import MemoryHuey, RedisHuey, SqliteHuey, crontab
+from huey import MemoryHuey, RedisHuey, SqliteHuey
 from sqlalchemy import and_, exists, select, update
 from sqlalchemy.orm import aliased
 
-from . import membership
+from . import membership, minutely
 from .extensions import db
 from .job_runtime import (
     LOG_LIMIT,
@@ -45,10 +45,6 @@ log = logging.getLogger(__name__)
 HANDLERS: dict[str, Callable] = {}
 # Per kind: discard(job) undoes what a failed or interrupted job left half-made.
 DISCARDS: dict[str, Callable] = {}
-# Functions a worker calls once a minute (in an app context), such as the idle fine-tune check.
-MINUTELY: list[Callable] = []
-# A minutely check that could not start within this many seconds (a long job ran) is dropped.
-MINUTELY_EXPIRES_SECONDS = 50
 # Kinds of which a project runs one at a time.
 EXCLUSIVE_KINDS = {"retrain"}
 # A queued exclusive job waits this long before trying again while another one runs.
@@ -83,14 +79,8 @@ def register_handler(kind: str, function: Callable, discard: Callable | None = N
         DISCARDS[kind] = discard
 
 
-def register_minutely(function: Callable) -> None:
-    """Have the job worker call function() once a minute (called in create_app)."""
-    if function not in MINUTELY:
-        MINUTELY.append(function)
-
-
 def init_app(app: Flask) -> None:
-    """Create the Huey queue named by JOB_QUEUE, its job task and its minutely task, bound to app."""
+    """Create the Huey queue named by JOB_QUEUE, its job task and the minutely task, bound to app."""
     queue = app.config["JOB_QUEUE"]
     if queue == "memory":
         huey = MemoryHuey("supervising_ui", immediate=True)
@@ -106,22 +96,9 @@ def init_app(app: Flask) -> None:
             finally:
                 db.session.remove()  # no connection, let alone a transaction, between jobs
 
-    def run_minutely() -> None:
-        with app.app_context():
-            try:
-                for function in MINUTELY:
-                    try:
-                        function()
-                    except Exception:  # one failing check must not stop the others
-                        log.exception("minutely check %s failed", function.__name__)
-                        db.session.rollback()
-            finally:
-                db.session.remove()
-
     app.extensions["huey"] = huey
     app.extensions["execute_job"] = huey.task(name="execute_job")(execute)
-    app.extensions["minutely"] = huey.periodic_task(
-        crontab(minute="*"), name="minutely", expires=MINUTELY_EXPIRES_SECONDS)(run_minutely)
+    app.extensions["minutely"] = minutely.add_task(app, huey)
 
 
 def submit(kind: str, project_id: int | None = None, params: dict | None = None,
@@ -393,8 +370,7 @@ def run_worker() -> None:
     SHUTDOWN.clear()
     huey = current_app.extensions["huey"]
     # max_delay: an idle worker still polls the queue every second, so a job starts promptly.
-    # periodic: the consumer queues the minutely task (several workers may each queue it; the
-    # checks it runs are safe to run twice, as submit() refuses a second retrain of a project).
+    # periodic: the consumer also queues the minutely task (minutely.py) every minute.
     huey.create_consumer(workers=1, worker_type="thread", periodic=True, max_delay=1.0).run()
     if not _stop_running_job(current_app.config["JOB_SHUTDOWN_GRACE_SECONDS"]):
         # The job's thread is still busy (deep in torch, say): leave now, as a kill would,

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image as PILImage
 from sqlalchemy import event, func, select
 
-from supervising_ui import images, jobs
+from supervising_ui import images, jobs, minutely
 from supervising_ui.accounts import create_api_token
 from supervising_ui.extensions import db
 from supervising_ui.learning import dataset, report, triggers
@@ -331,13 +331,13 @@ def test_idle_fine_tune_waits_for_a_running_retrain(loop_app, users, held_queue)
 
 
 def test_worker_minutely_task_runs_the_registered_checks(loop_app, monkeypatch):
-    assert triggers.queue_idle_finetunes in jobs.MINUTELY
+    assert triggers.queue_idle_finetunes in minutely.CHECKS
     calls = []
 
     def broken():
         raise RuntimeError("a check that fails")
 
-    monkeypatch.setattr(jobs, "MINUTELY", [broken, lambda: calls.append(1)])
+    monkeypatch.setattr(minutely, "CHECKS", [broken, lambda: calls.append(1)])
     loop_app.extensions["minutely"].call_local()
     assert calls == [1], "a failing check does not stop the next one"
     # The worker's consumer (periodic=True) queues whatever read_periodic returns each minute.

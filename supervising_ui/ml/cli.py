@@ -24,7 +24,8 @@ from .data import (
 from .metrics import evaluation_report, write_json, write_plots
 from .model_dir import load_model
 from .predict import predictions_frame, proba_from_model
-from .train import TrainConfig, choose_device, fit, paper_recipe
+from .recipe import TrainConfig, paper_recipe
+from .train import choose_device, fit
 
 
 def default_cache_dir() -> str:

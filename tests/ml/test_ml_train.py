@@ -126,7 +126,7 @@ def test_fit_rejects_unknown_validation_labels(records, tmp_path):
 
 
 def test_paper_recipe_keeps_its_settings_unless_overridden():
-    from supervising_ui.ml.train import paper_recipe
+    from supervising_ui.ml.recipe import paper_recipe
     config = paper_recipe(backbone=None, epochs=None, seed=3).resolved()
     assert (config.backbone, config.optimizer, config.lr, config.schedule) == ("alexnet", "sgd", 1e-4, "step")
     assert config.epochs == 6 and config.seed == 3 and config.head_lr_multiplier == 10.0

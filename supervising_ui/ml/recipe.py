@@ -1,0 +1,94 @@
+"""What decides a training run: TrainConfig with its per-mode defaults, and the paper's recipe.
+
+train.py runs a TrainConfig; this module only says what it holds and how its defaults resolve.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from .backbones import backbone_spec
+from .calibration import MIN_CALIBRATION_EXAMPLES
+
+MODE_DEFAULTS = {
+    "finetune": {"epochs": 8, "lr": 5e-4, "tta_views": 4, "stretch": "percentile"},
+    "head": {"epochs": 60, "lr": 1e-3, "tta_views": 1, "stretch": "mixed"},
+}
+# Head mode with top_blocks > 0: epochs, and the minibatch size of the blocks' training; a
+# small label set gets more epochs, up to at least TOP_MIN_STEPS minibatches (measured on
+# HiRISE: with 100-1000 labels, 5 epochs fell below the head alone, 400 steps beat it) but
+# never more than TOP_MAX_EPOCHS (a handful of labels would otherwise take hundreds).
+TOP_EPOCHS = 5
+TOP_BATCH_SIZE = 32
+TOP_MIN_STEPS = 400
+TOP_MAX_EPOCHS = 100
+# Minibatch size of a head trained alone on pooled embeddings.
+HEAD_BATCH_SIZE = 64
+
+
+@dataclass
+class TrainConfig:
+    """Everything that decides a training run; saved as JSON in the model directory."""
+
+    backbone: str = "efficientnet_lite0"
+    mode: str = "finetune"               # finetune | head
+    epochs: int | None = None            # None: 8 for finetune, 60 for head (5 with top_blocks)
+    batch_size: int = 16
+    lr: float | None = None              # None: 5e-4 finetune (AdamW), 1e-3 head
+    head_lr_multiplier: float = 10.0     # new last layer learns this much faster (finetune)
+    optimizer: str = "adamw"             # adamw | sgd (the paper's: momentum 0.9)
+    schedule: str = "cosine"             # cosine (with warm-up) | step
+    step_epochs: int = 2                 # step schedule: lr *= step_gamma every step_epochs
+    step_gamma: float = 0.1
+    weight_decay: float = 1e-4
+    head: str = "linear"                 # linear | mlp
+    head_dropout: float | None = None    # None: the backbone's (0.2 / 0.5) for finetune, 0 for head
+    augment_views: int = 8               # random dihedral views in training: 1 none, 4 rotations, 8 all
+    fixed_orientation_classes: list[str] = field(default_factory=list)  # never flipped/rotated
+    tta_views: int | None = None         # dihedral views averaged at prediction: None: 4 (rotations) / 1
+    tta_combine: str = "logits"          # logits: softmax of mean logits | probs: mean of softmaxes
+    balance: str = "none"                # none | loss (class-weighted) | sampler (balanced batches)
+    frozen_blocks: int = 0               # finetune: EfficientNet stem + this many blocks frozen
+    top_blocks: int | None = None        # head: last blocks trained over cached activations
+                                         # (None: 1 for EfficientNet, 0 for AlexNet; 0: head only)
+    stretch: str | None = None           # per-image contrast stretch: none | percentile | mixed
+                                         # (None: percentile for finetune, mixed for head)
+    calibrate: bool = True               # fit a temperature on the validation records (if any)
+    calibration_min_examples: int = MIN_CALIBRATION_EXAMPLES  # fewer: T stays 1
+    threshold: float = 0.9               # confidence threshold reported in metrics
+    seed: int = 0
+    weights: str | None = None           # backbone weights file or URL (None: packaged / hub cache)
+    classes: list[str] | None = None     # None: the sorted labels of the training records
+    embed_batch_size: int = 8
+
+    def resolved(self) -> "TrainConfig":
+        """A copy with the per-mode defaults filled in, validated."""
+        if self.mode not in MODE_DEFAULTS:
+            raise ValueError(f"unknown mode {self.mode!r}; choose one of {sorted(MODE_DEFAULTS)}")
+        spec = backbone_spec(self.backbone)
+        defaults = MODE_DEFAULTS[self.mode]
+        dropout = spec.dropout if self.mode == "finetune" else 0.0
+        top_blocks = 0
+        if self.mode == "head":
+            top_blocks = self.top_blocks if self.top_blocks is not None else min(1, spec.blocks)
+            if not 0 <= top_blocks <= spec.blocks:
+                raise ValueError(f"top_blocks of {self.backbone} must be 0 to {spec.blocks}, "
+                                 f"not {top_blocks}")
+        epochs = TOP_EPOCHS if top_blocks else defaults["epochs"]
+        return replace(
+            self,
+            top_blocks=top_blocks,
+            epochs=self.epochs if self.epochs is not None else epochs,
+            lr=self.lr if self.lr is not None else defaults["lr"],
+            tta_views=self.tta_views if self.tta_views is not None else defaults["tta_views"],
+            stretch=self.stretch if self.stretch is not None else defaults["stretch"],
+            head_dropout=self.head_dropout if self.head_dropout is not None else dropout,
+        )
+
+
+def paper_recipe(**overrides) -> TrainConfig:
+    """The Deep Mars recipe: AlexNet fine-tuned with SGD, base lr 1e-4, step schedule, 10x last layer."""
+    settings = dict(backbone="alexnet", mode="finetune", optimizer="sgd", lr=1e-4,
+                    schedule="step", step_epochs=2, head_lr_multiplier=10.0, epochs=6, tta_views=1,
+                    stretch="none")
+    settings.update({key: value for key, value in overrides.items() if value is not None})
+    return TrainConfig(**settings)
