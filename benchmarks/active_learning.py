@@ -1,8 +1,9 @@
 """Active learning on HiRISE: random versus uncertainty sampling, measured.
 
 Simulates labeling the training split of ../shared/data/hirise in rounds: start with 60
-labels, add 60 per round up to 1200, each round training the app's quick model (a linear head
-over cached EfficientNet-Lite0 embeddings, supervising_ui.ml's head trainer) and evaluating on
+labels, add 60 per round up to 1200, each round training the quick model's head alone (a
+linear head over cached EfficientNet-Lite0 embeddings, supervising_ui.ml's trainer with
+`top_blocks` 0; the app's quick model also retrains the last block) and evaluating on
 the val split. Random sampling picks the next 60 at random; uncertainty sampling picks the 60
 unlabeled images the current model is least sure of (least confidence, margin, entropy). Every
 strategy starts from the same 60 images per seed.

@@ -3,7 +3,8 @@
 Simulates the app's "new import batch" workflow on ../shared/data/msl in sol order. The quick
 model (a linear head over frozen EfficientNet-Lite0 embeddings, as benchmarks/active_learning.py
 trains it) starts from the labeled early sols; the next sols arrive as a new batch (the pool to
-label); later sols still are the evaluation set. Each round labels `--step` more pool images,
+label); later sols still are the evaluation set. (The app's quick model now also retrains
+the last block; the head alone, `top_blocks` 0, keeps these hundreds of retrains to seconds.) Each round labels `--step` more pool images,
 chosen at random or by the current model's uncertainty (least confidence, margin, entropy:
 supervising_ui.ml.uncertainty), and retrains the head on the start set plus the pool labels.
 
