@@ -2,9 +2,10 @@
 
 run_retrain (registered in create_app) gathers a project's labeled images, holds some out by
 group, trains through supervising_ui.ml ("quick": the last block and a linear head over
-cached activations; "finetune": the whole network), compares the candidate with the serving model on the SAME
-held-out images, predicts every image of the project, and only then lets the better model
-serve. Database writes go in short transactions so labelers never wait on training.
+cached activations; "finetune": the whole network), compares the candidate with the serving
+model on the SAME held-out images, predicts every image of the project, and only then lets
+the better model serve. Database writes go in short transactions so labelers never wait on
+training.
 """
 from __future__ import annotations
 

@@ -62,10 +62,8 @@ def maybe_trigger_retrain(project) -> Job | None:
         Job.project_id == project.id, Job.kind == "retrain").order_by(Job.id.desc()).limit(1))
     if last is not None and last.state in ("queued", "running"):
         return None
-    query = select(func.count(Label.id)).where(Label.project_id == project.id)
-    if last is not None:
-        query = query.where(Label.created_at >= (last.started_at or last.created_at))
-    if db.session.scalar(query) < project.retrain_every:
+    since = (last.started_at or last.created_at) if last is not None else None
+    if labels_since(project.id, since) < project.retrain_every:
         return None
     try:
         return jobs.submit("retrain", project.id, {"kind": "quick", "trigger": "labels"})
@@ -105,9 +103,14 @@ def _finetune_due(project_id: int) -> bool:
     previous = next((job for job in db.session.scalars(
         select(Job).where(Job.project_id == project_id, Job.kind == "retrain")
         .order_by(Job.id.desc())) if (job.params or {}).get("kind") == "finetune"), None)
-    new_labels = select(func.count(Label.id)).where(Label.project_id == project_id)
-    if previous is not None:
-        new_labels = new_labels.where(Label.created_at >= previous.created_at)
     config = current_app.config
-    return db.session.scalar(new_labels) >= max(config["FINETUNE_MIN_NEW_LABELS"],
-                                                 config["RETRAIN_MIN_LABELS"])
+    return labels_since(project_id, previous.created_at if previous else None) >= max(
+        config["FINETUNE_MIN_NEW_LABELS"], config["RETRAIN_MIN_LABELS"])
+
+
+def labels_since(project_id: int, moment) -> int:
+    """How many labels project_id got from moment on (all of them for None): an index range."""
+    query = select(func.count(Label.id)).where(Label.project_id == project_id)
+    if moment is not None:
+        query = query.where(Label.created_at >= moment)
+    return db.session.scalar(query)

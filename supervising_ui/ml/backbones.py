@@ -106,17 +106,20 @@ class EfficientNetLite0Features(nn.Module):
         """bottom()'s output through the last top_blocks blocks and the pooling: (N, 1280)."""
         return self.pool(self.blocks(activations, self.num_blocks - top_blocks))
 
+    def top_module_names(self, top_blocks: int) -> list[str]:
+        """Names (under self) of what top() trains: its blocks, the final convolution, its norm."""
+        return [f"net._blocks.{index}" for index in range(self.num_blocks - top_blocks, self.num_blocks)
+                ] + ["net._conv_head", "net._bn1"]
+
     def top_state(self, top_blocks: int) -> dict[str, torch.Tensor]:
         """The part of state_dict() that top() trains (weights and norm statistics)."""
-        prefixes = tuple(f"net._blocks.{index}." for index in
-                         range(self.num_blocks - top_blocks, self.num_blocks)) + ("net._conv_head.", "net._bn1.")
+        prefixes = tuple(f"{name}." for name in self.top_module_names(top_blocks))
         return {name: value for name, value in self.state_dict().items() if name.startswith(prefixes)}
 
     def top_parameters(self, top_blocks: int) -> list[nn.Parameter]:
-        """The parameters top() trains: its blocks and the final convolution with its norm."""
-        net = self.net
-        modules = [*net._blocks[self.num_blocks - top_blocks:], net._conv_head, net._bn1]
-        return [parameter for module in modules for parameter in module.parameters()]
+        """The parameters top() trains."""
+        return [parameter for name in self.top_module_names(top_blocks)
+                for parameter in self.get_submodule(name).parameters()]
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """(N, 3, 224, 224) -> (N, 1280)."""

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 from pathlib import Path
 from typing import Callable, Sequence
@@ -10,6 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..storage import write_atomically
 from .data import Preprocessing, Record, dihedral, load_images, with_hashes
 
 Progress = Callable[[str, int, int], None]
@@ -91,12 +93,9 @@ class EmbeddingCache:
 
     def put(self, digest: str, view: int, embedding: np.ndarray) -> None:
         """Store one embedding atomically (write to a temp file, then rename)."""
-        path = self.path(digest, view)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_suffix(f".{os.getpid()}.tmp")
-        with open(temporary, "wb") as handle:
-            np.save(handle, embedding.astype(self.dtype))
-        os.replace(temporary, path)
+        buffer = io.BytesIO()
+        np.save(buffer, embedding.astype(self.dtype))
+        write_atomically(self.path(digest, view), buffer.getvalue())
 
 
 def feature_cache(directory: str | os.PathLike, backbone: str, preprocessing: Preprocessing,

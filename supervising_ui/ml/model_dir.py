@@ -57,16 +57,14 @@ def weights_version(state: dict) -> str:
 
 
 def save_model(out_dir: str | os.PathLike, model: Classifier, classes: list[str], config: dict,
-               metrics: dict, temperature: float = 1.0,
-               backbone_state: dict[str, torch.Tensor] | None | str = "all") -> ModelDir:
+               metrics: dict, temperature: float, backbone_state: dict[str, torch.Tensor] | None
+               ) -> ModelDir:
     """Write model.pt, config.json and metrics.json; return the ModelDir.
 
-    backbone_state: "all" stores the whole backbone, None none of it (the pretrained one),
-    a dict only those tensors (the rest is the pretrained backbone's).
+    backbone_state: the backbone tensors to store: all of its state_dict(), some of them (the
+    rest are the pretrained backbone's), or None (the pretrained backbone, loaded by name).
     """
-    partial = isinstance(backbone_state, dict)
-    if backbone_state == "all":
-        backbone_state = model.backbone.state_dict()
+    partial = backbone_state is not None and backbone_state.keys() != model.backbone.state_dict().keys()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     state = {

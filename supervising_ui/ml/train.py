@@ -315,7 +315,7 @@ def fit(train_records: Sequence[Record], config: TrainConfig, out_dir: str | os.
         "backbone": config.backbone,
     }
     if config.mode != "head":
-        backbone_state = "all"
+        backbone_state = backbone.state_dict()
     else:
         backbone_state = backbone.top_state(config.top_blocks) if config.top_blocks else None
     return save_model(out_dir, model, classes, saved, metrics, temperature, backbone_state)
