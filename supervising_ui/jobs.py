@@ -156,13 +156,14 @@ def run_job(job_id: int) -> None:
     job = db.session.get(Job, job_id)
     if job is None or job.state != "queued":
         return
+    # Before the claim commits: a reaper here must never see it running yet not in _running.
+    finished = _running[job.id] = threading.Event()
     if not _claim(job):
-        log.info("job %s waits: another %s job runs for project %s", job.id, job.kind,
-                 job.project_id)
+        del _running[job.id]
+        log.info("job %s waits: another %s job runs in project %s", job.id, job.kind, job.project_id)
         current_app.extensions["execute_job"].schedule((job_id,), delay=RETRY_DELAY_SECONDS)
         return
     db.session.refresh(job)
-    finished = _running[job.id] = threading.Event()
     reporter = ProgressReporter(job.id, current_app.config["JOB_HEARTBEAT_SECONDS"])
     reporter.start()
     try:
@@ -369,8 +370,7 @@ def run_worker() -> None:
     db.session.remove()  # hold no connection, let alone a snapshot, while waiting for jobs
     SHUTDOWN.clear()
     huey = current_app.extensions["huey"]
-    # max_delay: an idle worker still polls the queue every second, so a job starts promptly.
-    # periodic: the consumer also queues the minutely task (minutely.py) every minute.
+    # An idle worker polls the queue every second; periodic: it queues minutely.py's task too.
     huey.create_consumer(workers=1, worker_type="thread", periodic=True, max_delay=1.0).run()
     if not _stop_running_job(current_app.config["JOB_SHUTDOWN_GRACE_SECONDS"]):
         # The job's thread is still busy (deep in torch, say): leave now, as a kill would,
