@@ -112,7 +112,8 @@ def ml() -> None:
               help="Per-image contrast stretch; mixed = channels raw, percentile, raw. "
                    "Default: percentile finetune, mixed head.")
 @click.option("--tta-views", type=int, default=None,
-              help="Dihedral views averaged at prediction (head: also trained on). Default: 4 finetune.")
+              help="Dihedral views averaged at prediction (head: also trained on). "
+                   "Default: 4 (1 with --mode head --top-blocks 0).")
 @click.option("--recipe", type=click.Choice(["default", "paper"]), default="default",
               help="paper: SGD, base lr 1e-4, step schedule, 10x last layer.")
 @click.option("--weights", default=None, help="Backbone weights file or URL.")
@@ -173,7 +174,8 @@ def train(manifest, image_root, out_dir, backbone, mode, split_column, group_col
 @click.option("--epochs", type=int, default=None,
               help="Default: 8 finetune, 5 head (60 with --top-blocks 0).")
 @click.option("--stretch", type=click.Choice(STRETCHES), default=None)
-@click.option("--tta-views", type=int, default=None, help="Dihedral views (head: also trained on).")
+@click.option("--tta-views", type=int, default=None,
+              help="Dihedral views (head: also trained on). Default: 4 (1 with --top-blocks 0).")
 @click.option("--head", "head_kind", type=click.Choice(["linear", "mlp"]), default="linear",
               show_default=True)
 @click.option("--recipe", type=click.Choice(["default", "paper"]), default="default")

@@ -46,8 +46,12 @@ def run_views(module: nn.Module, pixels: torch.Tensor, preprocessing: Preprocess
     return torch.stack(outputs)
 
 
-def run_features(trained: nn.Module, features: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
-    """Eval-mode outputs of the trained part over cached features: (V, N, ...) -> (V, N, C) on the CPU."""
+def run_features(trained: nn.Module, features: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
+    """Eval-mode outputs of the trained part over cached features: (V, N, ...) -> (V, N, C) on the CPU.
+
+    batch_size 64: the last block's 1152-channel expansion of a batch then stays in the CPU's
+    cache; 256 took twice as long on 2 cores (18.3 s against 8.7 s for 4 x 3245 HiRISE crops).
+    """
     trained.eval()
     device = module_device(trained)
     views, count = features.shape[:2]

@@ -21,6 +21,10 @@ TOP_EPOCHS = 5
 TOP_BATCH_SIZE = 32
 TOP_MIN_STEPS = 400
 TOP_MAX_EPOCHS = 100
+# Head mode with top_blocks > 0 trains on, and averages at prediction, this many dihedral views
+# (grouped 5-fold CV on HiRISE: 89.2% against 88.8% with one view, and ECE after the
+# temperature 0.028 against 0.043). The head alone keeps the mode's default.
+TOP_TTA_VIEWS = 4
 # Minibatch size of a head trained alone on pooled embeddings.
 HEAD_BATCH_SIZE = 64
 
@@ -44,7 +48,8 @@ class TrainConfig:
     head_dropout: float | None = None    # None: the backbone's (0.2 / 0.5) for finetune, 0 for head
     augment_views: int = 8               # random dihedral views in training: 1 none, 4 rotations, 8 all
     fixed_orientation_classes: list[str] = field(default_factory=list)  # never flipped/rotated
-    tta_views: int | None = None         # dihedral views averaged at prediction: None: 4 (rotations) / 1
+    tta_views: int | None = None         # dihedral views averaged at prediction (head: also trained
+                                         # on); None: 4 (rotations), 1 for the head alone
     tta_combine: str = "logits"          # logits: softmax of mean logits | probs: mean of softmaxes
     balance: str = "none"                # none | loss (class-weighted) | sampler (balanced batches)
     frozen_blocks: int = 0               # finetune: EfficientNet stem + this many blocks frozen
@@ -74,12 +79,13 @@ class TrainConfig:
                 raise ValueError(f"top_blocks of {self.backbone} must be 0 to {spec.blocks}, "
                                  f"not {top_blocks}")
         epochs = TOP_EPOCHS if top_blocks else defaults["epochs"]
+        tta_views = TOP_TTA_VIEWS if top_blocks else defaults["tta_views"]
         return replace(
             self,
             top_blocks=top_blocks,
             epochs=self.epochs if self.epochs is not None else epochs,
             lr=self.lr if self.lr is not None else defaults["lr"],
-            tta_views=self.tta_views if self.tta_views is not None else defaults["tta_views"],
+            tta_views=self.tta_views if self.tta_views is not None else tta_views,
             stretch=self.stretch if self.stretch is not None else defaults["stretch"],
             head_dropout=self.head_dropout if self.head_dropout is not None else dropout,
         )

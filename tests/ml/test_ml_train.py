@@ -47,7 +47,9 @@ def test_head_mode_round_trip(records, tmp_path):
 def test_head_mode_retrains_the_last_block_over_cached_activations(records, tmp_path):
     train, val = records
     config = TrainConfig(mode="head")
-    assert (config.resolved().top_blocks, config.resolved().epochs) == (1, 5), "the quick default"
+    resolved = config.resolved()
+    assert (resolved.top_blocks, resolved.epochs, resolved.tta_views) == (1, 5, 4), "the quick default"
+    assert TrainConfig(mode="head", top_blocks=0).resolved().tta_views == 1, "the head alone: one view"
     result = fit(train, config, tmp_path / "model", val, cache_dir=tmp_path / "cache")
     state = torch.load(tmp_path / "model" / "model.pt", weights_only=True)
     assert state["backbone_partial"] is True
@@ -58,7 +60,7 @@ def test_head_mode_retrains_the_last_block_over_cached_activations(records, tmp_
                            pretrained["net._blocks.15._project_conv.weight"]), "the block trained"
     # Activations are cached as float16, before the last block: (192, 7, 7) per image and view.
     cached = sorted((tmp_path / "cache").rglob("*.npy"))
-    assert len(cached) == len(train) + len(val)
+    assert len(cached) == 4 * (len(train) + len(val))
     assert np.load(cached[0]).shape == (192, 7, 7) and np.load(cached[0]).dtype == np.float16
 
     from_cache = predict_proba(tmp_path / "model", with_hashes(val), cache_dir=tmp_path / "cache")
