@@ -131,9 +131,8 @@ def embed_records(backbone: nn.Module, records: Sequence[Record], preprocessing:
                 value = computed[view_position, position].numpy()
                 if cache:
                     value = value.astype(cache.dtype)
-                found[(index, view)] = value
-                if cache:
                     cache.put(records[index].content_hash, view, value)
+                found[(index, view)] = value
     if not records:
         return torch.empty((len(views), 0, 0))
     return torch.stack([torch.from_numpy(np.stack([found[(i, v)] for i in range(len(records))]))

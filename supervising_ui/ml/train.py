@@ -9,8 +9,9 @@ commands call. Modes:
 * ``head`` (the app's quick model): the network below the last ``top_blocks`` blocks stays
   frozen; what it computes is cached on disk by image content hash, and only the rest
   trains on those cached features: with ``top_blocks`` 0 a linear or small MLP head over the
-  pooled embeddings (seconds), with 1 (the EfficientNet default) also the last block and the
-  final convolution (tens of seconds; 2.5 points more in grouped cross-validation on HiRISE).
+  pooled embeddings (seconds, one view), with 1 (the EfficientNet default) also the last
+  block and the final convolution, trained on and averaging 4 rotations (about a minute;
+  2.9 points more in grouped cross-validation on HiRISE).
 """
 from __future__ import annotations
 
