@@ -109,7 +109,8 @@ def ml() -> None:
               help="Default: 8 finetune, 5 head (60 with --top-blocks 0).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--stretch", type=click.Choice(STRETCHES), default=None,
-              help="Per-image contrast stretch; mixed = channels raw, percentile, raw. "
+              help="Per-image contrast stretch; mixed = channels raw, percentile, raw; "
+                   "color = the image's red, green, blue. "
                    "Default: percentile finetune, mixed head.")
 @click.option("--tta-views", type=int, default=None,
               help="Dihedral views averaged at prediction (head: also trained on). "

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..images import gray_pixels
+from ..images import color_pixels, gray_pixels
 from ..importing.manifest import FILENAME_COLUMN, read_table
 from ..storage import file_content_hash
 
@@ -117,21 +117,23 @@ def assert_no_leakage(groups: Sequence, splits: dict[str, np.ndarray]) -> None:
 # --------------------------------------------------------------------------- images
 
 
-def load_image(path: str | os.PathLike, size: int) -> torch.Tensor:
-    """Any image -> what images.py shows people, in grayscale, resized: a (size, size) uint8 tensor."""
-    return torch.from_numpy(gray_pixels(path, size))
+def load_image(path: str | os.PathLike, size: int, color: bool = False) -> torch.Tensor:
+    """Any image -> what images.py shows people, resized: a (size, size) uint8 tensor in
+    grayscale, or (3, size, size) in colour."""
+    return torch.from_numpy(color_pixels(path, size) if color else gray_pixels(path, size))
 
 
-def load_images(paths: Iterable[str], size: int) -> torch.Tensor:
-    """Stack images into an (N, size, size) uint8 tensor (a 224px image takes 50 KB)."""
+def load_images(paths: Iterable[str], size: int, color: bool = False) -> torch.Tensor:
+    """Stack images into an (N, size, size) uint8 tensor, (N, 3, size, size) in colour (a 224px
+    image takes 50 KB in grayscale, 150 KB in colour)."""
     paths = list(paths)
-    stack = torch.empty((len(paths), size, size), dtype=torch.uint8)
+    stack = torch.empty((len(paths), *((3,) if color else ()), size, size), dtype=torch.uint8)
     for index, path in enumerate(paths):
-        stack[index] = load_image(path, size)
+        stack[index] = load_image(path, size, color)
     return stack
 
 
-STRETCHES = ("none", "percentile", "mixed")
+STRETCHES = ("none", "percentile", "mixed", "color")
 
 
 @dataclass(frozen=True)
@@ -142,16 +144,29 @@ class Preprocessing:
     1st-99th percentile spread over 0-255, so that differently exposed observations look alike,
     but albedo is lost: bright and dark dunes of equal texture become the same input) or
     "mixed" (channels raw, percentile-stretched, raw: texture at full contrast and the absolute
-    brightness side by side). normalization: "tf" or "imagenet".
+    brightness side by side) for the grayscale image; or "color" (the image's own red, green
+    and blue, as the ImageNet networks saw them in training; a grayscale image gives three equal
+    channels, as "none"). normalization: "tf" or "imagenet".
     """
 
     image_size: int = 224
     normalization: str = "tf"
     stretch: str = "none"
 
+    @property
+    def color(self) -> bool:
+        """Whether the network sees the images in colour (else in grayscale)."""
+        return self.stretch == "color"
+
+    def load_images(self, paths: Iterable[str]) -> torch.Tensor:
+        """The images as to_input() takes them: (N, H, W) uint8, (N, 3, H, W) in colour."""
+        return load_images(paths, self.image_size, self.color)
+
     def to_input(self, pixels: torch.Tensor) -> torch.Tensor:
-        """(N, H, W) uint8 grayscale -> (N, 3, H, W) float32 network input, channels_last."""
-        x = stretch_channels(pixels.float().unsqueeze(1), self.stretch)  # (N, 1 or 3, H, W)
+        """load_images()'s uint8 pixels, (N, H, W) or (N, 3, H, W) -> (N, 3, H, W) float32
+        network input, channels_last."""
+        x = pixels.float()
+        x = stretch_channels(x.unsqueeze(1) if x.dim() == 3 else x, self.stretch)  # (N, 1 or 3, H, W)
         if self.normalization == "tf":
             x = (x - 127.0) / 128.0
         elif self.normalization == "imagenet":
@@ -164,14 +179,18 @@ class Preprocessing:
 
 
 def stretch_channels(x: torch.Tensor, stretch: str) -> torch.Tensor:
-    """(N, 1, H, W) floats 0-255 -> the stretch's channels: (N, 1, H, W), or (N, 3, H, W) for mixed."""
-    if stretch == "none":
+    """(N, 1, H, W) floats 0-255 -> the stretch's channels: (N, 1, H, W), or (N, 3, H, W) for mixed;
+    "color" takes and returns (N, 3, H, W) red, green and blue."""
+    if stretch not in STRETCHES:
+        raise ValueError(f"unknown stretch {stretch!r}; choose one of {', '.join(STRETCHES)}")
+    if (x.shape[1] == 3) != (stretch == "color"):
+        raise ValueError(f"stretch {stretch!r} takes {'colour' if stretch == 'color' else 'grayscale'} "
+                         f"pixels, not {x.shape[1]} channels")
+    if stretch in ("none", "color"):
         return x
     if stretch == "percentile":
         return percentile_stretch(x)
-    if stretch == "mixed":
-        return torch.cat([x, percentile_stretch(x), x], dim=1)
-    raise ValueError(f"unknown stretch {stretch!r}; choose one of {', '.join(STRETCHES)}")
+    return torch.cat([x, percentile_stretch(x), x], dim=1)
 
 
 def percentile_stretch(x: torch.Tensor, low: float = 0.01, high: float = 0.99) -> torch.Tensor:

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from ..storage import write_atomically
-from .data import Preprocessing, Record, dihedral, load_images, with_hashes
+from .data import Preprocessing, Record, dihedral, with_hashes
 
 Progress = Callable[[str, int, int], None]
 
@@ -25,7 +25,7 @@ def module_device(module: nn.Module) -> torch.device:
 def run_views(module: nn.Module, pixels: torch.Tensor, preprocessing: Preprocessing,
               views: Sequence[int] = (0,), batch_size: int = 8,
               progress: Progress | None = None, stage: str = "predict") -> torch.Tensor:
-    """Eval-mode outputs for each dihedral view: (N, H, W) uint8 -> (V, N, D) float32 on the CPU.
+    """Eval-mode outputs for each dihedral view: uint8 pixels (N, [3,] H, W) -> (V, N, D) float32 on the CPU.
 
     The images are moved a batch at a time to wherever the module is (a GPU, say).
     """
@@ -124,7 +124,7 @@ def embed_records(backbone: nn.Module, records: Sequence[Record], preprocessing:
                     found[(index, view)] = value
     missing = [i for i in range(len(records)) if any((i, v) not in found for v in views)]
     if missing:
-        pixels = load_images([records[i].path for i in missing], preprocessing.image_size)
+        pixels = preprocessing.load_images([records[i].path for i in missing])
         computed = run_views(backbone, pixels, preprocessing, views, batch_size, progress, "embed")
         for position, index in enumerate(missing):
             for view_position, view in enumerate(views):

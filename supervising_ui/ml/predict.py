@@ -14,7 +14,7 @@ import torch
 
 from .backbones import frozen_and_trained
 from .calibration import view_log_proba
-from .data import Record, as_records, load_images
+from .data import Record, as_records
 from .embeddings import Progress, embed_records, feature_cache, run_features, run_views
 from .model_dir import load_model
 
@@ -55,7 +55,7 @@ def proba_from_model(model, config: dict, images: Sequence[str | Record], batch_
         logits = run_features(trained, embed_records(frozen, records, preprocessing, views, cache,
                                                      batch_size, progress))
     else:
-        pixels = load_images([record.path for record in records], preprocessing.image_size)
+        pixels = preprocessing.load_images([record.path for record in records])
         logits = run_views(model, pixels, preprocessing, views, batch_size, progress)
     return combine_views(logits, config.get("temperature", 1.0), config["tta_combine"])
 

@@ -57,7 +57,7 @@ class TrainConfig:
     frozen_blocks: int = 0               # finetune: EfficientNet stem + this many blocks frozen
     top_blocks: int | None = None        # head: last blocks trained over cached activations
                                          # (None: 1 for EfficientNet, 0 for AlexNet; 0: head only)
-    stretch: str | None = None           # per-image contrast stretch: none | percentile | mixed
+    stretch: str | None = None           # per-image contrast stretch: none | percentile | mixed | color
                                          # (None: percentile for finetune, mixed for head)
     calibrate: bool = True               # fit a temperature on the validation records (if any)
     calibration_min_examples: int = MIN_CALIBRATION_EXAMPLES  # fewer: T stays 1

@@ -31,7 +31,7 @@ from .calibration import (
     calibration_summary,
     fit_temperature,
 )
-from .data import Preprocessing, Record, augment, load_images
+from .data import Preprocessing, Record, augment
 from .embeddings import (
     EmbeddingCache,
     Progress,
@@ -210,7 +210,7 @@ def evaluate(model: Classifier, records: Sequence[Record], preprocessing: Prepro
         features = embed_records(frozen, records, preprocessing, views, cache,
                                  config.embed_batch_size, progress)
         return run_features(trained, features)
-    pixels = load_images([r.path for r in records], preprocessing.image_size)
+    pixels = preprocessing.load_images([r.path for r in records])
     return run_views(model, pixels, preprocessing, views, config.embed_batch_size, progress, "evaluate")
 
 
@@ -267,7 +267,7 @@ def fit(train_records: Sequence[Record], config: TrainConfig, out_dir: str | os.
         train_on_features(trained, features, train_labels, config, loss_fn, generator)
         del features
     else:
-        pixels = load_images([r.path for r in train_records], spec.image_size)
+        pixels = preprocessing.load_images([r.path for r in train_records])
         frozen = freeze_bottom(model, config.frozen_blocks)
         optimizer = make_optimizer(model, config)
         steps = math.ceil(len(train_records) / config.batch_size)

@@ -164,7 +164,35 @@ def test_mixed_stretch_keeps_albedo_beside_the_stretched_texture():
     assert (mixed[0] - mixed[1]).abs().mean() > 0.6
 
 
-def test_mixed_stretch_gets_its_own_embedding_cache():
+def test_every_stretch_gets_its_own_embedding_cache():
     from supervising_ui.ml.embeddings import cache_key
-    keys = {cache_key("efficientnet_lite0", Preprocessing(stretch=s)) for s in ("none", "percentile", "mixed")}
-    assert len(keys) == 3
+    stretches = ("none", "percentile", "mixed", "color")
+    assert len({cache_key("efficientnet_lite0", Preprocessing(stretch=s)) for s in stretches}) == 4
+
+
+def test_color_input_is_the_images_red_green_and_blue(tmp_path):
+    Image.new("RGB", (60, 40), (200, 30, 90)).save(tmp_path / "rgb.png")
+    Image.new("L", (60, 40), 77).save(tmp_path / "gray.png")
+    color = Preprocessing(image_size=32, stretch="color")
+    pixels = color.load_images([tmp_path / "rgb.png", tmp_path / "gray.png"])
+    assert pixels.shape == (2, 3, 32, 32) and pixels.dtype == torch.uint8
+    assert pixels[0, :, 5, 5].tolist() == [200, 30, 90]
+    assert pixels[1, :, 5, 5].tolist() == [77, 77, 77], "a grayscale image: three equal channels"
+    network_input = color.to_input(pixels)
+    assert network_input.shape == (2, 3, 32, 32)
+    assert network_input.is_contiguous(memory_format=torch.channels_last)
+    assert torch.allclose(network_input[0, :, 5, 5], (torch.tensor([200.0, 30.0, 90.0]) - 127) / 128)
+    gray = Preprocessing(image_size=32, stretch="none")
+    assert gray.load_images([tmp_path / "rgb.png"]).shape == (1, 32, 32)
+    assert torch.equal(network_input[1], gray.to_input(gray.load_images([tmp_path / "gray.png"]))[0])
+    # Rotations turn the colour planes alike.
+    assert torch.equal(dihedral(pixels, 1)[:, 0], dihedral(pixels[:, 0], 1))
+
+
+def test_a_stretch_refuses_pixels_of_the_other_kind():
+    with pytest.raises(ValueError, match="colour"):
+        Preprocessing(image_size=4, stretch="color").to_input(torch.zeros((1, 4, 4), dtype=torch.uint8))
+    with pytest.raises(ValueError, match="grayscale"):
+        Preprocessing(image_size=4, stretch="mixed").to_input(torch.zeros((1, 3, 4, 4), dtype=torch.uint8))
+    with pytest.raises(ValueError, match="unknown stretch"):
+        Preprocessing(image_size=4, stretch="sepia").to_input(torch.zeros((1, 4, 4), dtype=torch.uint8))

@@ -7,7 +7,7 @@ import torch
 
 from supervising_ui.ml import embeddings as embeddings_module
 from supervising_ui.ml.backbones import load_backbone
-from supervising_ui.ml.data import read_manifest, records_from_frame, with_hashes
+from supervising_ui.ml.data import Record, read_manifest, records_from_frame, with_hashes
 from supervising_ui.ml.model_dir import load_model, read_model_dir
 from supervising_ui.ml.predict import predict_proba
 from supervising_ui.ml.train import TrainConfig, fit
@@ -148,6 +148,31 @@ def test_stretch_travels_with_the_model_and_keys_its_own_cache(records, tmp_path
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-6)
     assert cache_key("efficientnet_lite0", Preprocessing(stretch="percentile")) != \
         cache_key("efficientnet_lite0", Preprocessing())
+
+
+def test_color_input_tells_apart_what_grayscale_cannot(tmp_path):
+    """Red and green images of equal luma: one class to the grayscale inputs, two in colour."""
+    from PIL import Image
+    rng = np.random.default_rng(0)
+    records = []
+    for index in range(24):
+        label = ("red", "green")[index % 2]
+        base = np.array([180, 60, 60] if label == "red" else [62, 120, 60], dtype=float)  # equal luma
+        pixels = np.clip(base + rng.normal(0, 6, (48, 48, 3)), 0, 255).astype(np.uint8)
+        path = tmp_path / f"{index:02d}.png"
+        Image.fromarray(pixels, mode="RGB").save(path)
+        records.append(Record(str(path), label))
+    train, val = records[:16], records[16:]
+    accuracy = {}
+    for stretch in ("mixed", "color"):
+        result = fit(train, TrainConfig(mode="head", stretch=stretch, tta_views=1, epochs=2),
+                     tmp_path / stretch, val, cache_dir=tmp_path / "cache")
+        proba = predict_proba(tmp_path / stretch, [r.path for r in val], cache_dir=tmp_path / "cache")
+        accuracy[stretch] = np.mean(proba.argmax(1) == [result.classes.index(r.label) for r in val])
+        assert accuracy[stretch] == pytest.approx(result.metrics["val"]["accuracy"])
+    assert read_model_dir(tmp_path / "color").preprocessing.stretch == "color"
+    assert accuracy["color"] == 1.0
+    assert accuracy["color"] > accuracy["mixed"]
 
 
 def test_ml_package_imports_without_the_web_stack():
