@@ -137,6 +137,8 @@ class Project(db.Model):
     # No foreign key: it would make project and import_batch refer to each other.
     priority_batch_id: Mapped[int | None] = mapped_column(Integer)
     members_only: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    # The learning loop's models see the images in colour (red, green, blue) instead of grayscale.
+    color_input: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
     classes: Mapped[list[LabelClass]] = relationship(

@@ -22,6 +22,10 @@ PRESETS = {
 }
 # Metadata column that groups correlated images, per preset.
 PRESET_GROUP_COLUMNS = {"hirise": "source_id", "msl": "sol"}
+# Presets whose images are in colour and whose models learn from it (HiRISE crops are grayscale).
+PRESET_COLOR_INPUT = {"msl"}
+# The choices of the settings form's "model input" field: whether color_input is on.
+MODEL_INPUTS = {"grayscale": False, "color": True}
 
 
 class ProjectError(ValueError):
@@ -55,7 +59,8 @@ def create_project(name: str, classes: list[str] | None = None, preset: str | No
     if labels_per_image < 1:
         raise ProjectError("labels per image must be at least 1")
     project = Project(name=name, description=description, labels_per_image=labels_per_image,
-                      group_column=PRESET_GROUP_COLUMNS.get(preset))
+                      group_column=PRESET_GROUP_COLUMNS.get(preset),
+                      color_input=preset in PRESET_COLOR_INPUT)
     project.classes = [LabelClass(name=class_name, position=index)
                        for index, class_name in enumerate(classes)]
     db.session.add(project)
@@ -198,6 +203,9 @@ def update_settings(project: Project, form: dict) -> None:
     serving_order = form.get("serving_order", project.serving_order)
     if serving_order not in SERVING_ORDERS:
         raise ProjectError(f"serving order must be one of {', '.join(SERVING_ORDERS)}")
+    model_input = form.get("model_input", "color" if project.color_input else "grayscale")
+    if model_input not in MODEL_INPUTS:
+        raise ProjectError(f"model input must be one of {', '.join(MODEL_INPUTS)}")
     values = {
         "labels_per_image": _number(form, "labels_per_image", int, project.labels_per_image, 1, 1000),
         "audit_share": _number(form, "audit_share", float, project.audit_share, 0.0, 1.0),
@@ -209,6 +217,7 @@ def update_settings(project: Project, form: dict) -> None:
     project.description = (form.get("description", project.description) or "").strip()
     project.group_column = (form.get("group_column", project.group_column) or "").strip() or None
     project.serving_order = serving_order
+    project.color_input = MODEL_INPUTS[model_input]
     for attribute, value in values.items():
         setattr(project, attribute, value)
     db.session.commit()

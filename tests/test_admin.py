@@ -98,6 +98,17 @@ def test_settings_form_saves_and_refuses(app, client, admin, project_id):
         project = projects.get_project(project_id)
         assert (project.labels_per_image, project.serving_order, project.audit_share,
                 project.retrain_every) == (2, "entropy", 0.3, 100)
+        assert not project.color_input, "left as it was when the form does not name it"
+    settings_page = client.get(f"/admin/projects/{project_id}").get_data(as_text=True)
+    assert '<option value="grayscale" selected>' in settings_page
+    assert "Settings saved." in post(client, admin, url, {"model_input": "color"},
+                                     follow_redirects=True).get_data(as_text=True)
+    page = post(client, admin, url, {"model_input": "infrared"}, follow_redirects=True)
+    assert "model input must be one of grayscale, color" in page.get_data(as_text=True)
+    with app.app_context():
+        assert projects.get_project(project_id).color_input
+    assert '<option value="color" selected>' in client.get(
+        f"/admin/projects/{project_id}").get_data(as_text=True)
 
 
 def upload(client, admin, project_id, files, accept_json=True):

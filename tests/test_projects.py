@@ -28,8 +28,9 @@ def test_presets_create_their_class_lists(app):
     with app.app_context():
         hirise = projects.create_project("H", preset="hirise")
         assert hirise.class_names == ["crater", "dark_dune", "bright_dune", "streak", "other", "edge"]
-        assert hirise.group_column == "source_id"
+        assert hirise.group_column == "source_id" and not hirise.color_input
         msl = projects.create_project("M", preset="msl")
+        assert msl.group_column == "sol" and msl.color_input, "the rover's colour cameras"
         # The data set's 24 image classes (with "chemin inlet open") and the "sun" its list names.
         assert len(msl.class_names) == 25 and msl.class_names[0] == "apxs"
         assert "chemin inlet open" in msl.class_names and "sun" in msl.class_names

@@ -269,6 +269,32 @@ def test_quick_retrain_trains_the_last_block_by_default(loop_app, users):
         assert job.state == "failed" and "top_blocks of efficientnet_lite0 must be 0 to 16" in job.error
 
 
+def test_a_colour_project_retrains_on_colour_and_predicts_with_it(loop_app, users):
+    """project.color_input reaches training; the model keeps its input for every prediction."""
+    from supervising_ui.ml import load_model
+    with loop_app.app_context():
+        project_id = make_stored_project(loop_app, count=12)
+        project = db.session.get(Project, project_id)
+        project.color_input = True
+        db.session.commit()
+        add_labels(project_id, users["lee"])
+        for kind, stretch in (("quick", "color"), ("finetune", "color")):
+            job = triggers.request_retrain(db.session.get(Project, project_id), kind,
+                                           epochs=1, tta_views=1)
+            assert job.state == "done", job.error
+            version = db.session.get(ModelVersion, job.model_version_id)
+            assert load_model(version.path)[1].preprocessing.stretch == stretch
+            assert db.session.scalar(select(func.count(Prediction.id)).where(
+                Prediction.model_version_id == version.id)) == 12
+        project = db.session.get(Project, project_id)
+        project.color_input = False
+        db.session.commit()
+        job = triggers.request_retrain(project, "quick", epochs=1, tta_views=1)
+        assert job.state == "done", job.error
+        version = db.session.get(ModelVersion, job.model_version_id)
+        assert load_model(version.path)[1].preprocessing.stretch == "mixed"
+
+
 # --------------------------------------------------------------------------- triggers
 
 

@@ -55,7 +55,7 @@ def run_retrain(job: Job, reporter) -> dict:
         raise RetrainError(f"project {job.project_id} no longer exists")
     reporter.progress(0.01, "gathering labels")
     clear_leftovers(project.id)
-    classes = project.class_names
+    classes, color_input = project.class_names, project.color_input
     examples = labeled_images(project)
     check_enough_labels(examples, current_app.config["RETRAIN_MIN_LABELS"])
     train, held_out, how = holdout_split(project.id, examples)
@@ -68,8 +68,8 @@ def run_retrain(job: Job, reporter) -> dict:
 
     model_dir = _fresh_model_dir(project.id, version, kind)
     try:
-        trained = _train(kind, job.params, classes, train, held_out, model_dir,
-                         _stage_progress(reporter, 0.02, 0.55, "training"))
+        trained = _train(kind, job.params, classes, color_input, train, held_out,
+                         model_dir, _stage_progress(reporter, 0.02, 0.55, "training"))
         report = trained.metrics["val"]
         from ..ml.metrics import write_plots
         write_plots(report, model_dir)
@@ -152,12 +152,13 @@ def _fresh_model_dir(project_id: int, version: int, kind: str) -> Path:
     return path
 
 
-def _train(kind: str, params: dict, classes: list[str], train: list[LabeledImage],
-           held_out: list[LabeledImage], model_dir: Path, progress):
+def _train(kind: str, params: dict, classes: list[str], color_input: bool,
+           train: list[LabeledImage], held_out: list[LabeledImage], model_dir: Path, progress):
     """Fit a model of this kind through the ML package; return its ModelDir."""
     from ..ml import TrainConfig, fit
     config = TrainConfig(mode=TRAINING_MODES[kind], classes=classes, epochs=params.get("epochs"),
                          tta_views=params.get("tta_views"),
+                         stretch="color" if color_input else None,  # None: the mode's default
                          backbone=current_app.config["RETRAIN_BACKBONE"],
                          top_blocks=current_app.config["RETRAIN_TOP_BLOCKS"])
     return fit(to_records(train), config, model_dir, val_records=to_records(held_out),
