@@ -283,13 +283,30 @@ class Top(nn.Module):
         return self.head(self.backbone.top(activations, self.top_blocks))
 
 
-def frozen_and_trained(model: "Classifier", top_blocks: int) -> tuple[nn.Module, nn.Module]:
+class MeanLogits(nn.Module):
+    """Several trained parts over the same features: the mean of their logits."""
+
+    def __init__(self, parts: list[nn.Module]):
+        super().__init__()
+        self.parts = nn.ModuleList(parts)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """Features -> (N, C), the members' logits averaged."""
+        return torch.stack([part(features) for part in self.parts]).mean(dim=0)
+
+
+def frozen_and_trained(model: "Classifier | Ensemble", top_blocks: int) -> tuple[nn.Module, nn.Module]:
     """Split a classifier where cached features end: (frozen part, trained part).
 
     top_blocks 0: the whole backbone is frozen (features are pooled embeddings) and only the
     head trains; top_blocks k > 0 (EfficientNet): the last k blocks, the final convolution and
-    the head train on the activations before those blocks.
+    the head train on the activations before those blocks. An Ensemble's trained part is its
+    members' tops, their logits averaged.
     """
+    if isinstance(model, Ensemble):
+        if top_blocks != model.top_blocks:
+            raise ValueError(f"this ensemble's members differ in {model.top_blocks} blocks, not {top_blocks}")
+        return model.split()
     if top_blocks == 0:
         return model.backbone, model.head
     if not hasattr(model.backbone, "top"):
@@ -309,3 +326,25 @@ class Classifier(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) -> (N, C) logits."""
         return self.head(self.backbone(images))
+
+
+class Ensemble(nn.Module):
+    """Classifiers that share their frozen bottom and differ in their last top_blocks blocks and
+    head (head mode's members, trained with successive seeds): the mean of their logits."""
+
+    def __init__(self, members: list[Classifier], top_blocks: int):
+        super().__init__()
+        if top_blocks < 1 or len(members) < 2:
+            raise ValueError("an ensemble needs at least 2 members that retrained top blocks")
+        self.members = nn.ModuleList(members)
+        self.top_blocks = top_blocks
+
+    def split(self) -> tuple[Bottom, MeanLogits]:
+        """(the shared frozen part, the members' tops averaged)."""
+        return (Bottom(self.members[0].backbone, self.top_blocks),
+                MeanLogits([Top(m.backbone, m.head, self.top_blocks) for m in self.members]))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """(N, 3, H, W) -> (N, C) logits: the shared bottom once, then every member's top."""
+        bottom, tops = self.split()
+        return tops(bottom(images))

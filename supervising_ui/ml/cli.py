@@ -51,6 +51,11 @@ top_blocks_option = click.option(
     help="Head mode: last backbone blocks retrained over cached activations "
          "(0: the head alone). Default: 1 efficientnet_lite0, 0 alexnet.")
 
+members_option = click.option(
+    "--members", type=int, default=1, show_default=True,
+    help="Head mode with top blocks: train this many models (seeds seed, seed+1, ...) over the "
+         "same cached activations and average them.")
+
 
 def recipe_config(recipe: str, backbone: str | None, **settings) -> TrainConfig:
     """The training config of --recipe (default or paper) with the command's settings."""
@@ -122,11 +127,12 @@ def ml() -> None:
 @balance_option
 @device_option
 @top_blocks_option
+@members_option
 @click.option("--val-logits", default=None, type=click.Path(dir_okay=False),
               help="Also save the val rows' raw logits (views, rows, classes) to this file.")
 def train(manifest, image_root, out_dir, backbone, mode, split_column, group_column, sol_column,
           val_fraction, epochs, seed, stretch, tta_views, recipe, weights, cache_dir, balance,
-          device, top_blocks, val_logits):
+          device, top_blocks, members, val_logits):
     """Train a model on the train split and report on the val split."""
     frame = read_manifest(manifest, image_root)
     if "label" not in frame:
@@ -137,7 +143,7 @@ def train(manifest, image_root, out_dir, backbone, mode, split_column, group_col
     records = records_from_frame(frame, group_column=group_column)
     config = recipe_config(recipe, backbone, mode=mode, epochs=epochs, seed=seed, weights=weights,
                            stretch=stretch, tta_views=tta_views, balance=balance,
-                           top_blocks=top_blocks)
+                           top_blocks=top_blocks, members=members)
     try:
         result = fit([records[i] for i in splits["train"]], config, out_dir,
                      [records[i] for i in splits.get("val", [])], echo_progress(),
@@ -192,9 +198,10 @@ def train(manifest, image_root, out_dir, backbone, mode, split_column, group_col
 @balance_option
 @device_option
 @top_blocks_option
+@members_option
 def cv(manifest, image_root, group_column, folds, blocked, split_column, pool_splits, backbone,
        mode, epochs, stretch, tta_views, head_kind, recipe, seed, threshold, weights, cache_dir,
-       json_path, only_folds, keep_folds, balance, device, top_blocks):
+       json_path, only_folds, keep_folds, balance, device, top_blocks, members):
     """Grouped k-fold cross-validation of a training recipe on the pooled train+val rows."""
     frame = read_manifest(manifest, image_root)
     for column in ("label", group_column):
@@ -209,7 +216,7 @@ def cv(manifest, image_root, group_column, folds, blocked, split_column, pool_sp
     records = records_from_frame(frame, group_column=group_column)
     config = recipe_config(recipe, backbone, mode=mode, epochs=epochs, seed=seed, weights=weights,
                            stretch=stretch, tta_views=tta_views, head=head_kind, balance=balance,
-                           top_blocks=top_blocks)
+                           top_blocks=top_blocks, members=members)
     try:
         report = cross_validate(records, config, folds, cache_dir or default_cache_dir(),
                                 echo_progress(), threshold,

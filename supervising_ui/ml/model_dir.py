@@ -6,7 +6,8 @@ block (ECE and NLL before and after, on which records it was fitted).
 ``model.pt`` is a plain dict of state dicts and plain values, so it loads with
 ``torch.load(..., weights_only=True)``. A head-only model stores no backbone weights:
 they are the pretrained ones, loaded again by name; a quick model that retrained the last
-blocks stores those blocks only ("backbone_partial"), loaded over the pretrained ones.
+blocks stores those blocks only ("backbone_partial"), loaded over the pretrained ones; an
+ensemble of such models stores its other members' blocks and heads under "members".
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from .backbones import Classifier, build_backbone, build_head, load_backbone
+from .backbones import Classifier, Ensemble, build_backbone, build_head, load_backbone
 from .data import Preprocessing
 
 FORMAT_VERSION = 1
@@ -49,21 +50,26 @@ class ModelDir:
 def weights_version(state: dict) -> str:
     """A short content hash of all tensors: equal weights give equal versions."""
     digest = hashlib.sha1()
-    for part in ("backbone", "head"):
-        for name, tensor in sorted((state.get(part) or {}).items()):
-            digest.update(name.encode())
-            digest.update(tensor.detach().contiguous().numpy().tobytes())
+    for member in [state] + list(state.get("members") or []):
+        for part in ("backbone", "head"):
+            for name, tensor in sorted((member.get(part) or {}).items()):
+                digest.update(name.encode())
+                digest.update(tensor.detach().contiguous().numpy().tobytes())
     return digest.hexdigest()[:12]
 
 
-def save_model(out_dir: str | os.PathLike, model: Classifier, classes: list[str], config: dict,
-               metrics: dict, temperature: float, backbone_state: dict[str, torch.Tensor] | None
-               ) -> ModelDir:
+def save_model(out_dir: str | os.PathLike, model: Classifier | Ensemble, classes: list[str],
+               config: dict, metrics: dict, temperature: float,
+               backbone_state: dict[str, torch.Tensor] | None) -> ModelDir:
     """Write model.pt, config.json and metrics.json; return the ModelDir.
 
     backbone_state: the backbone tensors to store: all of its state_dict(), some of them (the
     rest are the pretrained backbone's), or None (the pretrained backbone, loaded by name).
+    An Ensemble stores its first member so, and under "members" the same tensors (the
+    retrained blocks and the head) of each other member.
     """
+    members = list(model.members) if isinstance(model, Ensemble) else [model]
+    model = members[0]
     partial = backbone_state is not None and backbone_state.keys() != model.backbone.state_dict().keys()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -76,6 +82,12 @@ def save_model(out_dir: str | os.PathLike, model: Classifier, classes: list[str]
         "classes": list(classes),
         "temperature": float(temperature),
     }
+    if len(members) > 1:
+        state["members"] = [{
+            "backbone": {k: v.detach().clone() for k, v in member.backbone.state_dict().items()
+                         if k in backbone_state},
+            "head": {k: v.detach().clone() for k, v in member.head.state_dict().items()},
+        } for member in members[1:]]
     version = weights_version(state)
     torch.save(state, out / WEIGHTS_FILE)
     full_config = dict(config, classes=list(classes), version=version, temperature=float(temperature),
@@ -96,10 +108,23 @@ def read_model_dir(path: str | os.PathLike) -> ModelDir:
     return ModelDir(path, config["version"], config["classes"], config, metrics)
 
 
-def load_model(path: str | os.PathLike) -> tuple[Classifier, ModelDir]:
-    """Rebuild the trained network from a model directory (weights_only=True)."""
+def load_model(path: str | os.PathLike) -> tuple[Classifier | Ensemble, ModelDir]:
+    """Rebuild the trained network (an Ensemble for several members) from a model directory
+    (weights_only=True)."""
     info = read_model_dir(path)
     state = torch.load(Path(path) / WEIGHTS_FILE, map_location="cpu", weights_only=True)
+    model = _classifier(path, state, info)
+    if state.get("members"):
+        model = Ensemble([model] + [_classifier(path, dict(state, **member), info)
+                                    for member in state["members"]],
+                         info.config["train_config"]["top_blocks"])
+    # Directories written before calibration existed carry no temperature: T = 1 (raw softmax).
+    info.config["temperature"] = float(state.get("temperature", info.temperature))
+    return model, info
+
+
+def _classifier(path: str | os.PathLike, state: dict, info: ModelDir) -> Classifier:
+    """The classifier of one member's tensors ("backbone", "head") over its backbone."""
     train = info.config["train_config"]
     if state["backbone"] is None:
         backbone = load_backbone(train["backbone"], train.get("weights"))
@@ -116,7 +141,4 @@ def load_model(path: str | os.PathLike) -> tuple[Classifier, ModelDir]:
     head = build_head(backbone.feature_dim, len(state["classes"]), train["head"],
                       info.config.get("head_dropout", 0.0))
     head.load_state_dict(state["head"], strict=True)
-    model = Classifier(backbone, head).to(memory_format=torch.channels_last).eval()
-    # Directories written before calibration existed carry no temperature: T = 1 (raw softmax).
-    info.config["temperature"] = float(state.get("temperature", info.temperature))
-    return model, info
+    return Classifier(backbone, head).to(memory_format=torch.channels_last).eval()

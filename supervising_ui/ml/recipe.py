@@ -58,6 +58,8 @@ class TrainConfig:
     top_blocks: int | None = None        # head: last blocks trained over cached activations
                                          # (None: 1 for EfficientNet, 0 for AlexNet; 0: head only)
     stretch: str | None = None           # per-image contrast stretch: none | percentile | mixed | color
+    members: int = 1                     # head with top_blocks: models trained with seeds seed,
+                                         # seed+1, ... over the same cached activations, averaged
                                          # (None: percentile for finetune, mixed for head)
     calibrate: bool = True               # fit a temperature on the validation records (if any)
     calibration_min_examples: int = MIN_CALIBRATION_EXAMPLES  # fewer: T stays 1
@@ -80,6 +82,9 @@ class TrainConfig:
             if not 0 <= top_blocks <= spec.blocks:
                 raise ValueError(f"top_blocks of {self.backbone} must be 0 to {spec.blocks}, "
                                  f"not {top_blocks}")
+        if self.members < 1 or (self.members > 1 and not top_blocks):
+            raise ValueError(f"members must be 1, or more in head mode with top_blocks "
+                             f"(the members differ in the retrained blocks), not {self.members}")
         epochs = TOP_EPOCHS if top_blocks else defaults["epochs"]
         tta_views = TOP_TTA_VIEWS if top_blocks else defaults["tta_views"]
         return replace(

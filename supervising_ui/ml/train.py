@@ -25,7 +25,15 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from .backbones import Classifier, Top, backbone_spec, build_head, frozen_and_trained, load_backbone
+from .backbones import (
+    Classifier,
+    Ensemble,
+    Top,
+    backbone_spec,
+    build_head,
+    frozen_and_trained,
+    load_backbone,
+)
 from .calibration import (
     calibration_refusal,
     calibration_summary,
@@ -200,7 +208,21 @@ def train_on_features(trained: nn.Module, features: torch.Tensor, labels: torch.
     trained.eval()
 
 
-def evaluate(model: Classifier, records: Sequence[Record], preprocessing: Preprocessing,
+def train_member(features: torch.Tensor, labels: torch.Tensor, num_classes: int, config: TrainConfig,
+                 loss_fn: nn.Module, seed: int, device: torch.device) -> Classifier:
+    """One more member of a head-mode ensemble: what fit() trains with this seed, over the same
+    cached features (the same random draws, in the same order, as a run of its own)."""
+    torch.manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
+    backbone = load_backbone(config.backbone, config.weights)
+    head = build_head(backbone.feature_dim, num_classes, config.head, config.head_dropout)
+    member = Classifier(backbone, head).to(memory_format=torch.channels_last).to(device)
+    _, trained = frozen_and_trained(member, config.top_blocks)
+    train_on_features(trained, features, labels, config, loss_fn, generator)
+    return member
+
+
+def evaluate(model: Classifier | Ensemble, records: Sequence[Record], preprocessing: Preprocessing,
              config: TrainConfig, cache: EmbeddingCache | None = None,
              progress: Progress | None = None) -> torch.Tensor:
     """(V, N, C) logits over the TTA views; head models reuse cached embeddings."""
@@ -265,6 +287,10 @@ def fit(train_records: Sequence[Record], config: TrainConfig, out_dir: str | os.
         timings["embed_train_s"] = time.perf_counter() - tick
         tick = time.perf_counter()
         train_on_features(trained, features, train_labels, config, loss_fn, generator)
+        if config.members > 1:
+            model = Ensemble([model] + [
+                train_member(features, train_labels, len(classes), config, loss_fn, config.seed + m, device)
+                for m in range(1, config.members)], config.top_blocks)
         del features
     else:
         pixels = preprocessing.load_images([r.path for r in train_records])

@@ -175,6 +175,43 @@ def test_color_input_tells_apart_what_grayscale_cannot(tmp_path):
     assert accuracy["color"] > accuracy["mixed"]
 
 
+def test_members_are_the_runs_of_successive_seeds_averaged(records, tmp_path):
+    """--members 2 trains what seeds 0 and 1 train alone, over one activation pass, and averages
+    their logits, through the cache and without it."""
+    from supervising_ui.ml.backbones import Ensemble
+    from supervising_ui.ml.predict import proba_from_model
+    train, val = records
+    cache = tmp_path / "cache"
+    settings = dict(mode="head", tta_views=1, epochs=1, calibrate=False)
+    fit(train, TrainConfig(**settings, members=2), tmp_path / "both", val, cache_dir=cache,
+        logits_out=tmp_path / "both.pt")
+    for seed in (0, 1):
+        fit(train, TrainConfig(**settings, seed=seed), tmp_path / f"seed{seed}", val, cache_dir=cache,
+            logits_out=tmp_path / f"seed{seed}.pt")
+    alone = [torch.load(tmp_path / f"seed{seed}.pt")["logits"] for seed in (0, 1)]
+    both = torch.load(tmp_path / "both.pt")["logits"]
+    torch.testing.assert_close(both, (alone[0] + alone[1]) / 2, rtol=1e-4, atol=1e-4)
+
+    model, info = load_model(tmp_path / "both")
+    assert isinstance(model, Ensemble) and len(model.members) == 2
+    assert info.version not in {read_model_dir(tmp_path / f"seed{s}").version for s in (0, 1)}
+    state = torch.load(tmp_path / "both" / "model.pt", weights_only=True)
+    assert set(state["members"][0]["backbone"]) == set(state["backbone"]), "the retrained blocks only"
+    paths = [r.path for r in val]
+    cached = proba_from_model(model, info.config, paths, cache_dir=cache)
+    uncached = proba_from_model(model, info.config, paths)
+    np.testing.assert_allclose(cached, uncached, atol=2e-3)  # the cache holds float16
+    expected = torch.softmax((alone[0] + alone[1]).mean(dim=0) / 2, dim=1).numpy()
+    np.testing.assert_allclose(cached, expected, atol=1e-4)
+
+
+def test_members_need_retrained_blocks(records, tmp_path):
+    with pytest.raises(ValueError, match="members must be 1, or more in head mode with top_blocks"):
+        TrainConfig(mode="head", top_blocks=0, members=2).resolved()
+    with pytest.raises(ValueError, match="members must be 1"):
+        TrainConfig(mode="finetune", members=3).resolved()
+
+
 def test_ml_package_imports_without_the_web_stack():
     """The ML package (training, CV, its console commands) runs where Flask is not installed."""
     import subprocess
