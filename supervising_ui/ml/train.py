@@ -208,15 +208,20 @@ def train_on_features(trained: nn.Module, features: torch.Tensor, labels: torch.
     trained.eval()
 
 
+def new_classifier(config: TrainConfig, num_classes: int) -> Classifier:
+    """The pretrained backbone under a freshly initialised head (draws from torch's seed)."""
+    backbone = load_backbone(config.backbone, config.weights)
+    head = build_head(backbone.feature_dim, num_classes, config.head, config.head_dropout)
+    return Classifier(backbone, head).to(memory_format=torch.channels_last)
+
+
 def train_member(features: torch.Tensor, labels: torch.Tensor, num_classes: int, config: TrainConfig,
                  loss_fn: nn.Module, seed: int, device: torch.device) -> Classifier:
     """One more member of a head-mode ensemble: what fit() trains with this seed, over the same
     cached features (the same random draws, in the same order, as a run of its own)."""
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
-    backbone = load_backbone(config.backbone, config.weights)
-    head = build_head(backbone.feature_dim, num_classes, config.head, config.head_dropout)
-    member = Classifier(backbone, head).to(memory_format=torch.channels_last).to(device)
+    member = new_classifier(config, num_classes).to(device)
     _, trained = frozen_and_trained(member, config.top_blocks)
     train_on_features(trained, features, labels, config, loss_fn, generator)
     return member
@@ -260,9 +265,8 @@ def fit(train_records: Sequence[Record], config: TrainConfig, out_dir: str | os.
     generator = torch.Generator().manual_seed(config.seed)
     spec = backbone_spec(config.backbone)
     preprocessing = Preprocessing(spec.image_size, spec.normalization, config.stretch)
-    backbone = load_backbone(config.backbone, config.weights)
-    head = build_head(backbone.feature_dim, len(classes), config.head, config.head_dropout)
-    model = Classifier(backbone, head).to(memory_format=torch.channels_last)
+    model = new_classifier(config, len(classes))
+    backbone = model.backbone
     device = choose_device(str(device))
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = False
