@@ -24,7 +24,7 @@ from .data import (
 from .metrics import evaluation_report, write_json, write_plots
 from .model_dir import load_model
 from .predict import predictions_frame, proba_from_model
-from .recipe import TrainConfig, paper_recipe
+from .recipe import RECIPES, TrainConfig
 from .train import choose_device, fit
 
 
@@ -52,16 +52,21 @@ top_blocks_option = click.option(
          "(0: the head alone). Default: 1 efficientnet_lite0, 0 alexnet.")
 
 members_option = click.option(
-    "--members", type=int, default=1, show_default=True,
+    "--members", type=int, default=None,
     help="Head mode with top blocks: train this many models (seeds seed, seed+1, ...) over the "
-         "same cached activations and average them.")
+         "same cached activations and average them. Default: 1 (3 with --recipe msl).")
 
 
-def recipe_config(recipe: str, backbone: str | None, **settings) -> TrainConfig:
-    """The training config of --recipe (default or paper) with the command's settings."""
-    if recipe == "paper":
-        return paper_recipe(backbone=backbone, **settings)
-    return TrainConfig(backbone=backbone or "efficientnet_lite0", **settings)
+def recipe_config(recipe: str, **settings) -> TrainConfig:
+    """The training config of --recipe; the command's settings that are not None override it."""
+    return RECIPES[recipe](**settings)
+
+
+recipe_option = click.option(
+    "--recipe", type=click.Choice(sorted(RECIPES)), default="default", show_default=True,
+    help="paper: AlexNet fine-tuned with SGD, base lr 1e-4, step schedule, 10x last layer. "
+         "msl: the rover images' quick model (head mode, colour input, 3 members). "
+         "Options given beside it override the recipe's.")
 
 
 def chosen_device(name: str) -> torch.device:
@@ -105,7 +110,8 @@ def ml() -> None:
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False))
 @click.option("--backbone", type=click.Choice(["efficientnet_lite0", "alexnet"]), default=None,
               help="Default: efficientnet_lite0 (alexnet with --recipe paper).")
-@click.option("--mode", type=click.Choice(["finetune", "head"]), default="finetune", show_default=True)
+@click.option("--mode", type=click.Choice(["finetune", "head"]), default=None,
+              help="Default: finetune (head with --recipe msl).")
 @click.option("--split-column", default="split", show_default=True, help="train/val/test column.")
 @click.option("--group-column", default=None, help="Split by this group column instead (e.g. source_id).")
 @click.option("--sol-column", default=None, help="Split by MSL sol ranges of this column instead.")
@@ -120,8 +126,7 @@ def ml() -> None:
 @click.option("--tta-views", type=int, default=None,
               help="Dihedral views averaged at prediction (head: also trained on). "
                    "Default: 4 (1 with --mode head --top-blocks 0).")
-@click.option("--recipe", type=click.Choice(["default", "paper"]), default="default",
-              help="paper: SGD, base lr 1e-4, step schedule, 10x last layer.")
+@recipe_option
 @click.option("--weights", default=None, help="Backbone weights file or URL.")
 @click.option("--cache-dir", default=None, help="Embedding and activation cache (head mode).")
 @balance_option
@@ -141,8 +146,8 @@ def train(manifest, image_root, out_dir, backbone, mode, split_column, group_col
     if not len(splits.get("train", [])):
         raise click.UsageError(f"no labelled rows in the train split (splits: {sorted(splits)})")
     records = records_from_frame(frame, group_column=group_column)
-    config = recipe_config(recipe, backbone, mode=mode, epochs=epochs, seed=seed, weights=weights,
-                           stretch=stretch, tta_views=tta_views, balance=balance,
+    config = recipe_config(recipe, backbone=backbone, mode=mode, epochs=epochs, seed=seed,
+                           weights=weights, stretch=stretch, tta_views=tta_views, balance=balance,
                            top_blocks=top_blocks, members=members)
     try:
         result = fit([records[i] for i in splits["train"]], config, out_dir,
@@ -177,7 +182,8 @@ def train(manifest, image_root, out_dir, backbone, mode, split_column, group_col
 @click.option("--pool-splits", default="train,val", show_default=True,
               help="Rows of these splits are pooled; others (test) are never read.")
 @click.option("--backbone", type=click.Choice(["efficientnet_lite0", "alexnet"]), default=None)
-@click.option("--mode", type=click.Choice(["finetune", "head"]), default="head", show_default=True)
+@click.option("--mode", type=click.Choice(["finetune", "head"]), default=None,
+              help="Default: head (the recipe's own mode with --recipe paper).")
 @click.option("--epochs", type=int, default=None,
               help="Default: 8 finetune, 5 head (60 with --top-blocks 0).")
 @click.option("--stretch", type=click.Choice(STRETCHES), default=None)
@@ -185,7 +191,7 @@ def train(manifest, image_root, out_dir, backbone, mode, split_column, group_col
               help="Dihedral views (head: also trained on). Default: 4 (1 with --top-blocks 0).")
 @click.option("--head", "head_kind", type=click.Choice(["linear", "mlp"]), default="linear",
               show_default=True)
-@click.option("--recipe", type=click.Choice(["default", "paper"]), default="default")
+@recipe_option
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--threshold", default=0.9, show_default=True)
 @click.option("--weights", default=None, help="Backbone weights file or URL.")
@@ -214,9 +220,11 @@ def cv(manifest, image_root, group_column, folds, blocked, split_column, pool_sp
         click.echo(f"pooled {len(frame)} rows of splits {sorted(keep)}; {left_out} other rows "
                    "left out", err=True)
     records = records_from_frame(frame, group_column=group_column)
-    config = recipe_config(recipe, backbone, mode=mode, epochs=epochs, seed=seed, weights=weights,
-                           stretch=stretch, tta_views=tta_views, head=head_kind, balance=balance,
-                           top_blocks=top_blocks, members=members)
+    if mode is None and recipe == "default":
+        mode = "head"  # cross-validation screens the quick model unless told otherwise
+    config = recipe_config(recipe, backbone=backbone, mode=mode, epochs=epochs, seed=seed,
+                           weights=weights, stretch=stretch, tta_views=tta_views, head=head_kind,
+                           balance=balance, top_blocks=top_blocks, members=members)
     try:
         report = cross_validate(records, config, folds, cache_dir or default_cache_dir(),
                                 echo_progress(), threshold,

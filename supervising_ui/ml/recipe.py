@@ -1,4 +1,4 @@
-"""What decides a training run: TrainConfig with its per-mode defaults, and the paper's recipe.
+"""What decides a training run: TrainConfig with its per-mode defaults, and the named recipes.
 
 train.py runs a TrainConfig; this module only says what it holds and how its defaults resolve.
 """
@@ -105,3 +105,24 @@ def paper_recipe(**overrides) -> TrainConfig:
                     stretch="none")
     settings.update({key: value for key, value in overrides.items() if value is not None})
     return TrainConfig(**settings)
+
+
+def msl_recipe(**overrides) -> TrainConfig:
+    """The rover images' recipe: the quick model on colour input, three draws averaged.
+
+    Chosen on the MSL data by blocked 5-fold cross-validation over sols (95.2% +- 3.9%, against
+    94.4% +- 4.3% for one grayscale draw) and measured on the paper's val sols: 95.7%, and 98.0%
+    right with 3.7% abstained at 0.9 (docs/reproduction.md, MSL).
+    """
+    settings = dict(mode="head", stretch="color", members=3)
+    settings.update({key: value for key, value in overrides.items() if value is not None})
+    return TrainConfig(**settings)
+
+
+def default_recipe(**overrides) -> TrainConfig:
+    """TrainConfig's own defaults, with the given settings that are not None."""
+    return TrainConfig(**{key: value for key, value in overrides.items() if value is not None})
+
+
+# --recipe of ml train and ml cv.
+RECIPES = {"default": default_recipe, "paper": paper_recipe, "msl": msl_recipe}

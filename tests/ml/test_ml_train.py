@@ -134,6 +134,17 @@ def test_paper_recipe_keeps_its_settings_unless_overridden():
     assert config.epochs == 6 and config.seed == 3 and config.head_lr_multiplier == 10.0
 
 
+def test_msl_recipe_is_the_colour_quick_model_of_three_members_unless_overridden():
+    from supervising_ui.ml.cli import recipe_config
+    config = recipe_config("msl", backbone=None, mode=None, members=None, stretch=None).resolved()
+    assert (config.backbone, config.mode, config.stretch, config.members) == \
+        ("efficientnet_lite0", "head", "color", 3)
+    assert config.top_blocks == 1 and config.tta_views == 4
+    assert recipe_config("msl", members=1, seed=4).members == 1
+    default = recipe_config("default", backbone=None, mode=None, members=None).resolved()
+    assert (default.mode, default.members, default.stretch) == ("finetune", 1, "percentile")
+
+
 def test_stretch_travels_with_the_model_and_keys_its_own_cache(records, tmp_path):
     from supervising_ui.ml.data import Preprocessing
     from supervising_ui.ml.embeddings import cache_key
