@@ -45,6 +45,7 @@ def create_app(test_config=None) -> Flask:
         security_headers,
     )
     from .importing import runner
+    from .labeling import snapshots as labeling_snapshots
     from .labeling import views as labeling_views
     from .learning import classify, retrain, triggers
     from .search import index as search_index
@@ -56,6 +57,7 @@ def create_app(test_config=None) -> Flask:
     # Extensions next: the blueprints' views and the commands need the database and login.
     database.init_app(app)
     auth.init_app(app)
+    labeling_snapshots.init_app(app)  # settings and images kept between labeling requests
     jobs.init_app(app)
     jobs.register_handler("import", runner.run_import_job)
     jobs.register_handler("retrain", retrain.run_retrain, discard=retrain.discard_unfinished)

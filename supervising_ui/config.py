@@ -76,6 +76,9 @@ DEFAULTS = {
     # Seconds a process remembers who a token or session cookie belongs to (0: ask the
     # database on every request); a revocation made elsewhere may take this long to count.
     "LOGIN_CACHE_SECONDS": 5.0,
+    # Seconds a process remembers a project's labeling settings and serving model (0: read
+    # them on every request); a change made by another process may take this long to count.
+    "SETTINGS_CACHE_SECONDS": 2.0,
     "SESSION_COOKIE_HTTPONLY": True,
     "SESSION_COOKIE_SAMESITE": "Lax",
     "WTF_CSRF_TIME_LIMIT": None,
@@ -105,6 +108,7 @@ _ENV_PARSERS = {
     "FINETUNE_MIN_NEW_LABELS": int,
     "API_TOKEN_DAYS": int,
     "LOGIN_CACHE_SECONDS": float,
+    "SETTINGS_CACHE_SECONDS": float,
 }
 
 

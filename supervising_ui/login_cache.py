@@ -14,9 +14,6 @@ session may still work there.
 """
 from __future__ import annotations
 
-import threading
-import time
-from dataclasses import dataclass
 from typing import Any, Callable, Hashable
 
 from flask import Flask, current_app, has_app_context
@@ -26,53 +23,15 @@ from sqlalchemy.orm.util import identity_key
 
 from .extensions import db
 from .models import ApiToken, User
+from .timed_cache import TimedCache
 
 # Columns of a user kept here (all of them: the user joins a session without a query).
 USER_COLUMNS = tuple(column.key for column in User.__table__.columns)
 
 
-@dataclass
-class _Entry:
-    value: Any
-    until: float
-
-
-class LoginCache:
-    """Values by key for a few seconds; forget() drops them all, also loads in flight."""
-
-    def __init__(self, seconds: float):
-        self.seconds = seconds
-        self._entries: dict[Hashable, _Entry] = {}
-        self._generation = 0
-        self._lock = threading.Lock()
-
-    def remembered(self, key: Hashable, load: Callable[[], Any]) -> Any:
-        """Return the value under key, calling load() when it is missing or too old.
-
-        A None from load() is not kept (an unknown token may become valid any time).
-        """
-        entry = self._entries.get(key)
-        now = time.monotonic()
-        if entry is not None and entry.until > now:
-            return entry.value
-        generation = self._generation
-        value = load()
-        if value is not None:
-            with self._lock:
-                if generation == self._generation:  # no forget() since the read began
-                    self._entries[key] = _Entry(value, now + self.seconds)
-        return value
-
-    def forget(self) -> None:
-        """Drop everything remembered, and keep loads now in flight from storing theirs."""
-        with self._lock:
-            self._generation += 1
-            self._entries.clear()
-
-
 def init_app(app: Flask) -> None:
     """Give app its cache and forget it on every ORM change of a user or a token."""
-    app.extensions["login_cache"] = LoginCache(float(app.config["LOGIN_CACHE_SECONDS"]))
+    app.extensions["login_cache"] = TimedCache(float(app.config["LOGIN_CACHE_SECONDS"]))
     if not event.contains(Session, "after_flush", _after_flush):
         event.listen(Session, "after_flush", _after_flush)
         event.listen(Session, "after_commit", _after_commit)

@@ -3,7 +3,7 @@ query per request, changes made here count at once, changes made elsewhere withi
 import pytest
 from sqlalchemy import event, select, update
 
-from supervising_ui import login_cache
+from supervising_ui import timed_cache
 from supervising_ui.accounts import create_api_token
 from supervising_ui.extensions import db
 from supervising_ui.models import ApiToken, User, utcnow
@@ -29,7 +29,7 @@ def statements(app):
 def clock(monkeypatch):
     """The cache's clock, moved by hand."""
     now = [1000.0]
-    monkeypatch.setattr(login_cache.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(timed_cache.time, "monotonic", lambda: now[0])
     return now
 
 

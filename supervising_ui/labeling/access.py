@@ -18,6 +18,7 @@ from .. import storage
 from ..extensions import db
 from ..membership import can_access, visible_project, visible_projects
 from ..models import Image, ModelVersion, Project
+from . import snapshots
 from .settings import SERVING_MODEL, SETTINGS_COLUMNS, ProjectSettings, project_settings
 
 log = logging.getLogger(__name__)
@@ -66,18 +67,35 @@ def stored_image(image_id: int) -> StoredImage | None:
 
 def labelable_project(user, project_id: int) -> ProjectSettings | None:
     """Return the settings of a project user may label, or None (no such project, or not theirs)."""
-    project = project_settings(project_id)
+    project = snapshots.settings(project_id, lambda: project_settings(project_id))
     return project if project is not None and can_access(user, project) else None
 
 
 def visible_image(user, image_id: int) -> tuple[StoredImage, ProjectSettings] | None:
-    """Return an image and its project's settings if user may see them, else None."""
-    row = db.session.connection().execute(_IMAGE_AND_PROJECT, {"image_id": image_id}).first()
-    if row is None:
-        return None
-    split = len(_IMAGE_COLUMNS)
-    image, project = StoredImage(*row[:split]), ProjectSettings(*row[split:])
+    """Return an image and its project's settings if user may see them, else None.
+
+    An image that next just handed out, and its project's settings, usually come from
+    snapshots.py without a query; otherwise one query reads both.
+    """
+    image = snapshots.image(image_id)
+    if image is not None:
+        project = snapshots.settings(image.project_id, lambda: project_settings(image.project_id))
+    else:
+        row = db.session.connection().execute(_IMAGE_AND_PROJECT, {"image_id": image_id}).first()
+        if row is None:
+            return None
+        split = len(_IMAGE_COLUMNS)
+        image, project = StoredImage(*row[:split]), ProjectSettings(*row[split:])
+        snapshots.keep_image(image)
+        snapshots.keep_settings(project)
     return (image, project) if can_access(user, project) else None
+
+
+def keep_handed_image(project_id: int, image_id: int, shown: dict) -> None:
+    """Keep the image next handed out (what its claim read back) for the requests after it."""
+    snapshots.keep_image(StoredImage(image_id, project_id, shown["storage_key"],
+                                     shown["content_hash"], shown["original_name"],
+                                     shown["width"], shown["height"], shown["meta"]))
 
 
 def labeling_page(user, project_id: int) -> LabelingPage | None:

@@ -129,8 +129,10 @@ _HELD_LEASES = (
            IMAGE.c.lease_expires_at > bindparam("now"),
            IMAGE.c.label_count < bindparam("labels_per_image"))
     .order_by(IMAGE.c.lease_expires_at).limit(2))
-# What a claim reads back for the labeler (saves a select per "next").
-SHOWN_COLUMNS = (IMAGE.c.original_name, IMAGE.c.width, IMAGE.c.height, IMAGE.c.metadata)
+# What a claim reads back for the labeler (saves a select per "next"), and for the image file
+# and submit requests that follow (access.keep_handed_image).
+SHOWN_COLUMNS = (IMAGE.c.original_name, IMAGE.c.width, IMAGE.c.height, IMAGE.c.metadata,
+                 IMAGE.c.storage_key, IMAGE.c.content_hash)
 _REFRESH_LEASE = (
     update(IMAGE)
     .where(IMAGE.c.id == bindparam("image_id"), IMAGE.c.leased_to_id == bindparam("user_id"))
@@ -181,4 +183,5 @@ def claim_first(candidates: list[int], params: dict) -> tuple[int, dict] | None:
 
 def shown_fields(row) -> dict:
     """Return the image fields a claim read back (SHOWN_COLUMNS' values, in order)."""
-    return {"original_name": row[0], "width": row[1], "height": row[2], "meta": row[3]}
+    return {"original_name": row[0], "width": row[1], "height": row[2], "meta": row[3],
+            "storage_key": row[4], "content_hash": row[5]}

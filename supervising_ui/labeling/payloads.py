@@ -10,7 +10,7 @@ from datetime import datetime
 
 from ..timestamps import iso_utc
 from . import decisions, picking, suggestions
-from .access import stored_image
+from .access import keep_handed_image, stored_image
 from .leases import Assignment
 from .settings import ProjectSettings
 
@@ -31,7 +31,11 @@ def next_image_payload(project: ProjectSettings, user, now: datetime,
                        after_image_id: int | None = None) -> dict | None:
     """Hand user their next image (picking.next_image) as the API shows it; None: none left."""
     given = picking.next_image(project, user, now, after_image_id=after_image_id)
-    return image_payload(given.image_id, project, given) if given is not None else None
+    if given is None:
+        return None
+    if given.image is not None:
+        keep_handed_image(project.id, given.image_id, given.image)
+    return image_payload(given.image_id, project, given)
 
 
 def undo_payload(project: ProjectSettings, user, now: datetime) -> dict:

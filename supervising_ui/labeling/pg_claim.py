@@ -86,7 +86,7 @@ def claim_next(project: ProjectSettings, user_id: int, now: datetime, expires_at
     prediction = {name: found[name] for name in PREDICTION_FIELDS} \
         if found["class_name"] is not None else None
     return Assignment(row.id, expires_at, row.pick,
-                      shown_fields(row[2:6]) | {"prediction": prediction})
+                      shown_fields(row[2:2 + len(SHOWN_COLUMNS)]) | {"prediction": prediction})
 
 
 @lru_cache(maxsize=128)
