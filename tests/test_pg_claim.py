@@ -1,6 +1,5 @@
 """PostgreSQL's claim (labeling/pg_claim.py): the whole pick chain is one statement, a submit
-one more besides its lookup, and the claim runs only as far as its first step that finds an
-image."""
+one more, and the claim runs only as far as its first step that finds an image."""
 import uuid
 
 import pytest
@@ -18,7 +17,7 @@ pytestmark = pytest.mark.skipif(not TEST_DATABASE_URL,
                                 reason="PostgreSQL: set SUPERVISING_UI_TEST_DATABASE_URL")
 
 
-def test_next_and_submit_are_two_statements_each_that_commit_alone(app, client, users):
+def test_a_label_costs_its_claim_and_its_submit_statements_that_commit_alone(app, client, users):
     with app.app_context():
         project_id = make_project()
         add_images(project_id, 20)
@@ -33,22 +32,25 @@ def test_next_and_submit_are_two_statements_each_that_commit_alone(app, client, 
         alone.append(connection.connection.driver_connection.autocommit)
     event.listen(engine, "before_cursor_execute", note)
     given = client.get(f"/api/projects/{project_id}/next", headers=headers).get_json()
+    # The project's settings (then remembered for a moment: labeling/snapshots.py), the claim.
     assert [s.split()[0] for s in statements] == ["SELECT", "WITH"], statements
     assert "FOR UPDATE SKIP LOCKED" in statements[1] and "RETURNING" in statements[1]
     assert alone == [True, True], "no BEGIN/COMMIT round trips around the settings and claim"
     statements.clear()
     alone.clear()
+    # The image that next handed out is known: its file needs no query.
     assert client.get(given["image_url"], headers=headers).status_code == 404  # no file here
-    assert alone == [True]
-    statements.clear()
-    alone.clear()
+    assert statements == []
     response = client.post(f"/api/images/{given['image_id']}/labels", headers=headers,
                            json={"label": "crater", "request_id": str(uuid.uuid4())})
     assert response.status_code == 201
-    # The image with its project; then the count, the label and the search row in one
-    # statement that commits by itself.
-    assert [s.split()[0] for s in statements] == ["SELECT", "WITH"], statements
-    assert alone == [True, True]
+    # The count, the label and the search row in one statement that commits by itself.
+    assert [s.split()[0] for s in statements] == ["WITH"], statements
+    assert alone == [True]
+    statements.clear()
+    alone.clear()
+    assert client.get(f"/api/projects/{project_id}/next", headers=headers).status_code == 200
+    assert [s.split()[0] for s in statements] == ["WITH"], "the next label: its claim alone"
 
 
 def test_the_claim_stops_at_the_first_step_that_finds_an_image(app, users):
