@@ -107,10 +107,12 @@ class Server:
 
 def gunicorn(env: dict, port: int, workers: int, threads: int,
              access_log: str | None = None) -> Server:
-    """gunicorn (gthread) alone, without a job worker or an access log unless one is asked for."""
+    """gunicorn (gthread) with serve's settings file, without a job worker or an access log
+    unless one is asked for."""
     argv = [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--worker-class",
             "gthread", "--threads", str(threads), "--bind", f"127.0.0.1:{port}",
-            "--log-level", "warning", "supervising_ui:create_app()"]
+            "--log-level", "warning", "--config", "python:supervising_ui.gunicorn_config",
+            "supervising_ui:create_app()"]
     if access_log:  # %(M)s: milliseconds the server spent on the request
         argv[-1:-1] = ["--access-logfile", access_log,
                        "--access-logformat", '%(m)s %(U)s %(s)s %(M)s']

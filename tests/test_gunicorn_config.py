@@ -1,4 +1,6 @@
-"""The serve command's gunicorn hook: a worker loads the search snapshots before any search."""
+"""The serve command's gunicorn hook: a worker freezes the loaded app's objects out of the garbage
+collector's walks and loads the search snapshots before any search."""
+import gc
 import logging
 import threading
 from types import SimpleNamespace
@@ -16,7 +18,12 @@ def test_a_worker_warms_the_largest_projects_search_snapshots(app):
         large = make_project("large")
         add_images(large, 12, start=100)
         db.session.commit()
-    gunicorn_config.post_worker_init(SimpleNamespace(wsgi=app, log=logging.getLogger("test")))
+    gc.unfreeze()
+    try:
+        gunicorn_config.post_worker_init(SimpleNamespace(wsgi=app, log=logging.getLogger("test")))
+        assert gc.get_freeze_count() > 0, "what was alive is frozen"
+    finally:
+        gc.unfreeze()  # this test process collects as before
     for thread in threading.enumerate():
         if thread.name == "warm-search":
             thread.join(timeout=60)
