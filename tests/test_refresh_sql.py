@@ -84,3 +84,13 @@ def test_submits_leave_the_index_as_a_rebuild_would(app, users):
             SearchImage.label_class_id.is_(None), SearchImage.project_id == project_id)) < 13
         search_index.rebuild_project(project_id)
         assert index_rows() == after_submits
+
+
+def test_the_submit_statement_fits_psycopgs_statement_cache():
+    """psycopg converts a statement's parameters afresh on every execution above this length."""
+    from psycopg._queries import MAX_CACHED_STATEMENT_LENGTH
+    from sqlalchemy.dialects import postgresql
+
+    from supervising_ui.labeling.decisions import _SUBMIT
+    compiled = str(_SUBMIT.compile(dialect=postgresql.psycopg.dialect()))
+    assert len(compiled) <= MAX_CACHED_STATEMENT_LENGTH, len(compiled)

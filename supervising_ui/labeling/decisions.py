@@ -18,6 +18,7 @@ from sqlalchemy import (
     exists,
     func,
     insert,
+    literal_column,
     or_,
     select,
     union_all,
@@ -39,6 +40,9 @@ from .settings import LabelingError, ProjectSettings, lease_seconds, settings_of
 MAX_SECONDS_SPENT = 3600.0
 
 _label = Label.__table__
+# Written into the statements, not bound: PostgreSQL's submit statement stays under psycopg's
+# 4096 characters, above which psycopg converts its parameters afresh on every execution.
+_ONE = literal_column("1")
 
 
 @dataclass(frozen=True)
@@ -56,7 +60,7 @@ _LABEL_OF_REQUEST = (
            _label.c.request_id == bindparam("request_id")))
 # The lease ends with the label; a label that completes the image frees anyone's lease.
 _ENDS_LEASE = or_(IMAGE.c.leased_to_id == bindparam("user_id"),
-                  IMAGE.c.label_count + 1 >= bindparam("labels_per_image"))
+                  IMAGE.c.label_count + _ONE >= bindparam("labels_per_image"))
 # Counted only while nobody else holds a valid lease: a labeler whose lease expired and was
 # taken over, or who posts to an image someone else holds, gets 409 (the holder's work wins).
 _COUNTABLE = (IMAGE.c.id == bindparam("in_image_id"),
@@ -65,7 +69,7 @@ _COUNTABLE = (IMAGE.c.id == bindparam("in_image_id"),
 _COUNT_LABEL = (
     update(IMAGE)
     .where(*_COUNTABLE)
-    .values(label_count=IMAGE.c.label_count + 1,
+    .values(label_count=IMAGE.c.label_count + _ONE,
             leased_to_id=case((_ENDS_LEASE, None), else_=IMAGE.c.leased_to_id),
             lease_expires_at=case((_ENDS_LEASE, None), else_=IMAGE.c.lease_expires_at)))
 # The label row, with its class looked up by name in the same statement (no row: unknown).
@@ -102,7 +106,8 @@ _SUBMIT = select(
     (exists().where(SearchImage.image_id == bindparam("in_image_id")) &
      (select(func.count()).select_from(_CHANGED).scalar_subquery() ==
       select(func.count()).select_from(_WRITTEN).scalar_subquery())).label("indexed"),
-    _KNOWN_CLASS.label("known_class"), exists().where(*_COUNTABLE).label("countable"))
+    _KNOWN_CLASS.label("known_class"))
+_COUNTABLE_NOW = select(exists().where(*_COUNTABLE))
 
 
 def submit_label(image_id: int, project, user, class_name, request_id, seconds_spent,
@@ -157,10 +162,12 @@ def _store(label: dict, class_name: str, labels_per_image: int):
               "now": label["created_at"], "labels_per_image": labels_per_image}
     values = {f"v_{name}": label[name] for name in _LABEL_VALUES} | {"class_name": class_name}
     if is_postgres():
-        counted, label_id, indexed, known_class, countable = \
-            run(_SUBMIT, **params, **values).one()
-        # An unknown class counted nothing: say so where the label would have been counted.
-        return counted or (countable and not known_class), label_id, indexed
+        counted, label_id, indexed, known_class = run(_SUBMIT, **params, **values).one()
+        if not counted and not known_class:
+            # An unknown class counted nothing: say so where the label would have been counted
+            # (a second statement on this rare path keeps the first one short, see _ONE).
+            return run(_COUNTABLE_NOW, **params).scalar(), label_id, indexed
+        return counted, label_id, indexed
     if run(_COUNT_LABEL, **params).rowcount != 1:
         return False, None, False
     return True, run(_INSERT_LABEL, **values).scalar(), False

@@ -52,9 +52,15 @@ def one_statement_writes(view):
     return wrapped
 
 
+def _labeler():
+    """The user of this request, resolved once: every attribute read through flask-login's
+    current_user proxy asks flask-login for the user again."""
+    return current_user._get_current_object()
+
+
 def _project(project_id: int) -> ProjectSettings:
     """Return the settings of a project the current user may label, or answer 404."""
-    project = access.labelable_project(current_user, project_id)
+    project = access.labelable_project(_labeler(), project_id)
     if project is None:
         api_error(f"no project {project_id} that you may label", 404)
     return project
@@ -62,7 +68,7 @@ def _project(project_id: int) -> ProjectSettings:
 
 def _image(image_id: int) -> tuple[StoredImage, ProjectSettings]:
     """Return an image and its project's settings if the current user may see them, or 404."""
-    found = access.visible_image(current_user, image_id)
+    found = access.visible_image(_labeler(), image_id)
     if found is None:
         api_error(f"no image {image_id} that you may see", 404)
     return found
@@ -71,7 +77,7 @@ def _image(image_id: int) -> tuple[StoredImage, ProjectSettings]:
 @blueprint.get("/projects/<int:project_id>/label")
 def page(project_id):
     """The labeling page of a project."""
-    project = access.labeling_page(current_user, project_id)
+    project = access.labeling_page(_labeler(), project_id)
     if project is None:
         abort(404)
     return render_template("label.html", project=project,
@@ -81,7 +87,7 @@ def page(project_id):
 @blueprint.get("/api/projects")
 def api_projects():
     """List the projects the user may label, with their classes."""
-    return jsonify(projects=access.labelable_projects(current_user))
+    return jsonify(projects=access.labelable_projects(_labeler()))
 
 
 @blueprint.get("/api/projects/<int:project_id>/next")
@@ -90,7 +96,7 @@ def api_next(project_id):
     """Hand the user the next image to label (204 when none is left for them)."""
     project = _project(project_id)
     after = request.args.get("after", type=int)
-    payload = payloads.next_image_payload(project, current_user, utcnow(), after_image_id=after)
+    payload = payloads.next_image_payload(project, _labeler(), utcnow(), after_image_id=after)
     if payload is None:
         return "", 204
     return jsonify(payload)
@@ -101,7 +107,7 @@ def api_next(project_id):
 def api_progress(project_id):
     """Return the user's labels today and the project's done/total images."""
     project = _project(project_id)
-    return jsonify(progress.progress(project, current_user.id, utcnow()))
+    return jsonify(progress.progress(project, _labeler().id, utcnow()))
 
 
 @blueprint.post("/api/projects/<int:project_id>/undo")
@@ -109,7 +115,7 @@ def api_undo(project_id):
     """Delete the user's last label in the project and hand its image back to them."""
     project = _project(project_id)
     try:
-        payload = payloads.undo_payload(project, current_user, utcnow())
+        payload = payloads.undo_payload(project, _labeler(), utcnow())
     except LabelingError as error:
         api_error(error.message, error.status)
     return jsonify(payload)
@@ -141,7 +147,7 @@ def api_submit(image_id):
         api_error('send a JSON object: {"label": CLASS, "request_id": UUID, '
                   '"seconds_spent": SECONDS}', 400)
     try:
-        result = decisions.record_label(image.id, project, current_user, body.get("label"),
+        result = decisions.record_label(image.id, project, _labeler(), body.get("label"),
                                         body.get("request_id"), body.get("seconds_spent"),
                                         utcnow())
     except LabelingError as error:
@@ -153,5 +159,5 @@ def api_submit(image_id):
 def api_later(image_id):
     """Put an image off: others get it first; it comes back only when nothing else is left."""
     image, _ = _image(image_id)
-    decisions.put_off(image.id, current_user, utcnow())
+    decisions.put_off(image.id, _labeler(), utcnow())
     return jsonify(image_id=image.id, put_off=True)

@@ -12,7 +12,7 @@ left to refresh_images().
 """
 from __future__ import annotations
 
-from sqlalchemy import case, func, literal, or_, select, true, update
+from sqlalchemy import case, func, literal_column, or_, select, true, update
 
 from ..learning.consensus import majority_sql
 from ..models import SearchImage, SearchState
@@ -20,17 +20,20 @@ from .index import STATUS_DISAGREE, STATUS_LABELED, STATUS_UNLABELED
 
 _search = SearchImage.__table__
 _state = SearchState.__table__
+# Constants are written into the statement, not bound: the submit's statement stays under
+# psycopg's 4096 characters, above which psycopg converts its parameters afresh every time.
+_ONE = literal_column("1")
 
 
 def search_fields_sql(label, predicted, confidence) -> dict:
     """index.search_fields() as SQL expressions: the class, class confidence and status."""
     return {"class_id": func.coalesce(label, predicted),
-            "class_confidence": case((label.is_not(None), literal(1.0)),
+            "class_confidence": case((label.is_not(None), literal_column("1.0")),
                                      (predicted.is_not(None), confidence)),
-            "status": case((label.is_(None), literal(STATUS_UNLABELED)),
+            "status": case((label.is_(None), literal_column(str(STATUS_UNLABELED))),
                            (or_(predicted.is_(None), predicted == label),
-                            literal(STATUS_LABELED)),
-                           else_=literal(STATUS_DISAGREE))}
+                            literal_column(str(STATUS_LABELED))),
+                           else_=literal_column(str(STATUS_DISAGREE)))}
 
 
 def refresh_ctes(voted, image_id, only_if):
@@ -53,7 +56,7 @@ def refresh_ctes(voted, image_id, only_if):
                .cte("changed"))
     raised = (update(_state)
               .where(_state.c.project_id == select(changed.c.project_id).scalar_subquery())
-              .values(generation=_state.c.generation + 1)
+              .values(generation=_state.c.generation + _ONE)
               .returning(_state.c.generation).cte("raised"))
     written = (update(_search)
                .where(_search.c.image_id == changed.c.image_id,
