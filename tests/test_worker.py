@@ -192,7 +192,9 @@ def test_real_worker_retrains_while_labelers_submit_and_survives_a_kill(loop):
     assert status["model_version"] == 1 and status["progress"] == 1.0
     assert submitted >= 1 and labeler.submits == [201] * submitted
 
-    # The next image shows a suggestion from the new version.
+    # The next image shows a suggestion from the new version: at once in the worker's own
+    # process, within SETTINGS_CACHE_SECONDS in this one (labeling/snapshots.py).
+    time.sleep(app.config["SETTINGS_CACHE_SECONDS"])
     given = labeler.next_image(project_id)
     assert given["suggestion"] is not None and given["suggestion"]["model_version"] == 1
 
