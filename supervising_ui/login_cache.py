@@ -16,14 +16,14 @@ from __future__ import annotations
 
 from typing import Any, Callable, Hashable
 
-from flask import Flask, current_app, has_app_context
+from flask import Flask
 from sqlalchemy import event
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.util import identity_key
 
 from .extensions import db
 from .models import ApiToken, User
-from .timed_cache import TimedCache
+from .timed_cache import TimedCache, forget_in_app, remembered_in_app
 
 # Columns of a user kept here (all of them: the user joins a session without a query).
 USER_COLUMNS = tuple(column.key for column in User.__table__.columns)
@@ -39,10 +39,7 @@ def init_app(app: Flask) -> None:
 
 def remembered(key: Hashable, load: Callable[[], Any]) -> Any:
     """Return load()'s value for key from the current app's cache (load() when it is off)."""
-    cache = current_app.extensions.get("login_cache")
-    if cache is None or cache.seconds <= 0:
-        return load()
-    return cache.remembered(key, load)
+    return remembered_in_app("login_cache", key, load)
 
 
 def detached_user(user: User) -> User:
@@ -67,10 +64,7 @@ def attach(kept: User) -> User:
 
 def _forget_current() -> None:
     """Forget the current app's cache, if there is one."""
-    if has_app_context():
-        cache = current_app.extensions.get("login_cache")
-        if cache is not None:
-            cache.forget()
+    forget_in_app("login_cache")
 
 
 def _after_flush(session, flush_context) -> None:

@@ -1,11 +1,13 @@
 """Values remembered for a few seconds in one process: what login_cache.py and
-labeling/snapshots.py keep between requests."""
+labeling/snapshots.py keep between requests, each in a TimedCache of the app's extensions."""
 from __future__ import annotations
 
 import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Hashable
+
+from flask import current_app, has_app_context
 
 
 @dataclass
@@ -45,3 +47,20 @@ class TimedCache:
         with self._lock:
             self._generation += 1
             self._entries.clear()
+
+
+def remembered_in_app(name: str, key: Hashable, load: Callable[[], Any]) -> Any:
+    """Return load()'s value for key from the current app's cache called name (load() when
+    the app has none or it is off)."""
+    cache = current_app.extensions.get(name)
+    if cache is None or cache.seconds <= 0:
+        return load()
+    return cache.remembered(key, load)
+
+
+def forget_in_app(name: str) -> None:
+    """Forget everything in the current app's cache called name, if there is one."""
+    if has_app_context():
+        cache = current_app.extensions.get(name)
+        if cache is not None:
+            cache.forget()

@@ -18,12 +18,12 @@ import threading
 from collections import OrderedDict
 from typing import Callable
 
-from flask import Flask, current_app, has_app_context
+from flask import Flask, current_app
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from ..models import ModelVersion, Project
-from ..timed_cache import TimedCache
+from ..timed_cache import TimedCache, forget_in_app, remembered_in_app
 
 IMAGE_CACHE_SIZE = 4096
 # What a project's settings are read from: a change to one of these forgets them.
@@ -67,17 +67,12 @@ def init_app(app: Flask) -> None:
 
 def settings(project_id: int, load: Callable):
     """Return load()'s settings of project_id, remembered for SETTINGS_CACHE_SECONDS."""
-    cache = current_app.extensions.get("settings_cache")
-    if cache is None or cache.seconds <= 0:
-        return load()
-    return cache.remembered(project_id, load)
+    return remembered_in_app("settings_cache", project_id, load)
 
 
 def keep_settings(project) -> None:
     """Remember settings read along with something else (an image's lookup)."""
-    cache = current_app.extensions.get("settings_cache")
-    if cache is not None and cache.seconds > 0:
-        cache.remembered(project.id, lambda: project)
+    remembered_in_app("settings_cache", project.id, lambda: project)
 
 
 def image(image_id: int):
@@ -95,10 +90,7 @@ def keep_image(stored) -> None:
 
 def forget_settings() -> None:
     """Forget every project's settings in the current app (a change was made here)."""
-    if has_app_context():
-        cache = current_app.extensions.get("settings_cache")
-        if cache is not None:
-            cache.forget()
+    forget_in_app("settings_cache")
 
 
 def _after_flush(session, flush_context) -> None:
