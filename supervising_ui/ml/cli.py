@@ -11,7 +11,7 @@ import torch
 
 from ..config import ml_settings
 from ..progress import throttled
-from .crossval import cross_validate, format_report
+from .crossval import combine_kept_folds, cross_validate, format_report, summarize
 from .data import (
     STRETCHES,
     assert_no_leakage,
@@ -24,7 +24,7 @@ from .data import (
 from .metrics import evaluation_report, write_json, write_plots
 from .model_dir import load_model
 from .predict import predictions_frame, proba_from_model
-from .recipe import RECIPES, TrainConfig
+from .recipe import RECIPES, TrainConfig, with_settings
 from .train import choose_device, fit
 
 
@@ -57,9 +57,21 @@ members_option = click.option(
          "same cached activations and average them. Default: 1 (3 with --recipe msl).")
 
 
-def recipe_config(recipe: str, **settings) -> TrainConfig:
-    """The training config of --recipe; the command's settings that are not None override it."""
-    return RECIPES[recipe](**settings)
+settings_option = click.option(
+    "--set", "assignments", multiple=True, metavar="FIELD=VALUE",
+    help="Any other TrainConfig field (recipe.py), e.g. --set label_smoothing=0.1 "
+         "--set weight_decay=0.05; repeatable, applied last.")
+
+
+def recipe_config(recipe: str, assignments=(), **settings) -> TrainConfig:
+    """The training config of --recipe; the command's settings that are not None override it,
+    then the --set assignments."""
+    try:
+        config = with_settings(RECIPES[recipe](**settings), list(assignments))
+        config.resolved()  # refuse a bad value before any work
+    except ValueError as error:
+        raise click.UsageError(str(error)) from error
+    return config
 
 
 recipe_option = click.option(
@@ -133,11 +145,12 @@ def ml() -> None:
 @device_option
 @top_blocks_option
 @members_option
+@settings_option
 @click.option("--val-logits", default=None, type=click.Path(dir_okay=False),
               help="Also save the val rows' raw logits (views, rows, classes) to this file.")
 def train(manifest, image_root, out_dir, backbone, mode, split_column, group_column, sol_column,
           val_fraction, epochs, seed, stretch, tta_views, recipe, weights, cache_dir, balance,
-          device, top_blocks, members, val_logits):
+          device, top_blocks, members, assignments, val_logits):
     """Train a model on the train split and report on the val split."""
     frame = read_manifest(manifest, image_root)
     if "label" not in frame:
@@ -146,9 +159,9 @@ def train(manifest, image_root, out_dir, backbone, mode, split_column, group_col
     if not len(splits.get("train", [])):
         raise click.UsageError(f"no labelled rows in the train split (splits: {sorted(splits)})")
     records = records_from_frame(frame, group_column=group_column)
-    config = recipe_config(recipe, backbone=backbone, mode=mode, epochs=epochs, seed=seed,
-                           weights=weights, stretch=stretch, tta_views=tta_views, balance=balance,
-                           top_blocks=top_blocks, members=members)
+    config = recipe_config(recipe, assignments, backbone=backbone, mode=mode, epochs=epochs,
+                           seed=seed, weights=weights, stretch=stretch, tta_views=tta_views,
+                           balance=balance, top_blocks=top_blocks, members=members)
     try:
         result = fit([records[i] for i in splits["train"]], config, out_dir,
                      [records[i] for i in splits.get("val", [])], echo_progress(),
@@ -205,9 +218,10 @@ def train(manifest, image_root, out_dir, backbone, mode, split_column, group_col
 @device_option
 @top_blocks_option
 @members_option
+@settings_option
 def cv(manifest, image_root, group_column, folds, blocked, split_column, pool_splits, backbone,
        mode, epochs, stretch, tta_views, head_kind, recipe, seed, threshold, weights, cache_dir,
-       json_path, only_folds, keep_folds, balance, device, top_blocks, members):
+       json_path, only_folds, keep_folds, balance, device, top_blocks, members, assignments):
     """Grouped k-fold cross-validation of a training recipe on the pooled train+val rows."""
     frame = read_manifest(manifest, image_root)
     for column in ("label", group_column):
@@ -222,9 +236,9 @@ def cv(manifest, image_root, group_column, folds, blocked, split_column, pool_sp
     records = records_from_frame(frame, group_column=group_column)
     if mode is None and recipe == "default":
         mode = "head"  # cross-validation screens the quick model unless told otherwise
-    config = recipe_config(recipe, backbone=backbone, mode=mode, epochs=epochs, seed=seed,
-                           weights=weights, stretch=stretch, tta_views=tta_views, head=head_kind,
-                           balance=balance, top_blocks=top_blocks, members=members)
+    config = recipe_config(recipe, assignments, backbone=backbone, mode=mode, epochs=epochs,
+                           seed=seed, weights=weights, stretch=stretch, tta_views=tta_views,
+                           head=head_kind, balance=balance, top_blocks=top_blocks, members=members)
     try:
         report = cross_validate(records, config, folds, cache_dir or default_cache_dir(),
                                 echo_progress(), threshold,
@@ -233,6 +247,27 @@ def cv(manifest, image_root, group_column, folds, blocked, split_column, pool_sp
                                 only_folds=only_folds or None)
     except ValueError as error:
         raise click.UsageError(str(error)) from error
+    click.echo(format_report(report))
+    if json_path:
+        write_json(report, json_path)
+        click.echo(f"report written to {json_path}")
+
+
+@ml.command(name="cv-combine")
+@click.argument("folders", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--views", type=int, default=None,
+              help="Use only each model's first N test-time views (default: all it kept).")
+@click.option("--threshold", default=0.9, show_default=True)
+@click.option("--json", "json_path", default=None, type=click.Path(dir_okay=False))
+def cv_combine(folders, views, threshold, json_path):
+    """Score an ensemble from the --keep-folds folders of cross-validations on the same folds:
+    each fold's logits of every model averaged, calibrated and summarised as ml cv does."""
+    try:
+        results, classes = combine_kept_folds(folders, views)
+    except ValueError as error:
+        raise click.UsageError(str(error)) from error
+    report = summarize(results, classes, TrainConfig(classes=classes), threshold)
+    report["config"] = {"combined": list(folders), "views": views}
     click.echo(format_report(report))
     if json_path:
         write_json(report, json_path)

@@ -140,7 +140,8 @@ def cross_validate(records: Sequence[Record], config: TrainConfig, folds: int = 
                 fit(train, config, Path(work) / "model", held_out, progress, cache_dir,
                     logits_path, device)
                 saved = torch.load(logits_path, weights_only=True)
-            saved["seconds"] = time.perf_counter() - started
+            saved |= {"seconds": time.perf_counter() - started, "n_train": len(train),
+                      "groups": sorted({r.group for r in held_out})}
             if kept is not None:
                 buffer = io.BytesIO()
                 torch.save(saved, buffer)
@@ -155,6 +156,49 @@ def cross_validate(records: Sequence[Record], config: TrainConfig, folds: int = 
                 f"{accuracy(results[-1]['labels'], raw.argmax(axis=1)):.1%} (uncalibrated), "
                 f"{results[-1]['seconds']:.1f} s")
     return summarize(results, classes, config, threshold)
+
+
+def read_kept_folds(folder: str | os.PathLike) -> dict[int, dict]:
+    """Fold number -> what cross_validate kept of it in a --keep-folds folder (held-out logits
+    (V, N, C), labels, classes, seconds, n_train, groups)."""
+    found: dict[int, dict] = {}
+    for path in sorted(Path(folder).glob("fold-*-of-*-*.pt")):
+        fold = int(path.name.split("-")[1])
+        if fold in found:
+            raise ValueError(f"{folder} holds fold {fold} of more than one recipe: keep one "
+                             "recipe's folds per folder")
+        found[fold] = torch.load(path, weights_only=True)
+    if not found:
+        raise ValueError(f"{folder} holds no kept folds (fold-K-of-N-*.pt)")
+    return found
+
+
+def combine_kept_folds(folders: Sequence[str | os.PathLike],
+                       views: int | None = None) -> tuple[list[dict], list[str]]:
+    """An ensemble's per-fold results from the kept folds of several cross-validations on the
+    same folds: the models' logits (the first `views` test-time views of each) side by side, so
+    that combine_views averages over views and models alike. The folds every folder holds are
+    used; the rows, labels and classes of a fold must agree across folders."""
+    kept = [read_kept_folds(folder) for folder in folders]
+    common = sorted(set.intersection(*(set(k) for k in kept)))
+    if not common:
+        raise ValueError("the folders hold no fold in common")
+    classes = list(kept[0][common[0]]["classes"])
+    results = []
+    for fold in common:
+        parts = [k[fold] for k in kept]
+        first = parts[0]
+        for part, folder in zip(parts[1:], folders[1:], strict=True):
+            if list(part["classes"]) != classes or not torch.equal(part["labels"], first["labels"]):
+                raise ValueError(f"fold {fold} of {folder} holds other rows or classes than "
+                                 f"{folders[0]}'s: were they cross-validated on the same folds?")
+        results.append({
+            "fold": fold, "n_train": int(first.get("n_train", 0)),
+            "n_held_out": int(len(first["labels"])), "groups": list(first.get("groups", [])),
+            "seconds": float(sum(part["seconds"] for part in parts)),
+            "logits": torch.cat([part["logits"][:views] for part in parts], dim=0),
+            "labels": first["labels"].numpy()})
+    return results, classes
 
 
 def fold_file_name(config: TrainConfig, fold: int, folds: int, held_out: Sequence[Record]) -> str:

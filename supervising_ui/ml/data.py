@@ -1,6 +1,7 @@
 """Manifests, records, leak-free splits, the image loader and the transform presets."""
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -9,6 +10,7 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 import torch
+from torch.nn import functional
 
 from ..images import color_pixels, gray_pixels
 from ..importing.manifest import FILENAME_COLUMN, read_table
@@ -217,4 +219,20 @@ def augment(pixels: torch.Tensor, labels: Sequence[str | None], generator: torch
     for index in range(len(pixels)):
         if labels[index] not in fixed and int(choice[index]):
             out[index] = dihedral(pixels[index], int(choice[index]))
+    return out
+
+
+def random_resized_crops(x: torch.Tensor, min_scale: float, generator: torch.Generator) -> torch.Tensor:
+    """(N, C, H, W) float inputs -> each image's random square crop of min_scale to all of its
+    area (at a random place), resized back to H x W bilinearly; the layout of x is kept."""
+    count, _, height, width = x.shape
+    scales = min_scale + (1.0 - min_scale) * torch.rand(count, generator=generator)
+    out = torch.empty_like(x)
+    for index in range(count):
+        side = max(1, round(min(height, width) * math.sqrt(float(scales[index]))))
+        top = int(torch.randint(0, height - side + 1, (1,), generator=generator))
+        left = int(torch.randint(0, width - side + 1, (1,), generator=generator))
+        crop = x[index:index + 1, :, top:top + side, left:left + side]
+        out[index] = functional.interpolate(crop, size=(height, width), mode="bilinear",
+                                            align_corners=False)[0]
     return out

@@ -4,7 +4,7 @@ train.py runs a TrainConfig; this module only says what it holds and how its def
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 
 from .backbones import backbone_spec
 from .calibration import MIN_CALIBRATION_EXAMPLES
@@ -49,6 +49,9 @@ class TrainConfig:
     head: str = "linear"                 # linear | mlp
     head_dropout: float | None = None    # None: the backbone's (0.2 / 0.5) for finetune, 0 for head
     augment_views: int = 8               # random dihedral views in training: 1 none, 4 rotations, 8 all
+    crop_scale: float = 1.0              # finetune: random square crops of this share of the area
+                                         # up to all of it, resized back (1.0: no crops)
+    label_smoothing: float = 0.0         # share of each target spread over all classes
     fixed_orientation_classes: list[str] = field(default_factory=list)  # never flipped/rotated
     tta_views: int | None = None         # dihedral views averaged at prediction (head: also trained
                                          # on); None: 4 (rotations), 1 for the head alone
@@ -85,6 +88,10 @@ class TrainConfig:
         if self.members < 1 or (self.members > 1 and not top_blocks):
             raise ValueError(f"members must be 1, or more in head mode with top_blocks "
                              f"(the members differ in the retrained blocks), not {self.members}")
+        if not 0.0 < self.crop_scale <= 1.0:
+            raise ValueError(f"crop_scale must be over 0 and at most 1, not {self.crop_scale}")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing must be 0 or more and under 1, not {self.label_smoothing}")
         epochs = TOP_EPOCHS if top_blocks else defaults["epochs"]
         tta_views = TOP_TTA_VIEWS if top_blocks else defaults["tta_views"]
         return replace(
@@ -96,6 +103,48 @@ class TrainConfig:
             stretch=self.stretch if self.stretch is not None else defaults["stretch"],
             head_dropout=self.head_dropout if self.head_dropout is not None else dropout,
         )
+
+
+def with_settings(config: TrainConfig, assignments: list[str]) -> TrainConfig:
+    """A copy of config with FIELD=VALUE assignments applied, each value parsed as its field's
+    current value is typed (number, true/false, text; "none" for an optional field is None;
+    a list field takes comma-separated names)."""
+    known = {f.name for f in fields(TrainConfig)}
+    changes = {}
+    for assignment in assignments:
+        name, sep, text = assignment.partition("=")
+        name = name.strip()
+        if not sep or name not in known:
+            raise ValueError(f"{assignment!r} is not FIELD=VALUE with FIELD one of "
+                             f"{', '.join(sorted(known))}")
+        changes[name] = parse_setting(name, text.strip(), getattr(config, name))
+    return replace(config, **changes)
+
+
+def parse_setting(name: str, text: str, current):
+    """text as a value of the same type as current (None: a number, or text)."""
+    try:
+        if isinstance(current, bool):
+            if text.lower() not in ("true", "false"):
+                raise ValueError
+            return text.lower() == "true"
+        if isinstance(current, list):
+            return [part.strip() for part in text.split(",") if part.strip()]
+        if text.lower() == "none":
+            return None
+        if isinstance(current, int):
+            return int(text)
+        if isinstance(current, float):
+            return float(text)
+        if current is None:
+            for kind in (int, float):
+                try:
+                    return kind(text)
+                except ValueError:
+                    pass
+        return text
+    except ValueError:
+        raise ValueError(f"{name}={text!r}: expected a value like {current!r}") from None
 
 
 def paper_recipe(**overrides) -> TrainConfig:

@@ -39,7 +39,7 @@ from .calibration import (
     calibration_summary,
     fit_temperature,
 )
-from .data import Preprocessing, Record, augment
+from .data import Preprocessing, Record, augment, random_resized_crops
 from .embeddings import (
     EmbeddingCache,
     Progress,
@@ -153,7 +153,10 @@ def train_one_epoch(model: Classifier, pixels: torch.Tensor, labels: torch.Tenso
         index = order[start:start + config.batch_size]
         batch = augment(pixels[index], [label_names[i] for i in index], generator,
                         config.augment_views, config.fixed_orientation_classes).to(device)
-        loss = loss_fn(model(preprocessing.to_input(batch)), labels[index].to(device))
+        inputs = preprocessing.to_input(batch)
+        if config.crop_scale < 1.0:
+            inputs = random_resized_crops(inputs, config.crop_scale, generator)
+        loss = loss_fn(model(inputs), labels[index].to(device))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -275,7 +278,7 @@ def fit(train_records: Sequence[Record], config: TrainConfig, out_dir: str | os.
     # Head mode trains on cached features in CPU memory; a lone head stays on the CPU.
     (backbone if config.mode == "head" and not config.top_blocks else model).to(device)
     weights = class_weights(train_labels, len(classes)) if config.balance == "loss" else None
-    loss_fn = nn.CrossEntropyLoss(weight=weights)
+    loss_fn = nn.CrossEntropyLoss(weight=weights, label_smoothing=config.label_smoothing)
     if config.mode != "head":
         loss_fn.to(device)
     cache = feature_cache(cache_dir, config.backbone, preprocessing, config.weights,
