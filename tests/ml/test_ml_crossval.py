@@ -4,10 +4,16 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from click.testing import CliRunner
 
 from supervising_ui.ml.cli import ml
-from supervising_ui.ml.crossval import blocked_folds, group_folds
+from supervising_ui.ml.crossval import (
+    blocked_folds,
+    combine_kept_folds,
+    group_folds,
+    read_kept_folds,
+)
 
 
 def test_group_folds_keep_groups_whole_and_balanced():
@@ -119,3 +125,59 @@ def test_cv_keep_folds_resumes_without_retraining(image_set, tmp_path, monkeypat
     other = CliRunner().invoke(ml, arguments[:-2] + ["--epochs", "6", "--keep-folds",
                                                      str(tmp_path / "folds")])
     assert other.exit_code != 0 and "a kept fold was trained again" in str(other.exception)
+
+
+def test_cv_combine_averages_the_kept_folds_of_two_recipes(image_set, tmp_path):
+    manifest, root, _ = image_set
+    arguments = ["cv", "--manifest", str(manifest), "--image-root", str(root),
+                 "--group-column", "source_id", "--folds", "3", "--mode", "head", "--top-blocks", "0",
+                 "--epochs", "5", "--tta-views", "2", "--cache-dir", str(tmp_path / "cache")]
+    for seed in ("0", "1"):
+        run = CliRunner().invoke(ml, arguments + ["--seed", seed, "--keep-folds", str(tmp_path / seed)],
+                                 catch_exceptions=False)
+        assert run.exit_code == 0, run.output
+
+    folds = [read_kept_folds(tmp_path / seed) for seed in ("0", "1")]
+    assert sorted(folds[0]) == [1, 2, 3] and folds[0][1]["groups"] and folds[0][1]["n_train"] == 12
+    results, classes = combine_kept_folds([tmp_path / "0", tmp_path / "1"], views=1)
+    assert classes == ["bright", "dark", "stripes"] and [r["fold"] for r in results] == [1, 2, 3]
+    for result, first, second in zip(results, (folds[0][f] for f in (1, 2, 3)),
+                                     (folds[1][f] for f in (1, 2, 3)), strict=True):
+        # The first view of each model, side by side: combine_views averages the two models.
+        assert torch.equal(result["logits"], torch.stack([first["logits"][0], second["logits"][0]]))
+        assert result["seconds"] == pytest.approx(first["seconds"] + second["seconds"])
+
+    combined = CliRunner().invoke(ml, ["cv-combine", str(tmp_path / "0"), str(tmp_path / "1"),
+                                       "--json", str(tmp_path / "both.json")], catch_exceptions=False)
+    assert combined.exit_code == 0, combined.output
+    report = json.loads((tmp_path / "both.json").read_text())
+    assert report["n"] == 18 and len(report["folds"]) == 3
+    assert report["config"] == {"combined": [str(tmp_path / "0"), str(tmp_path / "1")], "views": None}
+
+    # Folds of other rows (here another fold count) are refused, not silently mixed.
+    other = CliRunner().invoke(ml, arguments[:8] + ["2"] + arguments[9:] + [
+        "--keep-folds", str(tmp_path / "two")], catch_exceptions=False)
+    assert other.exit_code == 0, other.output
+    refused = CliRunner().invoke(ml, ["cv-combine", str(tmp_path / "0"), str(tmp_path / "two")])
+    assert refused.exit_code == 2 and "holds other rows or classes" in refused.output
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    refused = CliRunner().invoke(ml, ["cv-combine", str(empty)])
+    assert refused.exit_code == 2 and "holds no kept folds" in refused.output
+
+
+def test_set_changes_any_recipe_field_and_refuses_unknown_ones(image_set, tmp_path):
+    manifest, root, _ = image_set
+    arguments = ["cv", "--manifest", str(manifest), "--image-root", str(root),
+                 "--group-column", "source_id", "--folds", "3", "--mode", "head", "--top-blocks", "0",
+                 "--epochs", "5", "--cache-dir", str(tmp_path / "cache")]
+    result = CliRunner().invoke(ml, arguments + ["--set", "label_smoothing=0.2", "--set",
+                                                 "weight_decay=0.01", "--json", str(tmp_path / "cv.json")],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    config = json.loads((tmp_path / "cv.json").read_text())["config"]
+    assert config["label_smoothing"] == 0.2 and config["weight_decay"] == 0.01
+    unknown = CliRunner().invoke(ml, arguments + ["--set", "smoothing=0.2"])
+    assert unknown.exit_code == 2 and "'smoothing=0.2' is not FIELD=VALUE" in unknown.output
+    bad = CliRunner().invoke(ml, arguments + ["--set", "crop_scale=0"])
+    assert bad.exit_code == 2 and "crop_scale must be over 0" in bad.output

@@ -13,6 +13,7 @@ from supervising_ui.ml.data import (
     augment,
     dihedral,
     load_image,
+    random_resized_crops,
     read_manifest,
     records_from_frame,
     split_by_column,
@@ -196,3 +197,19 @@ def test_a_stretch_refuses_pixels_of_the_other_kind():
         Preprocessing(image_size=4, stretch="mixed").to_input(torch.zeros((1, 3, 4, 4), dtype=torch.uint8))
     with pytest.raises(ValueError, match="unknown stretch"):
         Preprocessing(image_size=4, stretch="sepia").to_input(torch.zeros((1, 4, 4), dtype=torch.uint8))
+
+
+def test_random_resized_crops_zoom_into_each_image_and_keep_its_shape():
+    x = torch.arange(2 * 3 * 32 * 32, dtype=torch.float32).reshape(2, 3, 32, 32)
+    x = x.contiguous(memory_format=torch.channels_last)
+    out = random_resized_crops(x, 0.25, torch.Generator().manual_seed(0))
+    assert out.shape == x.shape and out.is_contiguous(memory_format=torch.channels_last)
+    again = random_resized_crops(x, 0.25, torch.Generator().manual_seed(0))
+    assert torch.equal(out, again)  # the generator decides the crops
+    for image, crop in zip(x, out, strict=True):
+        # A crop lies inside its own image: its values stay within that image's range, and
+        # a crop smaller than the whole spans less than the image does.
+        assert image.min() <= crop.min() and crop.max() <= image.max()
+        assert crop.max() - crop.min() < image.max() - image.min()
+    whole = random_resized_crops(x, 1.0, torch.Generator().manual_seed(0))
+    assert torch.allclose(whole, x)  # the whole image, resized to its own size

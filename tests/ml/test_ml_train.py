@@ -10,6 +10,7 @@ from supervising_ui.ml.backbones import load_backbone
 from supervising_ui.ml.data import Record, read_manifest, records_from_frame, with_hashes
 from supervising_ui.ml.model_dir import load_model, read_model_dir
 from supervising_ui.ml.predict import predict_proba
+from supervising_ui.ml.recipe import with_settings
 from supervising_ui.ml.train import TrainConfig, fit
 
 
@@ -254,3 +255,30 @@ def test_small_label_sets_train_the_last_block_for_at_least_300_minibatches():
     assert len(blocks["params"]) == len(list(model.backbone.net._blocks[15].parameters())) + 3
     lone = optimization_plan(model.head, TrainConfig(mode="head", top_blocks=0).resolved(), 300)
     assert lone[1:] == (64, 60)
+
+
+def test_with_settings_parses_each_field_as_its_type():
+    config = with_settings(TrainConfig(), ["label_smoothing=0.1", "epochs=12", "lr=2e-4",
+                                           "calibrate=false", "stretch=mixed", "weights=none",
+                                           "fixed_orientation_classes=edge, horizon"])
+    assert (config.label_smoothing, config.epochs, config.lr) == (0.1, 12, 2e-4)
+    assert config.calibrate is False and config.stretch == "mixed" and config.weights is None
+    assert config.fixed_orientation_classes == ["edge", "horizon"]
+    with pytest.raises(ValueError, match="epochs='many': expected a value like"):
+        with_settings(TrainConfig(epochs=8), ["epochs=many"])
+    with pytest.raises(ValueError, match="is not FIELD=VALUE"):
+        with_settings(TrainConfig(), ["label_smoothing"])
+    with pytest.raises(ValueError, match="label_smoothing must be 0 or more and under 1"):
+        TrainConfig(label_smoothing=1.0).resolved()
+
+
+def test_finetune_with_label_smoothing_and_crops_trains(image_set, tmp_path):
+    manifest, root, frame = image_set
+    records = records_from_frame(read_manifest(manifest, root), group_column="source_id")
+    train = [r for r, split in zip(records, frame["split"], strict=True) if split == "train"]
+    config = TrainConfig(mode="finetune", epochs=1, batch_size=4, tta_views=1,
+                         label_smoothing=0.1, crop_scale=0.5)
+    result = fit(train, config, tmp_path / "model")
+    saved = json.loads((tmp_path / "model" / "config.json").read_text())["train_config"]
+    assert saved["label_smoothing"] == 0.1 and saved["crop_scale"] == 0.5
+    assert np.isfinite(result.metrics["history"][0]["loss"])
