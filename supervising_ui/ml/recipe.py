@@ -147,13 +147,17 @@ def parse_setting(name: str, text: str, current):
         raise ValueError(f"{name}={text!r}: expected a value like {current!r}") from None
 
 
+def given(overrides: dict) -> dict:
+    """The overrides that were given (a command's options left out are None)."""
+    return {key: value for key, value in overrides.items() if value is not None}
+
+
 def paper_recipe(**overrides) -> TrainConfig:
     """The Deep Mars recipe: AlexNet fine-tuned with SGD, base lr 1e-4, step schedule, 10x last layer."""
     settings = dict(backbone="alexnet", mode="finetune", optimizer="sgd", lr=1e-4,
                     schedule="step", step_epochs=2, head_lr_multiplier=10.0, epochs=6, tta_views=1,
                     stretch="none")
-    settings.update({key: value for key, value in overrides.items() if value is not None})
-    return TrainConfig(**settings)
+    return TrainConfig(**(settings | given(overrides)))
 
 
 def msl_recipe(**overrides) -> TrainConfig:
@@ -164,13 +168,12 @@ def msl_recipe(**overrides) -> TrainConfig:
     right with 3.7% abstained at 0.9 (docs/reproduction.md, MSL).
     """
     settings = dict(mode="head", stretch="color", members=3)
-    settings.update({key: value for key, value in overrides.items() if value is not None})
-    return TrainConfig(**settings)
+    return TrainConfig(**(settings | given(overrides)))
 
 
 def default_recipe(**overrides) -> TrainConfig:
     """TrainConfig's own defaults, with the given settings that are not None."""
-    return TrainConfig(**{key: value for key, value in overrides.items() if value is not None})
+    return TrainConfig(**given(overrides))
 
 
 # --recipe of ml train and ml cv.
