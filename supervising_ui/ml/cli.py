@@ -59,7 +59,7 @@ members_option = click.option(
 
 settings_option = click.option(
     "--set", "assignments", multiple=True, metavar="FIELD=VALUE",
-    help="Any other TrainConfig field (recipe.py), e.g. --set label_smoothing=0.1 "
+    help="Any other TrainConfig field (recipe.py), e.g. --set crop_scale=0.6 "
          "--set weight_decay=0.05; repeatable, applied last.")
 
 

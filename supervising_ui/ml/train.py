@@ -5,7 +5,8 @@ commands call. Modes:
 
 * ``finetune`` (default): the whole network learns (optionally with the first
   ``frozen_blocks`` EfficientNet blocks frozen); AdamW, cosine schedule, a larger learning
-  rate on the new last layer, dihedral augmentation, test-time averaging of 4 rotations (mean logits).
+  rate on the new last layer, targets smoothed by 0.1, dihedral augmentation, test-time
+  averaging of 4 rotations (mean logits).
 * ``head`` (the app's quick model): the network below the last ``top_blocks`` blocks stays
   frozen; what it computes is cached on disk by image content hash, and only the rest
   trains on those cached features: with ``top_blocks`` 0 a linear or small MLP head over the

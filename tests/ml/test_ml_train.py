@@ -10,7 +10,7 @@ from supervising_ui.ml.backbones import load_backbone
 from supervising_ui.ml.data import Record, read_manifest, records_from_frame, with_hashes
 from supervising_ui.ml.model_dir import load_model, read_model_dir
 from supervising_ui.ml.predict import predict_proba
-from supervising_ui.ml.recipe import with_settings
+from supervising_ui.ml.recipe import paper_recipe, with_settings
 from supervising_ui.ml.train import TrainConfig, fit
 
 
@@ -282,3 +282,10 @@ def test_finetune_with_label_smoothing_and_crops_trains(image_set, tmp_path):
     saved = json.loads((tmp_path / "model" / "config.json").read_text())["train_config"]
     assert saved["label_smoothing"] == 0.1 and saved["crop_scale"] == 0.5
     assert np.isfinite(result.metrics["history"][0]["loss"])
+
+
+def test_fine_tuning_smooths_its_targets_by_default_the_head_and_the_paper_do_not():
+    assert TrainConfig(mode="finetune").resolved().label_smoothing == 0.1
+    assert TrainConfig(mode="head").resolved().label_smoothing == 0.0
+    assert TrainConfig(mode="finetune", label_smoothing=0.0).resolved().label_smoothing == 0.0
+    assert paper_recipe().resolved().label_smoothing == 0.0
