@@ -160,7 +160,7 @@ def test_kill_9_of_serve_loses_no_acknowledged_label(tmp_path):
     check)."""
     script = Path(__file__).resolve().parents[1] / "benchmarks" / "reliability.py"
     argv = [sys.executable, str(script), "--labelers", "3", "--kill-after", "2", "--after", "1",
-            "--images", "1500", "--terminate-at", "1.5", "--terminate-seconds", "3",
+            "--images", "4000", "--terminate-at", "1.5", "--terminate-seconds", "3",
             "--vacuum-labels", "50", "--workers", "1"]
     if TEST_DATABASE_URL:
         argv += ["--database-url", TEST_DATABASE_URL]
