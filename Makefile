@@ -1,5 +1,6 @@
 # Set-up, serving and tests. `make run` and `make test` are the two commands in the README.
-# `make test` lints first (ruff, settings in pyproject.toml), so CI (.ci/run) lints too.
+# `make test` lints first (ruff, and import-linter for the import rule of docs/architecture.md;
+# settings in pyproject.toml), so CI (.ci/run) lints too.
 PYTHON ?= python3
 VENV ?= .venv
 BIN = $(VENV)/bin
@@ -38,6 +39,7 @@ run: install
 
 lint: install-test
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 test: lint
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)

@@ -142,7 +142,7 @@ def image_pool(app, count: int) -> list[dict]:
 
 def create_project(name: str) -> int:
     """Create a random-order project with one label per image; return its id."""
-    from supervising_ui.projects import create_project as create
+    from supervising_ui.projects.service import create_project as create
     return create(name, classes=CLASSES).id
 
 
@@ -202,7 +202,7 @@ def insert_bulk_rows(project_id: int, count: int, template: dict) -> None:
 
 def create_accounts(run_id: str, count: int) -> tuple[list[str], str]:
     """Create count labelers and an admin with API tokens; return (labeler tokens, admin token)."""
-    from supervising_ui.accounts import create_api_token, create_user
+    from supervising_ui.accounts.users import create_api_token, create_user
     tokens = [create_api_token(create_user(f"bench{run_id}_{i}", password="benchmark password")[0])
               for i in range(count)]
     admin = create_user(f"bench{run_id}_admin", role="admin", password="benchmark password")[0]

@@ -74,7 +74,7 @@ def main() -> None:
     from sqlalchemy import select
 
     from supervising_ui import create_app
-    from supervising_ui.accounts import create_api_token, create_user
+    from supervising_ui.accounts.users import create_api_token, create_user
     from supervising_ui.extensions import db
     from supervising_ui.models import Image, Job, Label, Project
 

@@ -76,7 +76,7 @@ def build_project(size: int, user_id: int) -> int:
         SearchValue,
         utcnow,
     )
-    from supervising_ui.projects import create_project
+    from supervising_ui.projects.service import create_project
     from supervising_ui.search.index import search_fields
 
     project = create_project(f"search-bench-{size}", preset="hirise")
@@ -260,7 +260,7 @@ def main(argv=None) -> None:
     from sqlalchemy import select
 
     from supervising_ui import create_app
-    from supervising_ui.accounts import create_api_token, create_user
+    from supervising_ui.accounts.users import create_api_token, create_user
     from supervising_ui.database import create_or_migrate
     from supervising_ui.extensions import db
     from supervising_ui.models import User

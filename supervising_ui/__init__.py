@@ -28,50 +28,44 @@ def create_app(test_config=None) -> Flask:
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     load_config(app, test_config)
 
-    from . import (
-        admin,
-        auth,
-        cli,
-        database,
-        errors,
-        export,
-        job_views,
-        jobs,
-        minutely,
-        models_page,
-        pages,
-        request_guards,
-        search_views,
-        security_headers,
-    )
+    from . import cli, database
+    from .accounts import guard as account_guard
+    from .accounts import views as account_views
     from .importing import runner
+    from .importing import views as importing_views
+    from .jobs import minutely
+    from .jobs import queue as jobs
+    from .jobs import views as job_views
     from .labeling import snapshots as labeling_snapshots
     from .labeling import views as labeling_views
     from .learning import classify, retrain, triggers
+    from .learning import views as learning_views
+    from .projects import views as project_views
     from .search import index as search_index
+    from .search import views as search_views
+    from .web import errors, guards, headers
+    from .web import views as web_views
     # Request checks first: the id converter must exist before the blueprints' routes, and
     # the size limits must run before the login guard reads a form.
-    request_guards.init_app(app)
-    security_headers.init_app(app)
+    guards.init_app(app)
+    headers.init_app(app)
     errors.init_app(app)
     # Extensions next: the blueprints' views and the commands need the database and login.
     database.init_app(app)
-    auth.init_app(app)
+    account_guard.init_app(app)
     labeling_snapshots.init_app(app)  # settings and images kept between labeling requests
     jobs.init_app(app)
+    # Job handlers and hooks: the lower domains learn here what the higher ones do.
     jobs.register_handler("import", runner.run_import_job)
-    jobs.register_handler("retrain", retrain.run_retrain, discard=retrain.discard_unfinished)
-    minutely.register(triggers.queue_idle_finetunes)
+    jobs.register_handler("retrain", retrain.run_retrain, discard=retrain.discard_unfinished,
+                          exclusive=True)
     jobs.register_handler(classify.JOB_KIND, classify.run_classify)
+    minutely.register(triggers.queue_idle_finetunes)
+    runner.on_images_added(classify.classify_new_images)
 
-    app.register_blueprint(auth.blueprint)
-    app.register_blueprint(pages.blueprint)
-    app.register_blueprint(admin.blueprint)
-    app.register_blueprint(labeling_views.blueprint)
-    app.register_blueprint(export.blueprint)
-    app.register_blueprint(models_page.blueprint)
-    app.register_blueprint(job_views.blueprint)
-    app.register_blueprint(search_views.blueprint)
+    for views in (account_views, web_views, project_views, importing_views, labeling_views,
+                  learning_views, job_views, search_views):
+        app.register_blueprint(views.blueprint)
     search_index.init_app(app)  # new images, labels and predictions reach the search index
 
     cli.init_app(app)

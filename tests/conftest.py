@@ -24,10 +24,14 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from werkzeug.security import generate_password_hash
 
-from supervising_ui import create_app, models
-from supervising_ui.accounts import create_user
+from supervising_ui import create_app
+from supervising_ui.models import accounts as account_tables
+from supervising_ui.accounts.users import create_user
 from supervising_ui.database import create_or_migrate
 from supervising_ui.extensions import db
+
+# The browser tests' fixtures (live_server, browser), for every test module that asks.
+pytest_plugins = ["tests.browser"]
 
 
 def pytest_collection_modifyitems(items):
@@ -151,7 +155,7 @@ def runner(app):
 def cheap_password_hashes():
     """Inside: passwords set on accounts are hashed with FIXTURE_HASH_METHOD."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(models, "generate_password_hash", lambda password: generate_password_hash(
+        patch.setattr(account_tables, "generate_password_hash", lambda password: generate_password_hash(
             password, method=FIXTURE_HASH_METHOD))
         yield
 

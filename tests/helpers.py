@@ -16,7 +16,7 @@ from supervising_ui import storage
 from supervising_ui.extensions import db
 from supervising_ui.ml.uncertainty import scores
 from supervising_ui.models import Image, Label, LabelClass, ModelVersion, Prediction, Project
-from supervising_ui.projects import create_project
+from supervising_ui.projects.service import create_project
 
 # --- image files -----------------------------------------------------------------------
 

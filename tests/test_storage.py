@@ -101,11 +101,12 @@ def open_to_others(root: Path) -> list[str]:
 def test_a_fresh_instance_is_private_after_init_import_and_retrain(tmp_path, monkeypatch,
                                                                     shell_umask):
     """Password hashes, token digests, images and models: only the service's user reads them."""
-    from supervising_ui import create_app, jobs
-    from supervising_ui.accounts import create_user
+    from supervising_ui import create_app
+    from supervising_ui.accounts.users import create_user
     from supervising_ui.database import create_or_migrate
     from supervising_ui.extensions import db
     from supervising_ui.importing import runner, sources
+    from supervising_ui.jobs import queue as jobs
     from supervising_ui.learning import triggers
     from supervising_ui.models import Project
 
@@ -151,5 +152,5 @@ def test_a_fresh_instance_is_private_after_init_import_and_retrain(tmp_path, mon
 
 def create_project_named(name: str):
     """A project with two classes."""
-    from supervising_ui.projects import create_project
+    from supervising_ui.projects.service import create_project
     return create_project(name, classes=["crater", "dune"])

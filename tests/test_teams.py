@@ -29,13 +29,13 @@ import pytest
 from sqlalchemy import func, select
 
 from supervising_ui import create_app
-from supervising_ui.accounts import create_api_token, create_user
+from supervising_ui.accounts.users import create_api_token, create_user
 from supervising_ui.extensions import db
 from supervising_ui.models import Image, Job, Label, ModelVersion, Project, User
 
 from .conftest import PASSWORD, TEST_DATABASE_URL, _reset_postgres
 from .helpers import LOOP_CLASSES, make_stored_project
-from .test_serve import answers, children_of, command_line, free_port, wait_until
+from .processes import answers, children_of, command_line, free_port, wait_until
 
 pytestmark = pytest.mark.slow
 REDIS_URL = os.environ.get("SUPERVISING_UI_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")

@@ -17,9 +17,8 @@ from sqlalchemy.exc import IntegrityError
 from .. import storage
 from ..database import refresh_planner_statistics
 from ..extensions import db
-from ..learning import classify
 from ..models import Image, Label, Project, utcnow
-from ..progress import throttled
+from ..throttled import throttled
 from . import ImportRefused, batches
 from .sources import Candidate, ImportPlan, plan_server_import
 from .uploads import plan_staged_upload, staging_folder
@@ -184,11 +183,29 @@ class _Importer:
         return committed
 
 
+# What runs after an import added images: (project_id, added, user_id) -> None. create_app
+# registers the classify job's queueing here, so importing needs nothing of learning.
+IMAGES_ADDED_HOOKS: list[Callable[[int, int, int | None], None]] = []
+
+
+def on_images_added(hook: Callable[[int, int, int | None], None]) -> None:
+    """Register hook(project_id, added, user_id) to run after an import added images (once:
+    every create_app registers it again)."""
+    if hook not in IMAGES_ADDED_HOOKS:
+        IMAGES_ADDED_HOOKS.append(hook)
+
+
+def tell_images_added(project_id: int, added: int, user_id: int | None) -> None:
+    """Run every registered images-added hook."""
+    for hook in IMAGES_ADDED_HOOKS:
+        hook(project_id, added, user_id)
+
+
 def run_import(project: Project, plan: ImportPlan, user_id: int | None = None,
                progress: Callable[[int, int], None] | None = None,
                source: str = "import") -> ImportReport:
     """Import a plan's files into project as one import batch described by source; labels are
-    attributed to user_id (the callers queue the classify job for the new images)."""
+    attributed to user_id (the callers tell the images_added hooks)."""
     return _Importer(project, user_id, source).run(plan, progress)
 
 
@@ -225,5 +242,5 @@ def run_import_job(job, reporter) -> dict:
         if params.get("source") == "upload":
             shutil.rmtree(staging_folder(params["staging"]), ignore_errors=True)
     reporter.log(report.summary())
-    classify.classify_new_images(job.project_id, report.added, job.created_by_id)
+    tell_images_added(job.project_id, report.added, job.created_by_id)
     return {"report": report.as_dict(), "summary": report.summary()}

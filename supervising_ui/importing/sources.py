@@ -15,8 +15,8 @@ from typing import Callable
 from flask import current_app
 
 from .. import storage
+from ..manifests import ManifestError, read_manifest
 from . import ImportRefused
-from .manifest import ManifestError, read_manifest
 
 # Files larger than this are refused before being read into memory.
 MAX_FILE_BYTES = 256 * 1024**2
@@ -100,7 +100,10 @@ def plan_folder(folder: Path, root: Path | None = None) -> ImportPlan:
 
 def plan_manifest(manifest: Path, image_root: Path) -> ImportPlan:
     """Plan importing the files a manifest names below image_root, with its metadata and labels."""
-    records, _ = read_manifest(manifest.read_bytes())
+    try:
+        records, _ = read_manifest(manifest.read_bytes())
+    except ManifestError as error:  # the manifest as a whole: the import cannot start
+        raise ImportRefused(str(error)) from error
     plan = ImportPlan()
     for line_number, record in records:
         name = record["filename"]

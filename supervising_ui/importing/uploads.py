@@ -14,11 +14,11 @@ from pathlib import Path
 from flask import current_app
 from sqlalchemy import select
 
-from .. import jobs, storage
+from .. import storage
 from ..extensions import db
+from ..jobs import queue as jobs
 from ..models import Job, Project
 from . import ImportRefused
-from .manifest import ManifestError
 from .sources import (
     ImportPlan,
     file_reader,
@@ -81,7 +81,7 @@ def plan_staged_upload(token: str, stack: ExitStack) -> ImportPlan:
         try:
             manifest_data = manifests[0][1]()
         except (storage.ImageRejected, OSError, zipfile.BadZipFile, zlib.error) as error:
-            raise ManifestError(f"cannot read the manifest {manifest_name} ({error})") from error
+            raise ImportRefused(f"cannot read the manifest {manifest_name} ({error})") from error
     named = plan_named_files(entries, manifest_data, manifest_name)
     named.rejected = plan.rejected + named.rejected
     return named

@@ -15,8 +15,8 @@ from flask import current_app
 from sqlalchemy import bindparam, select
 
 from .. import storage
+from ..accounts.membership import can_access, visible_project, visible_projects
 from ..extensions import db
-from ..membership import can_access, visible_project, visible_projects
 from ..models import Image, ModelVersion, Project
 from . import snapshots
 from .settings import SERVING_MODEL, SETTINGS_COLUMNS, ProjectSettings, project_settings

@@ -14,9 +14,9 @@ from sqlalchemy import bindparam, select
 
 from ..buckets import in_share
 from ..extensions import db
+from ..ml.uncertainty import top_classes
 from ..models import LabelClass, Prediction
 
-TOP_CLASSES = 3
 # What a suggestion is made from: the prediction's columns and its class's name.
 PREDICTION_FIELDS = ("label_class_id", "confidence", "probabilities", "class_name")
 
@@ -79,14 +79,6 @@ def suggestion_for(image_id: int, project, prediction: dict | None = None,
                         prediction["confidence"]),
         shown=not suggestion_hidden(image_id, project.serving_model_id,
                                     project.hide_suggestion_share))
-
-
-def top_classes(probabilities: dict | None, label: str, confidence: float) -> list:
-    """Return the TOP_CLASSES most probable [class, probability] pairs, most probable first."""
-    if not probabilities:
-        return [[label, round(float(confidence), 4)]]
-    ranked = sorted(probabilities.items(), key=lambda item: item[1], reverse=True)
-    return [[name, round(float(p), 4)] for name, p in ranked[:TOP_CLASSES]]
 
 
 def label_fields(suggestion: Suggestion | None) -> dict:

@@ -1,7 +1,7 @@
 """The labeling page and its JSON endpoints: parse, call one function, respond.
 
 No query and no transaction here: the lookups live in access.py, the work in picking.py,
-decisions.py and progress.py, which commit their own writes. The views whose services write
+decisions.py and counts.py, which commit their own writes. The views whose services write
 one statement at a time say so (one_statement_writes): PostgreSQL then needs no BEGIN/COMMIT.
 """
 from functools import wraps
@@ -11,7 +11,7 @@ from flask_login import current_user
 
 from .. import storage
 from ..models import utcnow
-from . import access, decisions, payloads, progress
+from . import access, counts, decisions, payloads
 from .access import StoredImage
 from .leases import statements_commit_alone
 from .settings import LabelingError, ProjectSettings
@@ -107,7 +107,7 @@ def api_next(project_id):
 def api_progress(project_id):
     """Return the user's labels today and the project's done/total images."""
     project = _project(project_id)
-    return jsonify(progress.progress(project, _labeler().id, utcnow()))
+    return jsonify(counts.labeling_counts(project, _labeler().id, utcnow()))
 
 
 @blueprint.post("/api/projects/<int:project_id>/undo")

@@ -1,7 +1,8 @@
 """The "classify" job: the serving model predicts the images that lack its predictions.
 
 Queued after an import that added images to a project with a serving model
-(classify_new_images, called by the import job and the console import) and by
+(classify_new_images: the import job calls it through the images-added hook that create_app
+registers, and the console import calls it itself) and by
 `supervising-ui classify NAME` (request_classify); run_classify is registered in create_app.
 The job predicts with the model that serves when it runs, so images imported during a
 retrain (the worker runs one job at a time) get the new model's predictions. It works in
@@ -13,8 +14,8 @@ import logging
 
 from sqlalchemy import func, select
 
-from .. import jobs
 from ..extensions import db
+from ..jobs import queue as jobs
 from ..models import Image, Job, ModelVersion, Prediction, Project
 from ..search import index as search_index
 from .predictions import serving_version, store_predictions

@@ -7,11 +7,12 @@ import numpy as np
 from flask import current_app
 from sqlalchemy import select
 
-from .. import jobs, storage
+from .. import storage
 from ..buckets import in_share
+from ..consensus import consensus_labels
 from ..extensions import db
+from ..jobs import queue as jobs
 from ..models import Image, Project
-from .consensus import consensus_labels
 
 # The class count a run needs (RETRAIN_MIN_LABELS in config.py: the labeled images it needs).
 MIN_CLASSES = 2

@@ -19,10 +19,10 @@ from collections import Counter
 
 from sqlalchemy import select
 
+from ..consensus import consensus_class_ids
 from ..extensions import db
 from ..importing import batches
 from ..models import Image, ImportBatch, ModelVersion, Prediction, Project
-from .consensus import consensus_class_ids
 from .facets import CONFIDENCE_THRESHOLD
 
 ABSTENTION_EXCESS = 0.15

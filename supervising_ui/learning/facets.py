@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
+from ..consensus import consensus_class_ids
 from ..extensions import db
 from ..models import Image, ModelVersion, Prediction, Project
-from .consensus import consensus_class_ids
 from .dataset import holdout_split, labeled_images
 
 # Below this confidence the model abstains (the ML package's TrainConfig.threshold).

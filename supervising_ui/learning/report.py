@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy import case, func, select
 
-from .. import jobs
 from ..extensions import db
+from ..jobs import queue as jobs
 from ..models import Job, Label, ModelVersion, Project
 from . import drift, facets
 from .triggers import TRAINING_MODES

@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 
 from ..extensions import db
 from ..models import Job, ModelVersion, Project
-from ..progress import throttled
+from ..throttled import throttled
 from .dataset import (
     LabeledImage,
     RetrainError,

@@ -9,9 +9,9 @@ from datetime import timedelta
 from flask import current_app
 from sqlalchemy import func, select
 
-from .. import jobs
 from ..echo import shorten
 from ..extensions import db
+from ..jobs import queue as jobs
 from ..models import Job, Label, Project, utcnow
 from .dataset import RetrainError
 

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from ..config import ml_settings
-from ..progress import throttled
+from ..throttled import throttled
 from .crossval import combine_kept_folds, cross_validate, format_report, summarize
 from .data import (
     STRETCHES,

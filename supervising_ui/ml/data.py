@@ -13,7 +13,7 @@ import torch
 from torch.nn import functional
 
 from ..images import color_pixels, gray_pixels
-from ..importing.manifest import FILENAME_COLUMN, read_table
+from ..manifests import FILENAME_COLUMN, read_table
 from ..storage import file_content_hash
 
 # MSL sol ranges used by the Deep Mars paper (inclusive).
@@ -44,7 +44,7 @@ def with_hashes(records: Sequence[Record]) -> list[Record]:
 def read_manifest(manifest: str | os.PathLike, image_root: str | os.PathLike) -> pd.DataFrame:
     """Read a CSV manifest (every value as text) and add the absolute `path` of each image.
 
-    The file is read by the importer's reader (importing.manifest.read_table), so both accept
+    The file is read by the importer's reader (manifests.read_table), so both accept
     and refuse the same files; a row whose field count differs from the header is refused here.
     """
     header, body = read_table(Path(manifest).read_bytes())

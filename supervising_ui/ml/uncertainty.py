@@ -48,3 +48,15 @@ def uncertainty(proba: np.ndarray, method: str = "least_confidence") -> np.ndarr
     if method not in RANKINGS:
         raise ValueError(f"unknown uncertainty {method!r}; choose one of {sorted(RANKINGS)}")
     return RANKINGS[method](proba)
+
+
+# How many of a prediction's classes the labeling page and the search's detail show.
+TOP_CLASSES = 3
+
+
+def top_classes(probabilities: dict | None, label: str, confidence: float) -> list:
+    """Return the TOP_CLASSES most probable [class, probability] pairs, most probable first."""
+    if not probabilities:
+        return [[label, round(float(confidence), 4)]]
+    ranked = sorted(probabilities.items(), key=lambda item: item[1], reverse=True)
+    return [[name, round(float(p), 4)] for name, p in ranked[:TOP_CLASSES]]

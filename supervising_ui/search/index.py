@@ -23,8 +23,8 @@ from sqlalchemy import bindparam, delete, event, func, insert, or_, select, upda
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from ..consensus import majority
 from ..extensions import db
-from ..learning.consensus import majority
 from ..models import (
     Image,
     Label,

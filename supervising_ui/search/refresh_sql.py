@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from sqlalchemy import case, func, literal_column, or_, select, true, update
 
-from ..learning.consensus import majority_sql
+from ..consensus import majority_sql
 from ..models import SearchImage, SearchState
 from .index import STATUS_DISAGREE, STATUS_LABELED, STATUS_UNLABELED
 

@@ -1,22 +1,19 @@
 """What a search shows of its images: API items, CSV rows and the detail of one image."""
 from __future__ import annotations
 
-import csv
-import io
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 
 from sqlalchemy import select
 
+from ..downloads import csv_line
 from ..extensions import db
-from ..labeling.suggestions import top_classes
+from ..ml.uncertainty import top_classes
 from ..models import Image, Label, LabelClass, ModelVersion, Prediction, SearchImage, User
 from ..timestamps import iso_utc
 
 # Columns of the CSV download; those the export has too carry its names.
 CSV_COLUMNS = ["image_id", "filename", "label", "predicted", "confidence", "class",
                "class_confidence", "model_version"]
-# Spreadsheets run cells starting with these as formulas: such text gets a leading quote.
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 ROWS_PER_READ = 1000
 
 _search = SearchImage.__table__
@@ -55,30 +52,14 @@ def csv_lines(image_ids: list[int], class_names: dict[int, str],
               meta_keys: list[str]) -> Iterator[str]:
     """Yield the CSV of these images (header first), reading ROWS_PER_READ rows at a time."""
     header = CSV_COLUMNS + [f"meta_{key}" if key in CSV_COLUMNS else key for key in meta_keys]
-    yield _csv_line(header)
+    yield csv_line(header)
     for start in range(0, len(image_ids), ROWS_PER_READ):
         for row in image_rows(image_ids[start:start + ROWS_PER_READ]):
             meta = row.meta or {}
-            yield _csv_line([row.image_id, row.filename, class_names.get(row.label_class_id),
+            yield csv_line([row.image_id, row.filename, class_names.get(row.label_class_id),
                              class_names.get(row.predicted_class_id), row.confidence,
                              class_names.get(row.class_id), row.class_confidence, row.version,
                              *[meta.get(key) for key in meta_keys]])
-
-
-def safe_cell(value):
-    """Return a CSV cell value; text a spreadsheet would run as a formula gets a leading quote."""
-    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
-        return "'" + value
-    if isinstance(value, (dict, list)):
-        return safe_cell(str(value))
-    return value
-
-
-def _csv_line(cells: Iterable) -> str:
-    """Return one CSV line of cells, each made safe."""
-    buffer = io.StringIO()
-    csv.writer(buffer).writerow([safe_cell(cell) for cell in cells])
-    return buffer.getvalue()
 
 
 def image_detail(image: Image, class_names: dict[int, str]) -> dict:

@@ -8,7 +8,9 @@ from pathlib import Path
 from flask import current_app
 from sqlalchemy import func, select
 
-from .. import membership, storage
+from .. import storage
+from ..accounts import membership
+from ..downloads import attachment
 from ..extensions import db
 from ..models import Image, LabelClass, Project, SearchImage
 from . import engine, groups, index, results, snapshot
@@ -70,7 +72,7 @@ def group_counts(project: Project, pairs) -> dict:
 
 
 def csv_download(project: Project, pairs) -> tuple[str, Iterator[str]]:
-    """Return the file name and the lines of the current result as CSV (SearchError if bad)."""
+    """Return the Content-Disposition and the lines of the result as CSV (SearchError if bad)."""
     classes = class_ids(project.id)
     held = snapshot.current(project.id)
     with held.lock:
@@ -79,8 +81,8 @@ def csv_download(project: Project, pairs) -> tuple[str, Iterator[str]]:
         image_ids = engine.matching_ids(held, query, classes).tolist()
         meta_keys = sorted(held.columns, key=held.columns.get)
     names = {class_id: name for name, class_id in classes.items()}
-    safe_name = "".join(c if c.isalnum() or c in "-_" else "_" for c in project.name)
-    return f"{safe_name}-search.csv", results.csv_lines(image_ids, names, meta_keys)
+    disposition = attachment(project.name, "-search.csv", f"project-{project.id}")
+    return disposition, results.csv_lines(image_ids, names, meta_keys)
 
 
 def image_detail(project: Project, image: Image) -> dict:

@@ -131,7 +131,7 @@ def test_percentile_stretch_makes_differently_exposed_images_alike():
 
 def test_manifest_reader_is_the_importers(tmp_path):
     """The ml commands read manifests with the importer's reader: same errors, text values."""
-    from supervising_ui.importing.manifest import ManifestError
+    from supervising_ui.manifests import ManifestError
     (tmp_path / "a.png").write_bytes(b"x")
     manifest = tmp_path / "m.csv"
     manifest.write_bytes("\ufeffFileName,label,sol\na.png,crater,0042\n".encode())

@@ -1,0 +1,86 @@
+"""Who is asking: flask-login's loaders (session cookie or API token), the login-everywhere
+guard with its CSRF check, and admin_required for views.
+
+The account rules themselves (passwords, roles, sessions, tokens) live in users.py, login
+throttling in throttling.py, and the pages in views.py.
+"""
+from functools import wraps
+
+from flask import Flask, abort, jsonify, request
+from flask_login import current_user
+
+from ..extensions import csrf, login_manager
+from . import login_cache, users
+
+# Endpoints reachable without a session; everything else needs one.
+PUBLIC_ENDPOINTS = {"accounts.login", "static"}
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+# Where a request keeps the user of its token once looked up.
+_TOKEN_USER = "supervising_ui.token_user"
+
+
+def init_app(app: Flask) -> None:
+    """Bind flask-login and CSRF, and guard every endpoint but the public ones."""
+    login_manager.init_app(app)
+    login_cache.init_app(app)
+    login_manager.login_view = "accounts.login"
+    app.config["WTF_CSRF_CHECK_DEFAULT"] = False  # checked in require_login, after token auth
+    csrf.init_app(app)
+    app.before_request(require_login)
+
+
+@login_manager.user_loader
+def load_user(session_id: str):
+    """Return the user of a session cookie if its session version is current, else None."""
+    if "Authorization" in request.headers:  # the header alone says who is asking
+        return None
+    return users.session_user(session_id)
+
+
+@login_manager.request_loader
+def load_user_from_token(req):
+    """Return the active user whose API token is in the Authorization header, or None."""
+    token = bearer_token(req)
+    if token is None:
+        return None
+    if _TOKEN_USER not in req.environ:  # once per request: the guard and flask-login both ask
+        req.environ[_TOKEN_USER] = users.user_of_token(token)
+    return req.environ[_TOKEN_USER]
+
+
+def bearer_token(req) -> str | None:
+    """Return the token of an 'Authorization: Bearer' header, or None."""
+    scheme, _, token = req.headers.get("Authorization", "").partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
+
+
+def require_login():
+    """Refuse anonymous requests (401 for the API, login page otherwise); check CSRF for cookies.
+
+    A request with an Authorization header is judged by that header alone: a valid token
+    acts as its user without CSRF (a browser never adds the header by itself), anything
+    else is 401 even beside a valid session cookie.
+    """
+    if request.endpoint == "static":
+        return None
+    if "Authorization" in request.headers:
+        if load_user_from_token(request) is None:
+            return jsonify(error="authentication required: send a valid API token"), 401
+        return None
+    if request.endpoint not in PUBLIC_ENDPOINTS and not current_user.is_authenticated:
+        if request.path.startswith("/api/"):
+            return jsonify(error="authentication required: log in or send a valid API token"), 401
+        return login_manager.unauthorized()
+    if request.method not in SAFE_METHODS:
+        csrf.protect()
+    return None
+
+
+def admin_required(view):
+    """Decorate a view so that only admins may call it (403 for everyone else)."""
+    @wraps(view)
+    def wrapped(*args, **kwargs):
+        if not current_user.is_authenticated or not current_user.is_admin:
+            abort(403)
+        return view(*args, **kwargs)
+    return wrapped

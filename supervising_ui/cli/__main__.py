@@ -1,0 +1,4 @@
+"""`python -m supervising_ui.cli`: the same console as the `supervising-ui` command."""
+from . import main
+
+main()

@@ -1,0 +1,30 @@
+"""How far labeling has come: the labeler's own counts and the project's done/total images.
+
+The labeling page polls this after each decision; it only reads.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import func, select
+
+from ..extensions import db
+from ..models import Image, Label
+from .settings import ProjectSettings
+
+
+def labeling_counts(project: ProjectSettings, user_id: int, now: datetime) -> dict:
+    """Count the user's labels today (UTC) and the project's fully labeled and total images."""
+    start_of_day = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    mine_today = db.session.scalar(select(func.count(Label.id)).where(
+        Label.user_id == user_id, Label.project_id == project.id,
+        Label.created_at >= start_of_day))
+    mine_total = db.session.scalar(select(func.count(Label.id)).where(
+        Label.user_id == user_id, Label.project_id == project.id))
+    images = Image.__table__
+    done = db.session.scalar(select(func.count()).select_from(images).where(
+        images.c.project_id == project.id, images.c.label_count >= project.labels_per_image))
+    total = db.session.scalar(select(func.count()).select_from(images).where(
+        images.c.project_id == project.id))
+    return {"mine_today": mine_today, "mine_total": mine_total, "done": done, "total": total,
+            "labels_per_image": project.labels_per_image}

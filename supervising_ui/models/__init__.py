@@ -1,0 +1,20 @@
+"""Database models (SQLAlchemy 2 typed mappings), one module per domain, every name here.
+
+Import tables from this package (``from ..models import Image``): the modules below it are
+only where each table is written down.
+"""
+from .accounts import ROLES, ApiToken, LoginAttempt, ProjectMember, User
+from .common import new_random_key, utcnow
+from .images import Image, ImportBatch
+from .jobs import JOB_STATES, Job
+from .labels import Label, Skip
+from .learning import ModelVersion, Prediction
+from .projects import SERVING_ORDERS, LabelClass, Project
+from .search import SearchColumn, SearchImage, SearchMeta, SearchState, SearchValue
+
+__all__ = [
+    "ROLES", "ApiToken", "LoginAttempt", "ProjectMember", "User", "new_random_key", "utcnow",
+    "Image", "ImportBatch", "JOB_STATES", "Job", "Label", "Skip", "ModelVersion", "Prediction",
+    "SERVING_ORDERS", "LabelClass", "Project", "SearchColumn", "SearchImage", "SearchMeta",
+    "SearchState", "SearchValue",
+]

@@ -1,0 +1,67 @@
+"""Projects and their class lists."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from ..extensions import db
+from .common import utcnow
+
+SERVING_ORDERS = ("random", "least_confidence", "margin", "entropy")
+
+
+class Project(db.Model):
+    """A labeling project: a class list, its images, its learning loop and who may label it."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(120), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    labels_per_image: Mapped[int] = mapped_column(Integer, default=1)
+    # Metadata column that groups correlated images (e.g. source observation) for held-out splits.
+    group_column: Mapped[str | None] = mapped_column(String(80))
+    serving_order: Mapped[str] = mapped_column(String(32), default="random")
+    # Share of uncertainty-ordered picks replaced by random ones, as an unbiased audit stream.
+    audit_share: Mapped[float] = mapped_column(Float, default=0.2)
+    # Share of images on which no suggestion is shown, to measure anchoring.
+    hide_suggestion_share: Mapped[float] = mapped_column(Float, default=0.0)
+    # Retrain automatically after this many new labels; 0 turns it off.
+    retrain_every: Mapped[int] = mapped_column(Integer, default=0)
+    # "Label this batch first": the serving order keeps to this import batch until it is done.
+    # No foreign key: it would make project and import_batch refer to each other.
+    priority_batch_id: Mapped[int | None] = mapped_column(Integer)
+    members_only: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    # The learning loop's models see the images in colour (red, green, blue) instead of grayscale.
+    color_input: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    classes: Mapped[list[LabelClass]] = relationship(
+        back_populates="project", order_by="LabelClass.position", cascade="all, delete-orphan")
+
+    @property
+    def class_names(self) -> list[str]:
+        """Return the class names in their display order."""
+        return [label_class.name for label_class in self.classes]
+
+
+class LabelClass(db.Model):
+    """One class of a project's ordered class list."""
+
+    __table_args__ = (UniqueConstraint("project_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("project.id"), index=True)
+    name: Mapped[str] = mapped_column(String(120))
+    position: Mapped[int] = mapped_column(Integer, default=0)
+
+    project: Mapped[Project] = relationship(back_populates="classes")

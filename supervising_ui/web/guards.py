@@ -1,0 +1,122 @@
+"""Checks every request passes before a view sees it: size limits, JSON shape, text, ids.
+
+- Size: a request body may be MAX_REQUEST_BYTES (1 MiB) at most, except on the upload route,
+  which may take MAX_CONTENT_LENGTH. A declared Content-Length over the limit is refused with
+  413 before a byte of the body is read; a chunked body without one is cut off at the limit.
+- JSON: a body nested deeper than MAX_JSON_DEPTH levels is refused with 400 before parsing.
+- Text: NUL characters and lone UTF-16 surrogates in query parameters, path parts, form fields
+  or JSON strings are refused with 400 (the database cannot store them).
+- Ids: every ``<int:...>`` in a route matches 1..2^31-1 only: a bigger or zero id is 404,
+  never a database overflow.
+"""
+import re
+
+from flask import Flask, abort, current_app, request
+from werkzeug.routing import IntegerConverter
+
+from ..echo import shorten
+
+# The largest id the schema's Integer keys hold on PostgreSQL (SQLite's are 64-bit, but the
+# app must answer the same on both; PostgreSQL fails on a larger value instead of finding none).
+MAX_ID = 2**31 - 1
+MAX_JSON_DEPTH = 64
+# Endpoints that may receive large bodies (image and zip uploads): MAX_CONTENT_LENGTH there.
+UPLOAD_ENDPOINTS = frozenset({"importing.import_upload"})
+# How much of a name from the request an error message repeats.
+
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_JSON_BRACKET = re.compile(rb"[\[\]{}]")
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+class IdConverter(IntegerConverter):
+    """``<int:...>`` in every route: 1..MAX_ID only, so an id no table can hold is 404, not 500."""
+
+    def __init__(self, map, fixed_digits=0, min=1, max=MAX_ID, signed=False):
+        super().__init__(map, fixed_digits=fixed_digits, min=min, max=max, signed=signed)
+
+
+def init_app(app: Flask) -> None:
+    """Install the id converter and the request checks (before the blueprints and login guard)."""
+    app.url_map.converters["int"] = IdConverter
+    app.before_request(limit_request_size)
+    app.before_request(check_request_text)
+
+
+def body_limit() -> int:
+    """Return the largest body the current request's route accepts, in bytes."""
+    if request.endpoint in UPLOAD_ENDPOINTS:
+        return current_app.config["MAX_CONTENT_LENGTH"]
+    return current_app.config["MAX_REQUEST_BYTES"]
+
+
+def limit_request_size():
+    """Refuse a declared body over the route's limit (413) and cap what may be read of any other."""
+    limit = body_limit()
+    # Werkzeug reads no more than this of a body without Content-Length (chunked); settable
+    # per request since Flask 3.1.
+    request.max_content_length = limit
+    too_large = f"request body too large: at most {limit} bytes here"
+    if request.content_length is not None:
+        if request.content_length > limit:
+            abort(413, too_large)
+    elif "wsgi.input_terminated" in request.environ and request.endpoint not in UPLOAD_ENDPOINTS:
+        # Werkzeug would silently cut a chunked body at the limit: read it (at most limit
+        # bytes, cached for the view) and refuse it if it reaches the limit.
+        if len(request.get_data(cache=True)) >= limit:
+            abort(413, too_large)
+
+
+def check_request_text():
+    """Refuse NUL characters and lone surrogates anywhere in the request's text (400)."""
+    for where, values in (("path", (request.view_args or {}).items()),
+                          ("query parameter", request.args.items(multi=True))):
+        _refuse_unstorable(where, values)
+    if request.endpoint in UPLOAD_ENDPOINTS:
+        return  # left to the upload view: reading a large body before the login guard would cost
+    if request.is_json:
+        _refuse_unstorable("JSON value", _json_strings(_json_body()))
+    elif request.form:
+        _refuse_unstorable("form field", request.form.items(multi=True))
+
+
+def _refuse_unstorable(where: str, pairs) -> None:
+    """Answer 400 naming the first pair whose name or value the database cannot store."""
+    for name, value in pairs:
+        for text in (name, value):
+            if isinstance(text, str) and _UNSTORABLE.search(text):
+                abort(400, f"{where} {shorten(name)!r} contains a NUL character or a lone "
+                           "UTF-16 surrogate: send valid UTF-8 text")
+
+
+def json_depth(data: bytes, stop_after: int = MAX_JSON_DEPTH) -> int:
+    """Return how deep a JSON text's arrays and objects nest (counting stops past stop_after)."""
+    depth = deepest = 0
+    for bracket in _JSON_BRACKET.finditer(_JSON_STRING.sub(b"", data)):
+        depth += 1 if bracket.group() in (b"[", b"{") else -1
+        deepest = max(deepest, depth)
+        if deepest > stop_after:
+            break
+    return deepest
+
+
+def _json_body():
+    """Return the parsed JSON body (cached for the view), refusing one nested too deep."""
+    data = request.get_data(cache=True)  # bounded by limit_request_size
+    if json_depth(data) > MAX_JSON_DEPTH:
+        abort(400, f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+    return request.get_json(silent=True)  # malformed JSON: None here, the view's own answer
+
+
+def _json_strings(value):
+    """Yield (key, string) for every string in a parsed JSON value, keys included."""
+    stack = [("", value)]
+    while stack:
+        key, item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.items())
+            yield from ((name, name) for name in item)
+        elif isinstance(item, list):
+            stack.extend((key, element) for element in item)
+        elif isinstance(item, str):
+            yield key, item
