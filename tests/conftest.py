@@ -25,10 +25,10 @@ from sqlalchemy.engine import make_url
 from werkzeug.security import generate_password_hash
 
 from supervising_ui import create_app
-from supervising_ui.models import accounts as account_tables
 from supervising_ui.accounts.users import create_user
 from supervising_ui.database import create_or_migrate
 from supervising_ui.extensions import db
+from supervising_ui.models import accounts as account_tables
 
 # The browser tests' fixtures (live_server, browser), for every test module that asks.
 pytest_plugins = ["tests.browser"]

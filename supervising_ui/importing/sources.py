@@ -7,6 +7,7 @@ is confined to its root: symbolic links and '..' cannot reach files outside it.
 import os
 import re
 import zipfile
+from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -43,10 +44,14 @@ class ImportPlan:
         """Record that name is not imported, and why."""
         self.rejected.append({"name": name, "reason": reason})
 
-    def reject_manifest_row(self, line_number: int, record: dict) -> None:
-        """Record a manifest row that cannot be imported as it stands (see read_manifest)."""
-        self.reject(record["filename"] or f"line {line_number}",
-                    f"manifest line {line_number} {record['error']}")
+    def readable_rows(self, records: list[tuple[int, dict]]) -> Iterator[tuple[int, dict]]:
+        """Yield the manifest rows that read_manifest accepted; record the others as rejected."""
+        for line_number, record in records:
+            if record["error"]:
+                self.reject(record["filename"] or f"line {line_number}",
+                            f"manifest line {line_number} {record['error']}")
+            else:
+                yield line_number, record
 
 
 def file_reader(path: Path) -> Callable[[], bytes]:
@@ -105,11 +110,8 @@ def plan_manifest(manifest: Path, image_root: Path) -> ImportPlan:
     except ManifestError as error:  # the manifest as a whole: the import cannot start
         raise ImportRefused(str(error)) from error
     plan = ImportPlan()
-    for line_number, record in records:
+    for line_number, record in plan.readable_rows(records):
         name = record["filename"]
-        if record["error"]:
-            plan.reject_manifest_row(line_number, record)
-            continue
         try:
             path = confined_path(image_root, name)
         except ImportRefused:
@@ -185,11 +187,8 @@ def plan_named_files(entries: dict[str, Callable[[], bytes]], manifest: bytes | 
     for name in entries:
         by_base_name.setdefault(PurePosixPath(name).name, []).append(name)
     used = set()
-    for line_number, record in records:
+    for line_number, record in plan.readable_rows(records):
         name = record["filename"]
-        if record["error"]:
-            plan.reject_manifest_row(line_number, record)
-            continue
         matches = [name] if name in entries else by_base_name.get(PurePosixPath(name).name, [])
         if len(matches) != 1:
             reason = "file not found among the uploaded files" if not matches else \

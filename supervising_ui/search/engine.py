@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .index import STATUS_DISAGREE, STATUS_LABELED, STATUS_UNLABELED
 from .query import SearchQuery
 from .snapshot import Snapshot
 
@@ -19,7 +20,9 @@ FACET_VALUES = 100
 # Confidences are ranked in steps of 2**-24; ties fall back to the image id.
 CONFIDENCE_STEPS = 1 << 24
 _LAST = CONFIDENCE_STEPS + 1
-STATUS_CODES = {"unlabeled": (0,), "labeled": (1, 2), "disagree": (2,)}
+# The status facet's values and the stored status codes (index.py) each one matches.
+STATUS_CODES = {"unlabeled": (STATUS_UNLABELED,), "labeled": (STATUS_LABELED, STATUS_DISAGREE),
+                "disagree": (STATUS_DISAGREE,)}
 
 
 @dataclass(frozen=True)
@@ -82,8 +85,8 @@ def facets(snapshot: Snapshot, query: SearchQuery, classes: dict[str, int], mask
                for facet, values in (("class", snapshot.klass), ("label", snapshot.label),
                                      ("predicted", snapshot.predicted))}
     by_status = np.bincount(snapshot.status[under_others("status")], minlength=3)
-    counted["status"] = {"labeled": int(by_status[1] + by_status[2]),
-                         "unlabeled": int(by_status[0]), "disagree": int(by_status[2])}
+    counted["status"] = {status: int(by_status[list(codes)].sum())
+                         for status, codes in STATUS_CODES.items()}
     for key, column_id in snapshot.columns.items():
         chosen = under_others("meta." + key)
         selected = query.meta[key].values if key in query.meta else ()

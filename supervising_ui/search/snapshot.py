@@ -21,12 +21,12 @@ from sqlalchemy import func, select
 from ..extensions import db
 from ..models import SearchColumn, SearchImage, SearchMeta, SearchState, SearchValue
 from . import index
+from .index import CHUNK
 
 # Projects whose arrays a process keeps (least recently searched ones are dropped).
 CACHED_PROJECTS = 4
 # Above this share of changed rows a full reload is cheaper than patching.
 RELOAD_SHARE = 0.2
-CHUNK = 500
 # Rows fetched from the cursor at a time while loading (bounds the memory of Python tuples).
 READ_BATCH = 50000
 

@@ -78,24 +78,25 @@ def download(project_id):
         "Content-Disposition": disposition})
 
 
+def _answer(search_function, project_id: int):
+    """Answer search_function(project, the query's parameters) as JSON, or 400 with why."""
+    project = _api_project(project_id)
+    try:
+        return jsonify(search_function(project, _parameters()))
+    except SearchError as error:
+        return jsonify(error=str(error)), 400
+
+
 @blueprint.get("/api/projects/<int:project_id>/search")
 def api_search(project_id):
     """Search a project's images: total, one page of items, facet counts."""
-    project = _api_project(project_id)
-    try:
-        return jsonify(service.search(project, _parameters()))
-    except SearchError as error:
-        return jsonify(error=str(error)), 400
+    return _answer(service.search, project_id)
 
 
 @blueprint.get("/api/projects/<int:project_id>/groups")
 def api_groups(project_id):
     """Count the images of a class at or above a threshold per group."""
-    project = _api_project(project_id)
-    try:
-        return jsonify(service.group_counts(project, _parameters()))
-    except SearchError as error:
-        return jsonify(error=str(error)), 400
+    return _answer(service.group_counts, project_id)
 
 
 @blueprint.get("/api/images/<int:image_id>/thumbnail")
