@@ -38,6 +38,9 @@ class Label(db.Model):
     suggested_class_id: Mapped[int | None] = mapped_column(ForeignKey("label_class.id"))
     suggestion_confidence: Mapped[float | None] = mapped_column(Float)
     suggestion_model_version_id: Mapped[int | None] = mapped_column(ForeignKey("model_version.id"))
+    # Came with an import manifest, not from a labeler in the tool: such labels count in
+    # training and consensus, but neither arm the idle fine-tune nor count as the labeler's work.
+    imported: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
 
     image: Mapped[Image] = relationship()
     user: Mapped[User] = relationship()
@@ -46,7 +49,7 @@ class Label(db.Model):
 
 
 class Skip(db.Model):
-    """A labeler put an image off with "Later": others get it first."""
+    """A labeler put an image off with "Later" (or "Unsure", with a comment): others get it first."""
 
     __table_args__ = (UniqueConstraint("image_id", "user_id"),)
 
@@ -54,3 +57,6 @@ class Skip(db.Model):
     image_id: Mapped[int] = mapped_column(ForeignKey("image.id"), index=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("user.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # "Unsure" rather than a plain Later: the labeler could not tell, and may say why.
+    unsure: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    comment: Mapped[str | None] = mapped_column(String(500))

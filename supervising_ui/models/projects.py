@@ -63,5 +63,7 @@ class LabelClass(db.Model):
     project_id: Mapped[int] = mapped_column(ForeignKey("project.id"), index=True)
     name: Mapped[str] = mapped_column(String(120))
     position: Mapped[int] = mapped_column(Integer, default=0)
+    # What the class looks like, for the labelers' field guide.
+    description: Mapped[str] = mapped_column(Text, default="", server_default="")
 
     project: Mapped[Project] = relationship(back_populates="classes")
