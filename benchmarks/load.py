@@ -142,8 +142,14 @@ def image_pool(app, count: int) -> list[dict]:
 
 def create_project(name: str) -> int:
     """Create a random-order project with one label per image; return its id."""
+    from supervising_ui.extensions import db
     from supervising_ui.projects.service import create_project as create
-    return create(name, classes=CLASSES).id
+    project = create(name, classes=CLASSES)
+    # Random order and no automatic retrain (new projects have the learning loop on): the
+    # benchmark measures labeling alone; its retrain check starts one on purpose.
+    project.serving_order, project.retrain_every = "random", 0
+    db.session.commit()
+    return project.id
 
 
 def insert_images(project_id: int, rows: list[dict]) -> None:

@@ -38,6 +38,18 @@
     }
   }
 
+  // The counts at the top of the page, read again from the page itself once a job is done.
+  function refreshCounts() {
+    fetch(window.location.pathname, {credentials: "same-origin"})
+      .then((response) => response.text())
+      .then((html) => {
+        const fresh = new DOMParser().parseFromString(html, "text/html").getElementById("project-counts");
+        const shown = document.getElementById("project-counts");
+        if (fresh && shown) shown.replaceWith(fresh);
+      })
+      .catch(() => {});
+  }
+
   function poll(url) {
     fetch(url, {headers: {"Accept": "application/json"}, credentials: "same-origin"})
       .then((response) => response.json())
@@ -46,9 +58,7 @@
         if (job.state === "done") {
           show(1, what + " finished.");
           showReport(job.result || {});
-          const reload = element("a", "Reload the page to see the new counts");
-          reload.href = window.location.pathname;
-          reportBox.append(reload);
+          refreshCounts();
         } else if (job.state === "failed") {
           show(job.progress, what + " failed: " + job.error);
         } else {

@@ -18,7 +18,8 @@
 
   const state = {
     current: null, picture: null, selected: null, shownAt: 0, busy: false,
-    prefetched: null, zoom: 1, stretch: false, sinceProgress: 0, mineToday: 0,
+    prefetched: null, zoom: 1, stretch: false, sinceProgress: 0, mineToday: 0, done: 0, total: 0,
+    labelsPerImage: 0,
   };
 
   // --- talking to the server ---------------------------------------------------------------
@@ -81,6 +82,8 @@
     fitZoom();
     $("filename").textContent = item.payload.filename;
     $("pick").textContent = `(${item.payload.pick})`;
+    $("pick").title = item.payload.pick_reason || "";
+    $("pick-reason").textContent = item.payload.pick_reason || "";
     renderSuggestion(item.payload.suggestion);
     renderMetadata(item.payload);
     renderSelection();
@@ -231,6 +234,35 @@
     await advance();
   });
 
+  // "Unsure" counts like Later for assignment, with an optional comment for reviewers.
+  function askUnsure() {
+    if (!state.current) return;
+    $("unsure-form").hidden = false;
+    $("unsure-comment").value = "";
+    $("unsure-comment").focus();
+  }
+
+  function closeUnsure() {
+    $("unsure-form").hidden = true;
+    $("viewport").focus();
+  }
+
+  const unsure = () => withBusy(async () => {
+    if (!state.current) return;
+    const comment = $("unsure-comment").value;
+    const { status, data } = await api("POST", `/api/images/${state.current.image_id}/later`,
+                                       { unsure: true, comment });
+    if (status !== 200) { say(data?.error || `unsure failed (${status})`, "error"); return; }
+    closeUnsure();
+    say("Put off as unsure.");
+    await advance();
+  });
+
+  function toggleGuide() {
+    const guide = $("guide");
+    if (guide.open) guide.close(); else guide.showModal();
+  }
+
   const undo = () => withBusy(async () => {
     const { status, data } = await api("POST", `/api/projects/${projectId}/undo`, {});
     if (status !== 200) { say(data?.error || `undo failed (${status})`, "error"); return; }
@@ -238,6 +270,7 @@
     state.prefetched = null;
     state.mineToday = Math.max(0, state.mineToday - 1);
     $("mine-today").textContent = state.mineToday;
+    if (state.labelsPerImage === 1 && state.done > 0) { state.done -= 1; showDone(); }
     canvas.hidden = false;
     $("empty").hidden = true;
     await show({ payload: data, picture: loadPicture(data.image_url) });
@@ -247,10 +280,22 @@
 
   // --- progress ------------------------------------------------------------------------------
 
+  // Each label counts at once on the page (an image with one label per image is done with
+  // it); every PROGRESS_EVERY labels the counts are read again, with the other labelers' work.
   function countLabel() {
     state.mineToday += 1;
     $("mine-today").textContent = state.mineToday;
+    if (state.labelsPerImage === 1 && state.done < state.total) {
+      state.done += 1;
+      showDone();
+    }
     if (++state.sinceProgress >= PROGRESS_EVERY) refreshProgress();
+  }
+
+  function showDone() {
+    $("done").textContent = state.done;
+    $("total").textContent = state.total;
+    $("progress-bar").style.width = `${state.total ? (100 * state.done) / state.total : 0}%`;
   }
 
   async function refreshProgress() {
@@ -259,9 +304,8 @@
     if (status !== 200) return;
     state.mineToday = data.mine_today;
     $("mine-today").textContent = data.mine_today;
-    $("done").textContent = data.done;
-    $("total").textContent = data.total;
-    $("progress-bar").style.width = `${data.total ? (100 * data.done) / data.total : 0}%`;
+    Object.assign(state, { done: data.done, total: data.total, labelsPerImage: data.labels_per_image });
+    showDone();
   }
 
   // --- keys and controls ---------------------------------------------------------------------
@@ -270,8 +314,9 @@
     if (event.ctrlKey || event.metaKey || event.altKey) return;
     if (event.target.matches("input[type=text], textarea")) return;
     const key = event.key.length === 1 ? event.key.toLowerCase() : event.key;
+    if ($("guide").open && key !== "?") return;  // the open guide takes only "?" and Esc
     const actions = {
-      Enter: submit, l: later, u: undo, Backspace: undo,
+      Enter: submit, l: later, u: undo, Backspace: undo, n: askUnsure, "?": toggleGuide,
       s: () => { $("stretch").checked = !$("stretch").checked; state.stretch = $("stretch").checked; draw(); },
       "+": () => setZoom(state.zoom * 1.25), "=": () => setZoom(state.zoom * 1.25),
       "-": () => setZoom(state.zoom / 1.25), "0": fitZoom,
@@ -284,6 +329,14 @@
   for (const [name, button] of buttons) button.addEventListener("click", () => select(name));
   $("submit").addEventListener("click", submit);
   $("later").addEventListener("click", later);
+  $("unsure").addEventListener("click", askUnsure);
+  $("unsure-form").addEventListener("submit", (event) => { event.preventDefault(); unsure(); });
+  $("unsure-cancel").addEventListener("click", closeUnsure);
+  $("unsure-comment").addEventListener("keydown", (event) => {
+    if (event.key === "Escape") { event.preventDefault(); closeUnsure(); }
+  });
+  $("guide-button").addEventListener("click", toggleGuide);
+  $("guide-close").addEventListener("click", () => $("guide").close());
   $("undo").addEventListener("click", undo);
   $("stretch").addEventListener("change", () => { state.stretch = $("stretch").checked; draw(); });
   $("contrast").addEventListener("input", applyFilters);

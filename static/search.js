@@ -59,9 +59,19 @@
       $("confidence-value").textContent = formatConfidence($("min-confidence").value);
     }
 
+    // The groups page counts one class at a confidence threshold: it keeps the first class
+    // ticked here and the threshold, so the user lands where they were.
+    function groupsLink() {
+      const kept = new URLSearchParams();
+      if (params.get("class")) kept.set("class", params.get("class"));
+      kept.set("min_confidence", params.get("min_confidence") || "");
+      return `${$("groups-link").dataset.base}?${kept}`;
+    }
+
     async function run() {
       showControls();
       $("csv-link").href = `${root.dataset.csv}?${params}`;
+      if ($("groups-link")) $("groups-link").href = groupsLink();
       try {
         const answer = await getJSON(`${root.dataset.api}?${params}`);
         $("error").hidden = true;
@@ -242,6 +252,12 @@
     picture.src = canvas.dataset.src;
     $("detail-stretch").addEventListener("change", draw);
     if (location.search) $("back-to-search").href += location.search;
+    // The arrow keys step through the search's results, as the links above do.
+    document.addEventListener("keydown", (event) => {
+      if (event.target.matches("input, select, textarea") || event.ctrlKey || event.metaKey || event.altKey) return;
+      const link = { ArrowLeft: $("previous-image"), ArrowRight: $("next-image") }[event.key];
+      if (link) { event.preventDefault(); location.href = link.href; }
+    });
     for (const button of document.querySelectorAll(".label-button")) {
       button.addEventListener("click", () => submitLabel(button.value));
     }

@@ -59,6 +59,13 @@ DEFAULTS = {
     "FILE_UMASK": 0o077,
     # A retrain needs at least this many labeled images (by consensus).
     "RETRAIN_MIN_LABELS": 10,
+    # The learning loop of a new project, on from the start: the images the serving model is
+    # least sure of come first (random until a model serves), and a quick retrain is queued
+    # after every NEW_PROJECT_RETRAIN_EVERY labels (0: only on request). Each project's
+    # settings page changes both. 20 labels take a labeler about a minute or more, about
+    # what a first quick retrain takes on a 2-core machine (docs/first-hour.md).
+    "NEW_PROJECT_SERVING_ORDER": "least_confidence",
+    "NEW_PROJECT_RETRAIN_EVERY": 20,
     # Backbone of retrained models: efficientnet_lite0 or alexnet.
     "RETRAIN_BACKBONE": "efficientnet_lite0",
     # Last backbone blocks the quick retrain trains along with its head, over cached
@@ -101,6 +108,8 @@ _ENV_PARSERS = {
     "JOB_SHUTDOWN_GRACE_SECONDS": float,
     "FILE_UMASK": lambda value: int(value, 8),
     "RETRAIN_MIN_LABELS": int,
+    "NEW_PROJECT_SERVING_ORDER": str,
+    "NEW_PROJECT_RETRAIN_EVERY": int,
     "RETRAIN_BACKBONE": str,
     "RETRAIN_DEVICE": str,
     "RETRAIN_TOP_BLOCKS": int,

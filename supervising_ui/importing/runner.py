@@ -123,7 +123,7 @@ class _Importer:
                       label_count=1 if candidate.label else 0)
         label = None if candidate.label is None else Label(
             project_id=self.project_id, image=image, user_id=self.user_id,
-            label_class_id=self.class_ids[candidate.label])
+            label_class_id=self.class_ids[candidate.label], imported=True)
         db.session.add_all([image] + ([label] if label else []))
         self.known_hashes.add(digest)
         self.batch.append((candidate.name, image, label))
@@ -175,7 +175,7 @@ class _Importer:
                           label_count=image.label_count)
             fresh_label = None if label is None else Label(
                 project_id=self.project_id, image=fresh, user_id=label.user_id,
-                label_class_id=label.label_class_id)
+                label_class_id=label.label_class_id, imported=True)
             self._stamp([fresh])
             db.session.add_all([fresh] + ([fresh_label] if fresh_label else []))
             db.session.commit()

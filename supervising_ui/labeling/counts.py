@@ -16,11 +16,11 @@ from .settings import ProjectSettings
 def labeling_counts(project: ProjectSettings, user_id: int, now: datetime) -> dict:
     """Count the user's labels today (UTC) and the project's fully labeled and total images."""
     start_of_day = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    # The labeler's own work: labels an import attributed to them are not.
+    mine = (Label.user_id == user_id, Label.project_id == project.id, Label.imported.is_(False))
     mine_today = db.session.scalar(select(func.count(Label.id)).where(
-        Label.user_id == user_id, Label.project_id == project.id,
-        Label.created_at >= start_of_day))
-    mine_total = db.session.scalar(select(func.count(Label.id)).where(
-        Label.user_id == user_id, Label.project_id == project.id))
+        *mine, Label.created_at >= start_of_day))
+    mine_total = db.session.scalar(select(func.count(Label.id)).where(*mine))
     images = Image.__table__
     done = db.session.scalar(select(func.count()).select_from(images).where(
         images.c.project_id == project.id, images.c.label_count >= project.labels_per_image))

@@ -246,10 +246,18 @@ def clamp_seconds(seconds_spent) -> float | None:
     return min(max(seconds, 0.0), MAX_SECONDS_SPENT)
 
 
-def put_off(image_id: int, user, now: datetime) -> None:
-    """Record that user put an image off with Later and end their lease on it."""
+# Longest comment kept with an "unsure" (the column's size).
+UNSURE_COMMENT_CHARACTERS = 500
+
+
+def put_off(image_id: int, user, now: datetime, unsure: bool = False,
+            comment: str | None = None) -> None:
+    """Record that user put an image off with Later, or as unsure (with an optional comment),
+    and end their lease on it. Unsure counts like Later for assignment; reviewers and the
+    export see it. A second put-off of the same image keeps the first, unless it says unsure."""
     user_id = user.id
     skip = Skip.__table__
+    comment = ((comment or "").strip()[:UNSURE_COMMENT_CHARACTERS] or None) if unsure else None
     with serialized_write():
         db.session.execute(update(IMAGE).where(IMAGE.c.id == image_id,
                                                IMAGE.c.leased_to_id == user_id)
@@ -259,7 +267,11 @@ def put_off(image_id: int, user, now: datetime) -> None:
         try:
             if already is None:
                 db.session.execute(insert(skip).values(image_id=image_id, user_id=user_id,
-                                                       created_at=now))
+                                                       created_at=now, unsure=unsure,
+                                                       comment=comment))
+            elif unsure:
+                db.session.execute(update(skip).where(skip.c.id == already).values(
+                    unsure=True, comment=comment))
             db.session.commit()
         except IntegrityError:  # the same Later twice at once: the first one counts
             db.session.rollback()

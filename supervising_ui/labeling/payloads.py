@@ -24,7 +24,34 @@ def image_payload(image_id: int, project: ProjectSettings, given: Assignment) ->
             "image_url": f"/api/images/{image_id}/file", "filename": image["original_name"],
             "width": image["width"], "height": image["height"], "metadata": image["meta"] or {},
             "lease_expires_at": iso_utc(given.lease_expires_at), "pick": given.pick,
+            "pick_reason": pick_reason(given.pick, project),
             "suggestion": suggestion.to_json() if suggestion else None}
+
+
+def pick_reason(pick: str, project: ProjectSettings) -> str:
+    """Say in a sentence why the labeler got this image (the page shows it beside the name)."""
+    uncertainty_order = project.serving_order != "random"
+    if pick == "uncertainty":
+        return f"the serving model v{project.serving_version} is least sure of this image"
+    if pick == "audit":
+        return (f"a random image: {100 * project.audit_share:.0f}% are, so that the model's "
+                "figures are measured on images it did not choose")
+    if pick == "random" and uncertainty_order and project.serving_model_id is None:
+        after = f" after {project.retrain_every} labels" if project.retrain_every else \
+            " once an admin retrains"
+        return ("random: no model serves yet; the least certain images come first once the "
+                f"first retrain has made one{after}")
+    if pick == "random" and uncertainty_order:
+        return "random: the serving model has predicted no other open image"
+    if pick == "random":
+        return "random order, as the project's settings ask"
+    if pick == "put_off":
+        return "an image you put off with Later: nothing else is left"
+    if pick == "held":
+        return "the image you were given before (still yours)"
+    if pick == "undo":
+        return "the image whose label you took back"
+    return pick
 
 
 def next_image_payload(project: ProjectSettings, user, now: datetime,

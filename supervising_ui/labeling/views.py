@@ -10,8 +10,9 @@ from flask import Blueprint, abort, jsonify, render_template, request, send_file
 from flask_login import current_user
 
 from .. import storage
+from ..faults import retry_safe
 from ..models import utcnow
-from . import access, counts, decisions, payloads
+from . import access, counts, decisions, guide, payloads
 from .access import StoredImage
 from .leases import statements_commit_alone
 from .settings import LabelingError, ProjectSettings
@@ -20,9 +21,11 @@ blueprint = Blueprint("labeling", __name__)
 
 # Keys that act on the page; class keys skip the letters among them.
 ACTION_KEYS = {"Enter": "submit the selected class", "L": "later: leave this image to others",
+               "N": "not sure: put it off as unsure, with an optional comment",
+               "?": "the field guide: what each class looks like",
                "U / Backspace": "undo: change your previous label",
                "S": "contrast stretch on/off", "+ / - / wheel": "zoom", "0": "fit"}
-_ACTION_LETTERS = set("lus")
+_ACTION_LETTERS = set("lnus")
 CLASS_KEYS = "123456789" + "".join(c for c in "abcdefghijklmnopqrstuvwxyz"
                                    if c not in _ACTION_LETTERS)
 # Images never change under an id, so browsers may keep them for a year.
@@ -81,7 +84,8 @@ def page(project_id):
     if project is None:
         abort(404)
     return render_template("label.html", project=project,
-                           classes=class_keys(project.class_names), actions=ACTION_KEYS)
+                           classes=class_keys(project.class_names), actions=ACTION_KEYS,
+                           guide=guide.field_guide(project.id))
 
 
 @blueprint.get("/api/projects")
@@ -138,6 +142,7 @@ def api_image_file(image_id):
 
 
 @blueprint.post("/api/images/<int:image_id>/labels")
+@retry_safe  # a label is stored once per request_id: a second run returns the stored one
 @one_statement_writes
 def api_submit(image_id):
     """Store the user's label for an image: 201 new, 200 a repeat of the same request_id."""
@@ -157,7 +162,15 @@ def api_submit(image_id):
 
 @blueprint.post("/api/images/<int:image_id>/later")
 def api_later(image_id):
-    """Put an image off: others get it first; it comes back only when nothing else is left."""
+    """Put an image off: others get it first; it comes back only when nothing else is left.
+
+    A JSON body {"unsure": true, "comment": TEXT} marks it unsure, with an optional comment.
+    """
     image, _ = _image(image_id)
-    decisions.put_off(image.id, _labeler(), utcnow())
-    return jsonify(image_id=image.id, put_off=True)
+    body = request.get_json(silent=True)
+    body = body if isinstance(body, dict) else {}
+    unsure, comment = body.get("unsure") is True, body.get("comment")
+    if comment is not None and not isinstance(comment, str):
+        api_error("comment must be text", 400)
+    decisions.put_off(image.id, _labeler(), utcnow(), unsure=unsure, comment=comment)
+    return jsonify(image_id=image.id, put_off=True, unsure=unsure)

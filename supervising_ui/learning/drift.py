@@ -17,12 +17,13 @@ from __future__ import annotations
 
 from collections import Counter
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from ..consensus import consensus_class_ids
 from ..extensions import db
 from ..importing import batches
-from ..models import Image, ImportBatch, ModelVersion, Prediction, Project
+from ..ml.intervals import proportion
+from ..models import Image, ImportBatch, Label, ModelVersion, Prediction, Project
 from .facets import CONFIDENCE_THRESHOLD
 
 ABSTENTION_EXCESS = 0.15
@@ -89,6 +90,18 @@ def _mix_rows(project: Project, predicted: dict[int, float], labeled: dict[int, 
     return sorted(rows, key=lambda row: (-max(row["predicted"], row["labeled"]), row["class"]))
 
 
+def _not_trained_on(version: ModelVersion, image_ids: list[int]) -> set[int]:
+    """The images of image_ids that version did not train on: those it held out, and those
+    first labeled after it was made (labels made while it trained count as seen)."""
+    held_out = set((version.metrics or {}).get("held_out_image_ids") or [])
+    first_labeled = dict(db.session.execute(
+        select(Label.image_id, func.min(Label.created_at)).where(Label.image_id.in_(image_ids))
+        .group_by(Label.image_id)).all()) if image_ids else {}
+    return {image_id for image_id in image_ids
+            if image_id in held_out or first_labeled.get(image_id, version.created_at)
+            > version.created_at}
+
+
 def drift_panel(project: Project, serving: ModelVersion | None, batch_id: int | None,
                 held_out_abstained: float | None) -> dict:
     """Everything the drift panel shows for one batch (the latest unless batch_id is given)."""
@@ -108,13 +121,16 @@ def drift_panel(project: Project, serving: ModelVersion | None, batch_id: int | 
     labeled_mix = class_mix([class_id for image_id, class_id in consensus.items()
                              if image_id not in in_batch])
     distance = total_variation(predicted_mix, labeled_mix) if predicted_mix and labeled_mix else None
+    unseen = _not_trained_on(serving, [image_id for image_id, _, _ in predictions
+                                       if image_id in consensus])
     checked = [(class_id, consensus[image_id]) for image_id, class_id, _ in predictions
-               if image_id in consensus]
+               if image_id in unseen]
     return panel | {
         "progress": batches.batch_progress(project, batch.id),
         "predicted": len(predictions), "unpredicted": len(in_batch) - len(predictions),
         "histogram": confidence_histogram(confidences), "abstained": abstained,
         "held_out_abstained": held_out_abstained, "mix": _mix_rows(project, predicted_mix, labeled_mix),
         "distance": distance, "labeled_in_batch": len(checked),
-        "accuracy_in_batch": sum(p == t for p, t in checked) / len(checked) if checked else None,
+        "accuracy_in_batch": proportion(
+            sum(p == t for p, t in checked) / len(checked) if checked else None, len(checked)),
         "warnings": drift_warnings(len(predictions), abstained, held_out_abstained, distance)}

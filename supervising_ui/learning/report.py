@@ -9,6 +9,7 @@ from sqlalchemy import case, func, select
 
 from ..extensions import db
 from ..jobs import queue as jobs
+from ..ml.intervals import proportion
 from ..models import Job, Label, ModelVersion, Project
 from . import drift, facets
 from .triggers import TRAINING_MODES
@@ -52,6 +53,33 @@ def version_metrics(ml_metrics: dict, how: str, train_count: int, serving: Model
         "timings": ml_metrics.get("timings", {}), "plots": list(PLOT_FILES),
         "held_out_image_ids": held_out_image_ids,
     })
+
+
+def version_figures(version: ModelVersion) -> dict:
+    """A version's accuracies as proportions: held out, the serving model's on the same images,
+    at the confidence threshold, and the recall of each class (None where a class has no
+    held-out image)."""
+    metrics = version.metrics or {}
+    held_out = metrics.get("held_out_count")
+    at = metrics.get("at_threshold") or {}
+    return {"held_out": proportion(metrics.get("held_out_accuracy"), held_out),
+            "compared": proportion(metrics.get("compared_accuracy"), held_out),
+            "at_threshold": proportion(at.get("accuracy"), at.get("kept")),
+            "recall": {name: proportion(values.get("recall"), values.get("support"))
+                       for name, values in (metrics.get("per_class") or {}).items()},
+            "confusion": confusion_view(metrics)}
+
+
+def confusion_view(metrics: dict) -> dict | None:
+    """The confusion matrix without the classes that no held-out image has and none was
+    predicted as (a 25-class project with 9 held-out images is otherwise a sheet of zeros)."""
+    matrix, classes = metrics.get("confusion_matrix"), metrics.get("classes")
+    if not matrix or not classes:
+        return None
+    kept = [i for i in range(len(classes))
+            if sum(matrix[i]) > 0 or sum(row[i] for row in matrix) > 0]
+    return {"classes": [classes[i] for i in kept], "hidden": len(classes) - len(kept),
+            "rows": [[matrix[i][j] for j in kept] for i in kept]}
 
 
 def plot_path(project_id: int, version_id: int, name: str) -> Path | None:
@@ -120,4 +148,5 @@ def model_overview(project: Project, shown_version_id: int | None = None,
             "drift": drift.drift_panel(project, serving, batch_id, held_out_abstained),
             "shown": shown, "jobs": recent, "last_job": recent[0] if recent else None,
             "acceptance": suggestion_acceptance(project.id), "chart": accuracy_chart(versions),
+            "figures": {version.id: version_figures(version) for version in versions},
             "kinds": list(TRAINING_MODES)}

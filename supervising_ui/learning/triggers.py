@@ -74,9 +74,9 @@ def maybe_trigger_retrain(project) -> Job | None:
 def queue_idle_finetunes(now=None) -> list[Job]:
     """Queue a full fine-tune of every project that is idle and has enough new labels.
 
-    Idle: no label for FINETUNE_WHEN_IDLE_MINUTES (0 turns this off). Enough: at least
-    FINETUNE_MIN_NEW_LABELS (and RETRAIN_MIN_LABELS) labels since the project's last fine-tune
-    was queued, or at all. A project with a retrain queued or running is left for the next
+    Idle: no label given in the tool for FINETUNE_WHEN_IDLE_MINUTES (0 turns this off).
+    Enough: at least FINETUNE_MIN_NEW_LABELS (and RETRAIN_MIN_LABELS) labels given in the tool
+    (imported ones do not count) since the project's last fine-tune was queued, or at all. A project with a retrain queued or running is left for the next
     check. The retrain job then serves the fine-tuned model only if it beats the serving one
     on the same held-out images. Each check is two or three indexed queries per project.
     """
@@ -87,7 +87,7 @@ def queue_idle_finetunes(now=None) -> list[Job]:
     queued = []
     for project_id in db.session.scalars(select(Project.id).order_by(Project.id)).all():
         latest = db.session.scalar(select(func.max(Label.created_at)).where(
-            Label.project_id == project_id))
+            Label.project_id == project_id, Label.imported.is_(False)))
         if latest is None or latest > quiet_since or not _finetune_due(project_id):
             continue
         try:
@@ -104,13 +104,20 @@ def _finetune_due(project_id: int) -> bool:
         select(Job).where(Job.project_id == project_id, Job.kind == "retrain")
         .order_by(Job.id.desc())) if (job.params or {}).get("kind") == "finetune"), None)
     config = current_app.config
-    return labels_since(project_id, previous.created_at if previous else None) >= max(
+    return labels_since(project_id, previous.created_at if previous else None,
+                        given_in_the_tool=True) >= max(
         config["FINETUNE_MIN_NEW_LABELS"], config["RETRAIN_MIN_LABELS"])
 
 
-def labels_since(project_id: int, moment) -> int:
-    """How many labels project_id got from moment on (all of them for None): an index range."""
+def labels_since(project_id: int, moment, given_in_the_tool: bool = False) -> int:
+    """How many labels project_id got from moment on (all of them for None): an index range.
+
+    given_in_the_tool leaves out imported labels: an import of a labeled manifest must not
+    arm the idle fine-tune (minutes to hours of CPU) without a word.
+    """
     query = select(func.count(Label.id)).where(Label.project_id == project_id)
     if moment is not None:
         query = query.where(Label.created_at >= moment)
+    if given_in_the_tool:
+        query = query.where(Label.imported.is_(False))
     return db.session.scalar(query)

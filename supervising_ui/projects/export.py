@@ -6,7 +6,8 @@ Kinds:
 - ``consensus``: one row per labeled image: the consensus class (consensus.py, the rule
   training uses; none on a tie), its votes and the agreement;
 - ``manifest``: the training manifest ``filename,label,...metadata``: exactly the images and
-  classes a retrain learns from.
+  classes a retrain learns from;
+- ``unsure``: the images labelers put off as unsure, with their comments.
 
 Times are ISO 8601 UTC with a Z (timestamps.iso_utc). CSV is written by downloads.frame_csv,
 which quotes text a spreadsheet would run as a formula; JSON keeps every value as it is.
@@ -26,13 +27,13 @@ from ..consensus import consensus_labels
 from ..downloads import attachment, frame_csv
 from ..echo import shorten
 from ..extensions import db
-from ..models import Image, Label, LabelClass, ModelVersion, Project, User
+from ..models import Image, Label, LabelClass, ModelVersion, Project, Skip, User
 from ..timestamps import iso_utc
 
 if TYPE_CHECKING:
     import pandas as pd
 
-KINDS = ("labels", "consensus", "manifest")
+KINDS = ("labels", "consensus", "manifest", "unsure")
 FORMATS = ("csv", "json")
 MIMETYPES = {"csv": "text/csv", "json": "application/json"}
 
@@ -96,6 +97,20 @@ def manifest_frame(project: Project) -> pd.DataFrame:
     return frame[[c for c in frame.columns if c != "image_id"] + ["image_id"]]
 
 
+def unsure_frame(project: Project) -> pd.DataFrame:
+    """Return every image a labeler put off as unsure, with who, when and their comment."""
+    import pandas as pd
+    rows = db.session.execute(
+        select(Skip.image_id, Image.original_name, User.username, Skip.created_at, Skip.comment)
+        .join(Image, Image.id == Skip.image_id).join(User, User.id == Skip.user_id)
+        .where(Image.project_id == project.id, Skip.unsure.is_(True))
+        .order_by(Skip.created_at, Skip.id)).all()
+    frame = pd.DataFrame([tuple(row) for row in rows],
+                         columns=["image_id", "filename", "labeler", "created_at", "comment"])
+    frame["created_at"] = [iso_utc(moment) for moment in frame["created_at"]]
+    return frame
+
+
 def _with_metadata(frame: pd.DataFrame, metas: list[dict | None]) -> pd.DataFrame:
     """Append the images' metadata as columns; a key that clashes gets a 'meta_' prefix."""
     import pandas as pd
@@ -104,7 +119,8 @@ def _with_metadata(frame: pd.DataFrame, metas: list[dict | None]) -> pd.DataFram
     return pd.concat([frame, meta], axis=1)
 
 
-BUILDERS = {"labels": labels_frame, "consensus": consensus_frame, "manifest": manifest_frame}
+BUILDERS = {"labels": labels_frame, "consensus": consensus_frame, "manifest": manifest_frame,
+            "unsure": unsure_frame}
 
 
 def export_frame(project: Project, kind: str) -> pd.DataFrame:

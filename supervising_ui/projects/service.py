@@ -1,29 +1,14 @@
 """Projects and their class lists (presets, creation, edits that never lose labels), and the
 project and image look-ups of the pages."""
+from flask import current_app
 from sqlalchemy import func, select, update
 
 from ..echo import shorten
 from ..extensions import db
 from ..models import SERVING_ORDERS, Image, Label, LabelClass, Prediction, Project
 from ..search import index as search_index
+from .presets import PRESET_COLOR_INPUT, PRESET_DESCRIPTIONS, PRESET_GROUP_COLUMNS, PRESETS
 
-PRESETS = {
-    # HiRISENet's orbital landmark classes (Wagstaff et al. 2018).
-    "hirise": ["crater", "dark_dune", "bright_dune", "streak", "other", "edge"],
-    # MSLNet's rover-part and scene classes, spelled as the MSL data set spells them
-    # (Stanboli and Wagstaff, doi:10.5281/zenodo.1049137); its class list names "sun" too.
-    "msl": [
-        "apxs", "apxs cal target", "chemcam cal target", "chemin inlet open", "drill",
-        "drill holes", "drt front", "drt side", "ground", "horizon", "inlet", "mahli",
-        "mahli cal target", "mastcam", "mastcam cal target", "observation tray", "portion box",
-        "portion tube", "portion tube opening", "rems uv sensor", "rover rear deck", "scoop",
-        "sun", "turret", "wheel",
-    ],
-}
-# Metadata column that groups correlated images, per preset.
-PRESET_GROUP_COLUMNS = {"hirise": "source_id", "msl": "sol"}
-# Presets whose images are in colour and whose models learn from it (HiRISE crops are grayscale).
-PRESET_COLOR_INPUT = {"msl"}
 # The choices of the settings form's "model input" field: whether color_input is on.
 MODEL_INPUTS = {"grayscale": False, "color": True}
 
@@ -58,10 +43,15 @@ def create_project(name: str, classes: list[str] | None = None, preset: str | No
         raise ProjectError("a project needs at least one class (or a preset)")
     if labels_per_image < 1:
         raise ProjectError("labels per image must be at least 1")
+    config = current_app.config
     project = Project(name=name, description=description, labels_per_image=labels_per_image,
                       group_column=PRESET_GROUP_COLUMNS.get(preset),
-                      color_input=preset in PRESET_COLOR_INPUT)
-    project.classes = [LabelClass(name=class_name, position=index)
+                      color_input=preset in PRESET_COLOR_INPUT,
+                      serving_order=config["NEW_PROJECT_SERVING_ORDER"],
+                      retrain_every=config["NEW_PROJECT_RETRAIN_EVERY"])
+    descriptions = PRESET_DESCRIPTIONS.get(preset, {})
+    project.classes = [LabelClass(name=class_name, position=index,
+                                  description=descriptions.get(class_name, ""))
                        for index, class_name in enumerate(classes)]
     db.session.add(project)
     db.session.commit()
@@ -131,6 +121,20 @@ def add_class(project: Project, name: str) -> LabelClass:
 def rename_class(label_class: LabelClass, name: str) -> None:
     """Rename a class; its labels keep pointing at it."""
     label_class.name = _checked_class_name(label_class.project, name, ignore=label_class)
+    db.session.commit()
+
+
+# Longest class description of the field guide.
+DESCRIPTION_CHARACTERS = 2000
+
+
+def describe_class(label_class: LabelClass, description: str) -> None:
+    """Set the field guide's description of a class (at most DESCRIPTION_CHARACTERS)."""
+    description = (description or "").strip()
+    if len(description) > DESCRIPTION_CHARACTERS:
+        raise ProjectError(f"a description has at most {DESCRIPTION_CHARACTERS} characters "
+                           f"(this one {len(description)})")
+    label_class.description = description
     db.session.commit()
 
 

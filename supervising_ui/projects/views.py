@@ -115,6 +115,16 @@ def rename_class(project_id, class_id):
         projects.get_class(project, class_id), request.form.get("name", "")), "Class renamed.")
 
 
+@blueprint.post("/projects/<int:project_id>/classes/<int:class_id>/description")
+@admin_required
+def describe_class(project_id, class_id):
+    """Set a class's description in the labelers' field guide."""
+    project = projects.get_project_or_404(project_id)
+    return _edit_project(project, lambda: projects.describe_class(
+        projects.get_class(project, class_id), request.form.get("description", "")),
+        "Description saved.")
+
+
 @blueprint.post("/projects/<int:project_id>/classes/<int:class_id>/move")
 @admin_required
 def move_class(project_id, class_id):

@@ -113,10 +113,12 @@ def _sort_keys(snapshot: Snapshot, positions: np.ndarray, sort: str) -> np.ndarr
     if sort == "random":
         primary = _scramble(snapshot.image_ids[positions])
     else:
-        confidence = snapshot.class_confidence[positions]
+        # The model's confidence in its own prediction, the figure each result shows: a human
+        # label (class confidence 1) does not lift an image the model is unsure of to the top.
+        confidence = snapshot.confidence[positions]
         steps = np.rint(np.nan_to_num(confidence, nan=0.0) * CONFIDENCE_STEPS).astype(np.int64)
         primary = CONFIDENCE_STEPS - steps if sort == "confidence_desc" else steps
-        primary[np.isnan(confidence)] = _LAST  # images without a class come last either way
+        primary[np.isnan(confidence)] = _LAST  # images without a prediction come last either way
     return (primary << 32) | positions.astype(np.int64)
 
 

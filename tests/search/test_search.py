@@ -140,10 +140,14 @@ def test_the_confidence_slider_and_numeric_ranges(client, auth, atlas):
 def test_sort_orders_and_paging(client, auth, atlas):
     auth.login("lee")
     down, _ = all_items(client, atlas, "sort=confidence_desc", per_page=7)
-    confidences = [item["class_confidence"] for item in down]
-    assert confidences == sorted(confidences, reverse=True)
+    # The model's confidence orders the results (images without a prediction last), not the
+    # class confidence, which is 1 for every human label.
+    predicted = [item["confidence"] for item in down if item["confidence"] is not None]
+    assert predicted == sorted(predicted, reverse=True)
+    assert [item["confidence"] for item in down][len(predicted):] == \
+        [None] * (len(down) - len(predicted))
     up, _ = all_items(client, atlas, "sort=confidence_asc", per_page=7)
-    assert [item["class_confidence"] for item in up] == sorted(confidences)
+    assert [item["confidence"] for item in up][:len(predicted)] == sorted(predicted)
     names, _ = all_items(client, atlas, "sort=filename", per_page=7)
     assert [item["filename"] for item in names] == sorted(item["filename"] for item in names)
     shuffled, _ = all_items(client, atlas, "sort=random", per_page=7)
