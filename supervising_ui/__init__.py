@@ -48,6 +48,7 @@ def create_app(test_config=None) -> Flask:
     # Request checks first: the id converter must exist before the blueprints' routes, and
     # the size limits must run before the login guard reads a form.
     guards.init_app(app)
+    guards.trust_proxies(app)  # TRUSTED_PROXY_HOPS: the client's address behind a proxy
     headers.init_app(app)
     errors.init_app(app)
     # Extensions next: the blueprints' views and the commands need the database and login.

@@ -41,6 +41,13 @@ DEFAULTS = {
     "MAX_REQUEST_BYTES": 1024**2,
     # Served over HTTPS: Secure session cookies and Strict-Transport-Security.
     "SECURE_COOKIES": False,
+    # Reverse proxies in front of the app that may be trusted to set X-Forwarded-For and
+    # X-Forwarded-Proto (Werkzeug's ProxyFix with this many hops); 0: none, the peer's
+    # address is the client's. Set it only when every request comes through those proxies.
+    "TRUSTED_PROXY_HOPS": 0,
+    # Failed logins from one address (any account names) within 15 minutes that block the
+    # address as a whole; one account is blocked from one address after 10.
+    "LOGIN_FAILURES_PER_ADDRESS": 100,
     # Pillow's decompression-bomb limit: images over this many pixels are rejected.
     "MAX_IMAGE_PIXELS": 89_478_485,
     # How long a labeler holds an image before it goes back to the pool.
@@ -100,6 +107,8 @@ _ENV_PARSERS = {
     "MAX_CONTENT_LENGTH": int,
     "MAX_REQUEST_BYTES": int,
     "SECURE_COOKIES": lambda value: value.strip().lower() in ("1", "true", "yes", "on"),
+    "TRUSTED_PROXY_HOPS": int,
+    "LOGIN_FAILURES_PER_ADDRESS": int,
     "MAX_IMAGE_PIXELS": int,
     "LEASE_SECONDS": int,
     "JOB_QUEUE": str,

@@ -1,12 +1,17 @@
 """Who is asking: flask-login's loaders (session cookie or API token), the login-everywhere
-guard with its CSRF check, and admin_required for views.
+guard with its role and CSRF checks, admin_required and session_required for views.
+
+No body is read before the caller's role allows the route: the guard refuses a non-admin on
+an admin route (a view marked by admin_required, or a blueprint whose before_request is)
+with 403 before the CSRF check parses the form (web/guards.py has already refused a
+declared body over the caller's size limit).
 
 The account rules themselves (passwords, roles, sessions, tokens) live in users.py, login
 throttling in throttling.py, and the pages in views.py.
 """
 from functools import wraps
 
-from flask import Flask, abort, jsonify, request
+from flask import Flask, abort, current_app, g, jsonify, request, session
 from flask_login import current_user
 
 from ..extensions import csrf, login_manager
@@ -17,6 +22,10 @@ PUBLIC_ENDPOINTS = {"accounts.login", "static"}
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 # Where a request keeps the user of its token once looked up.
 _TOKEN_USER = "supervising_ui.token_user"
+# The attribute that marks a view (or a blueprint's before_request) as admin-only.
+ADMIN_ONLY = "admin_only"
+# Where Flask-WTF keeps the CSRF token, in the session and in g (its WTF_CSRF_FIELD_NAME).
+CSRF_FIELD = "csrf_token"
 
 
 def init_app(app: Flask) -> None:
@@ -66,14 +75,49 @@ def require_login():
     if "Authorization" in request.headers:
         if load_user_from_token(request) is None:
             return jsonify(error="authentication required: send a valid API token"), 401
+        _refuse_non_admin_on_admin_route()
         return None
     if request.endpoint not in PUBLIC_ENDPOINTS and not current_user.is_authenticated:
         if request.path.startswith("/api/"):
             return jsonify(error="authentication required: log in or send a valid API token"), 401
         return login_manager.unauthorized()
+    _refuse_non_admin_on_admin_route()  # before the CSRF check reads the body
     if request.method not in SAFE_METHODS:
         csrf.protect()
     return None
+
+
+def is_admin_route(endpoint: str | None) -> bool:
+    """Return whether endpoint is for admins only (its view or its blueprint's guard says so)."""
+    view = current_app.view_functions.get(endpoint) if endpoint else None
+    if getattr(view, ADMIN_ONLY, False):
+        return True
+    blueprint = endpoint.rpartition(".")[0] if endpoint else ""
+    return any(getattr(check, ADMIN_ONLY, False)
+               for check in current_app.before_request_funcs.get(blueprint, ()))
+
+
+def _refuse_non_admin_on_admin_route() -> None:
+    """Answer 403 to a signed-in non-admin on an admin route, before anything reads its body."""
+    if current_user.is_authenticated and not current_user.is_admin and \
+            is_admin_route(request.endpoint):
+        abort(403)
+
+
+def rotate_csrf_token() -> None:
+    """Forget the session's CSRF token (at login): the next page gets a fresh one."""
+    session.pop(CSRF_FIELD, None)
+    g.pop(CSRF_FIELD, None)
+
+
+def session_required(view):
+    """Decorate a view that only a signed-in browser may call, never an API token (403)."""
+    @wraps(view)
+    def wrapped(*args, **kwargs):
+        if "Authorization" in request.headers:
+            abort(403, "only a signed-in browser session may do this, not an API token")
+        return view(*args, **kwargs)
+    return wrapped
 
 
 def admin_required(view):
@@ -83,4 +127,5 @@ def admin_required(view):
         if not current_user.is_authenticated or not current_user.is_admin:
             abort(403)
         return view(*args, **kwargs)
+    setattr(wrapped, ADMIN_ONLY, True)  # read by the guard, which checks before CSRF
     return wrapped

@@ -1,9 +1,10 @@
-"""Accounts: users, passwords, roles, sessions and API tokens (the service; views in auth.py)."""
+"""Accounts: users, passwords, roles, sessions and API tokens (the service; views in views.py)."""
 import functools
 import hashlib
 import re
 import secrets
 from datetime import timedelta
+from importlib import resources
 
 from flask import current_app
 from sqlalchemy import bindparam, func, or_, select, update
@@ -16,6 +17,8 @@ from ..models import ROLES, ApiToken, User, utcnow
 from . import login_cache
 
 MIN_PASSWORD_LENGTH = 10
+# Common passwords (those of MIN_PASSWORD_LENGTH or more characters), shipped beside this module.
+COMMON_PASSWORDS_FILE = "common_passwords.txt"
 MAX_TOKEN_DAYS = 3650
 TOKEN_LABEL_LENGTH = 120
 # A token's last-used time is this coarse, so that the API does not write a row per request.
@@ -75,14 +78,25 @@ def generate_password(username: str = "") -> str:
             return password
 
 
+@functools.cache
+def common_passwords() -> frozenset[str]:
+    """Return the shipped list of common passwords (lowercase), read once per process."""
+    text = resources.files(__package__).joinpath(COMMON_PASSWORDS_FILE).read_text("utf-8")
+    return frozenset(line.strip() for line in text.splitlines()
+                     if line.strip() and not line.startswith("#"))
+
+
 def check_password_strength(password: str, username: str = "") -> None:
-    """Refuse passwords that are blank, shorter than MIN_PASSWORD_LENGTH or the user name."""
+    """Refuse passwords that are blank, short, the user name or on the common-password list."""
     if not password.strip():
         raise AccountError("a password cannot be blank")
     if len(password) < MIN_PASSWORD_LENGTH:
         raise AccountError(f"a password needs at least {MIN_PASSWORD_LENGTH} characters")
     if username and password.strip().casefold() == username.strip().casefold():
         raise AccountError("a password cannot be the user name")
+    if password.strip().lower() in common_passwords():
+        raise AccountError("that password is on a list of common passwords that attackers "
+                           "try first: choose another")
 
 
 def _check_role(role: str) -> None:
@@ -140,6 +154,11 @@ def change_password(user: User, current: str, new: str) -> None:
     """Set a new password for user after checking the current one; end their other sessions."""
     if not user.check_password(current):
         raise AccountError("the current password is wrong")
+    set_new_password(user, new)
+
+
+def set_new_password(user: User, new: str) -> None:
+    """Give user a new password (checked for strength) and end their other sessions."""
     check_password_strength(new, user.username)
     user.set_password(new)
     _raise_session_version(user)

@@ -5,7 +5,7 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 
 from . import throttling, users
-from .guard import admin_required
+from .guard import admin_required, rotate_csrf_token, session_required
 
 blueprint = Blueprint("accounts", __name__)
 
@@ -29,13 +29,10 @@ def login():
             user = throttling.log_in(request.form.get("username", ""),
                                          request.form.get("password", ""), request.remote_addr)
         except throttling.LoginThrottled as throttled:
-            minutes = -(-throttled.retry_after // 60)
-            flash(f"Too many failed logins for this account or from this address: "
-                  f"try again in {minutes} minute{'s' if minutes != 1 else ''}.", "error")
-            return (render_template("auth/login.html"), 429,
-                    {"Retry-After": str(throttled.retry_after)})
+            return _throttled("auth/login.html", throttled)
         if user is not None:
             login_user(user)
+            rotate_csrf_token()  # a token seen before the login is worth nothing after it
             return redirect(_safe_next(request.args.get("next")))
         flash("Wrong user name or password, or the account is deactivated.", "error")
     return render_template("auth/login.html")
@@ -50,21 +47,38 @@ def logout():
     return redirect(url_for("accounts.login"))
 
 
+def _throttled(template: str, throttled: throttling.LoginThrottled, **context):
+    """Answer 429 with the form again, saying how many minutes to wait."""
+    minutes = -(-throttled.retry_after // 60)
+    flash(f"Too many failed logins for this account or from this address: "
+          f"try again in {minutes} minute{'s' if minutes != 1 else ''}.", "error")
+    return (render_template(template, **context), 429,
+            {"Retry-After": str(throttled.retry_after)})
+
+
 @blueprint.route("/account/password", methods=["GET", "POST"])
 @login_required
+@session_required
 def password():
-    """Let users change their own password; their other sessions end."""
+    """Let users change their own password; their other sessions end.
+
+    Wrong current passwords count like failed logins (429 after too many).
+    """
     if request.method == "POST":
         try:
             if request.form.get("new_password") != request.form.get("confirm_password"):
                 raise users.AccountError("the two new passwords differ")
-            users.change_password(current_user, request.form.get("current_password", ""),
-                                     request.form.get("new_password", ""))
+            throttling.change_password(current_user, request.form.get("current_password", ""),
+                                       request.form.get("new_password", ""),
+                                       request.remote_addr)
             login_user(current_user._get_current_object())  # this browser stays in, with the new session version
             flash("Password changed.", "info")
             return redirect(url_for("web.home"))
         except users.AccountError as error:
             flash(str(error).capitalize() + ".", "error")
+        except throttling.LoginThrottled as throttled:
+            return _throttled("auth/password.html", throttled,
+                              min_length=users.MIN_PASSWORD_LENGTH)
     return render_template("auth/password.html", min_length=users.MIN_PASSWORD_LENGTH)
 
 
@@ -77,8 +91,12 @@ def tokens():
 
 @blueprint.post("/account/tokens")
 @login_required
+@session_required
 def create_token():
-    """Make an API token for the current user and show it, in this response only."""
+    """Make an API token for the current user and show it, in this response only.
+
+    Only a browser session may: a token cannot mint tokens that outlive its own revocation.
+    """
     try:
         token = users.create_api_token(current_user, request.form.get("label", ""),
                                           request.form.get("expires_days", type=int))

@@ -1,17 +1,24 @@
 """Checks every request passes before a view sees it: size limits, JSON shape, text, ids.
 
 - Size: a request body may be MAX_REQUEST_BYTES (1 MiB) at most, except on the upload route,
-  which may take MAX_CONTENT_LENGTH. A declared Content-Length over the limit is refused with
-  413 before a byte of the body is read; a chunked body without one is cut off at the limit.
+  which may take MAX_CONTENT_LENGTH from an admin (from anyone else it is 1 MiB too: no body
+  is read before the caller's role allows the route). A declared Content-Length over the
+  limit is refused with 413 before a byte of the body is read, and the answer says
+  ``Connection: close`` (the unread body cannot be skipped); a chunked body without one is
+  cut off at the limit.
 - JSON: a body nested deeper than MAX_JSON_DEPTH levels is refused with 400 before parsing.
 - Text: NUL characters and lone UTF-16 surrogates in query parameters, path parts, form fields
   or JSON strings are refused with 400 (the database cannot store them).
 - Ids: every ``<int:...>`` in a route matches 1..2^31-1 only: a bigger or zero id is 404,
   never a database overflow.
+- Proxies: with TRUSTED_PROXY_HOPS set, the client's address and scheme come from that many
+  X-Forwarded-For / X-Forwarded-Proto entries (Werkzeug's ProxyFix); off by default.
 """
 import re
 
 from flask import Flask, abort, current_app, request
+from flask_login import current_user
+from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
 from ..echo import shorten
@@ -41,13 +48,29 @@ def init_app(app: Flask) -> None:
     app.url_map.converters["int"] = IdConverter
     app.before_request(limit_request_size)
     app.before_request(check_request_text)
+    app.after_request(close_after_refused_body)
+
+
+def trust_proxies(app: Flask) -> None:
+    """Take the client's address and scheme from TRUSTED_PROXY_HOPS proxies' headers (0: off)."""
+    hops = app.config["TRUSTED_PROXY_HOPS"]
+    if hops:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)
 
 
 def body_limit() -> int:
-    """Return the largest body the current request's route accepts, in bytes."""
-    if request.endpoint in UPLOAD_ENDPOINTS:
+    """Return the largest body the current request's route accepts from its caller, in bytes."""
+    if request.endpoint in UPLOAD_ENDPOINTS and current_user.is_authenticated and \
+            current_user.is_admin:
         return current_app.config["MAX_CONTENT_LENGTH"]
     return current_app.config["MAX_REQUEST_BYTES"]
+
+
+def close_after_refused_body(response):
+    """Say Connection: close on a 413: the body was left unread, so the connection must end."""
+    if response.status_code == 413:
+        response.headers["Connection"] = "close"
+    return response
 
 
 def limit_request_size():
