@@ -5,11 +5,13 @@ import math
 from pathlib import Path
 
 import numpy as np
+from flask import current_app
 from sqlalchemy import case, func, select
 
 from ..extensions import db
 from ..jobs import queue as jobs
 from ..ml.intervals import proportion
+from ..ml.serving_choice import serving_summary
 from ..models import Job, Label, ModelVersion, Project
 from . import drift, facets
 from .triggers import TRAINING_MODES
@@ -118,7 +120,7 @@ def accuracy_chart(versions: list[ModelVersion]) -> dict:
         return (round(CHART_PAD + span_x * labels / most, 1),
                 round(CHART_HEIGHT - CHART_PAD - span_y * accuracy, 1))
     placed = [{"x": x, "y": y, "labels": labels, "accuracy": accuracy, "version": v.version,
-               "serving": v.is_serving}
+               "serving": v.is_serving, "held_out": v.metrics.get("held_out_count")}
               for labels, accuracy, v in points for x, y in [place(labels, accuracy)]]
     return {"points": placed, "width": CHART_WIDTH, "height": CHART_HEIGHT, "pad": CHART_PAD,
             "max_labels": most, "polyline": " ".join(f"{p['x']},{p['y']}" for p in placed),
@@ -149,4 +151,6 @@ def model_overview(project: Project, shown_version_id: int | None = None,
             "shown": shown, "jobs": recent, "last_job": recent[0] if recent else None,
             "acceptance": suggestion_acceptance(project.id), "chart": accuracy_chart(versions),
             "figures": {version.id: version_figures(version) for version in versions},
+            "serving_path": serving_summary(serving.path, current_app.config["CLASSIFY_PRECISION"])
+            if serving else None,
             "kinds": list(TRAINING_MODES)}

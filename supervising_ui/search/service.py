@@ -13,8 +13,8 @@ from ..accounts import membership
 from ..downloads import attachment
 from ..extensions import db
 from ..models import Image, LabelClass, Project, SearchImage
-from . import engine, groups, index, results, snapshot
-from .query import SearchError, parse_groups, parse_search
+from . import engine, groups, index, results, snapshot, text
+from .query import SearchError, SearchQuery, parse_groups, parse_search
 
 log = logging.getLogger(__name__)
 
@@ -44,14 +44,26 @@ def page_context(project: Project) -> dict:
             "group_column": project.group_column}
 
 
+def _evaluated(project_id: int, pairs, classes: dict[str, int], evaluate):
+    """Parse a search and return (query, evaluate(snapshot, query, words)) on the caught-up
+    snapshot; the free text's words are resolved between two holds of its lock, not inside."""
+    held = snapshot.current(project_id)
+    with held.lock:
+        snapshot.catch_up(held)
+        query: SearchQuery = parse_search(pairs, list(classes), held.columns)
+        values = held.values
+        if not query.words:
+            return query, evaluate(held, query, None)
+    words = text.resolve(project_id, values, query.words, classes)
+    with held.lock:
+        return query, evaluate(held, query, words)
+
+
 def search(project: Project, pairs) -> dict:
     """Answer a search: total, one page of items and the facet counts (SearchError if bad)."""
     classes = class_ids(project.id)
-    held = snapshot.current(project.id)
-    with held.lock:
-        snapshot.catch_up(held)
-        query = parse_search(pairs, list(classes), held.columns)
-        outcome = engine.run(held, query, classes)
+    query, outcome = _evaluated(project.id, pairs, classes, lambda held, query, words:
+                                engine.run(held, query, classes, words))
     names = {class_id: name for name, class_id in classes.items()}
     return {"total": outcome.total, "page": query.page, "per_page": query.per_page,
             "items": results.items(outcome.page_ids, names), "facets": outcome.facets}
@@ -74,21 +86,39 @@ def group_counts(project: Project, pairs) -> dict:
 def csv_download(project: Project, pairs) -> tuple[str, Iterator[str]]:
     """Return the Content-Disposition and the lines of the result as CSV (SearchError if bad)."""
     classes = class_ids(project.id)
-    held = snapshot.current(project.id)
-    with held.lock:
-        snapshot.catch_up(held)
-        query = parse_search(pairs, list(classes), held.columns)
-        image_ids = engine.matching_ids(held, query, classes).tolist()
-        meta_keys = sorted(held.columns, key=held.columns.get)
+    _, (image_ids, meta_keys) = _evaluated(project.id, pairs, classes, lambda held, query, words: (
+        engine.matching_ids(held, query, classes, words).tolist(),
+        sorted(held.columns, key=held.columns.get)))
     names = {class_id: name for name, class_id in classes.items()}
     disposition = attachment(project.name, "-search.csv", f"project-{project.id}")
     return disposition, results.csv_lines(image_ids, names, meta_keys)
 
 
-def image_detail(project: Project, image: Image) -> dict:
-    """Return the detail of one image of project."""
+def image_detail(project: Project, image: Image, pairs=()) -> dict:
+    """Return the detail of one image of project, with the images before and after it in
+    the search that led there (pairs: its parameters; None where there is none, or where
+    those parameters do not make a valid search)."""
     names = {class_id: name for name, class_id in class_ids(project.id).items()}
-    return results.image_detail(image, names)
+    detail = results.image_detail(image, names)
+    try:
+        detail["previous_id"], detail["next_id"] = _neighbours(project, pairs, image.id)
+    except SearchError:
+        detail["previous_id"] = detail["next_id"] = None
+    return detail
+
+
+def _neighbours(project: Project, pairs, image_id: int) -> tuple[int | None, int | None]:
+    """Return the ids before and after image_id among the search's matches, in its order."""
+    classes = class_ids(project.id)
+    _, matched = _evaluated(project.id, [(name, value) for name, value in pairs if name != "page"],
+                            classes, lambda held, query, words:
+                            engine.matching_ids(held, query, classes, words))
+    where = np.flatnonzero(matched == image_id)
+    if not len(where):
+        return None, None
+    at = int(where[0])
+    return (int(matched[at - 1]) if at > 0 else None,
+            int(matched[at + 1]) if at + 1 < len(matched) else None)
 
 
 def thumbnail(image: Image) -> Path | None:

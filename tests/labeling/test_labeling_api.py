@@ -40,8 +40,8 @@ def test_labeling_page_shows_classes_with_their_keys(app, client, auth):
     assert client.get("/projects/999/label").status_code == 404
     assert views.class_keys(["x"] * 40)[9:13] == [
         {"name": "x", "key": "a"}, {"name": "x", "key": "b"}, {"name": "x", "key": "c"},
-        {"name": "x", "key": "d"}], "l, s and u are action keys"
-    assert not {"l", "s", "u"} & set(views.CLASS_KEYS)
+        {"name": "x", "key": "d"}], "l, n, s and u are action keys"
+    assert not {"l", "n", "s", "u"} & set(views.CLASS_KEYS)
 
 
 def test_home_page_links_to_labeling(app, client, auth):
@@ -222,7 +222,7 @@ def test_later_and_undo_over_the_api(app, client, auth):
     headers = {"X-CSRFToken": auth.csrf_token}
     first = client.get(f"/api/projects/{project_id}/next").get_json()["image_id"]
     assert client.post(f"/api/images/{first}/later", headers=headers).get_json() == \
-        {"image_id": first, "put_off": True}
+        {"image_id": first, "put_off": True, "unsure": False}
     second = client.get(f"/api/projects/{project_id}/next").get_json()["image_id"]
     assert second != first
     client.post(f"/api/images/{second}/labels", headers=headers,
