@@ -111,7 +111,7 @@ def gunicorn(env: dict, port: int, workers: int, threads: int,
     unless one is asked for."""
     argv = [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--worker-class",
             "gthread", "--threads", str(threads), "--bind", f"127.0.0.1:{port}",
-            "--log-level", "warning", "--config", "python:supervising_ui.gunicorn_config",
+            "--log-level", "warning", "--config", "python:supervising_ui.web.gunicorn_config",
             "supervising_ui:create_app()"]
     if access_log:  # %(M)s: milliseconds the server spent on the request
         argv[-1:-1] = ["--access-logfile", access_log,
