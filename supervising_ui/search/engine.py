@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import text as free_text
 from .index import STATUS_DISAGREE, STATUS_LABELED, STATUS_UNLABELED
 from .query import SearchQuery
 from .snapshot import Snapshot
@@ -34,16 +35,21 @@ class Outcome:
     facets: dict
 
 
-def run(snapshot: Snapshot, query: SearchQuery, classes: dict[str, int]) -> Outcome:
-    """Evaluate query on snapshot; classes maps the project's class names to ids, in order."""
-    masks = filter_masks(snapshot, query, classes)
+def run(snapshot: Snapshot, query: SearchQuery, classes: dict[str, int],
+        words: tuple[free_text.WordMatch, ...] | None = None) -> Outcome:
+    """Evaluate query on snapshot; classes maps the project's class names to ids, in order.
+
+    words: query's words resolved outside the lock (free_text.resolve), else resolved here.
+    """
+    masks = filter_masks(snapshot, query, classes, words)
     matched = np.flatnonzero(_all(masks, snapshot.size))
     page = ordered(snapshot, matched, query.sort, query.offset + query.per_page)[query.offset:]
     return Outcome(len(matched), snapshot.image_ids[page].tolist(),
                    facets(snapshot, query, classes, masks))
 
 
-def filter_masks(snapshot: Snapshot, query: SearchQuery, classes: dict[str, int]) -> dict:
+def filter_masks(snapshot: Snapshot, query: SearchQuery, classes: dict[str, int],
+                 words: tuple[free_text.WordMatch, ...] | None = None) -> dict:
     """Return one mask per active filter, keyed by the facet it belongs to."""
     masks = {}
     for facet, names, values in (("class", query.classes, snapshot.klass),
@@ -59,19 +65,23 @@ def filter_masks(snapshot: Snapshot, query: SearchQuery, classes: dict[str, int]
     if query.min_confidence is not None or query.max_confidence is not None:
         masks["confidence"] = _range(snapshot.class_confidence, query.min_confidence,
                                      query.max_confidence)
-    if query.text:
-        masks["q"] = _text_mask(snapshot, query.text, classes)
+    if query.words:
+        if words is None:
+            words = free_text.resolve(snapshot.project_id, snapshot.values, query.words, classes)
+        masks["q"] = free_text.mask(snapshot, words)
     return masks
 
 
-def match_mask(snapshot: Snapshot, query: SearchQuery, classes: dict[str, int]) -> np.ndarray:
+def match_mask(snapshot: Snapshot, query: SearchQuery, classes: dict[str, int],
+               words: tuple[free_text.WordMatch, ...] | None = None) -> np.ndarray:
     """Return which images match every filter of query."""
-    return _all(filter_masks(snapshot, query, classes), snapshot.size)
+    return _all(filter_masks(snapshot, query, classes, words), snapshot.size)
 
 
-def matching_ids(snapshot: Snapshot, query: SearchQuery, classes: dict[str, int]) -> np.ndarray:
+def matching_ids(snapshot: Snapshot, query: SearchQuery, classes: dict[str, int],
+                 words: tuple[free_text.WordMatch, ...] | None = None) -> np.ndarray:
     """Return the image ids of every match, in the query's sort order."""
-    matched = np.flatnonzero(match_mask(snapshot, query, classes))
+    matched = np.flatnonzero(match_mask(snapshot, query, classes, words))
     return snapshot.image_ids[ordered(snapshot, matched, query.sort, len(matched))]
 
 
@@ -157,22 +167,6 @@ def _meta_mask(snapshot: Snapshot, column_id: int, meta_filter) -> np.ndarray:
                         [value_id for value_id in value_ids if value_id is not None])
     if meta_filter.low is not None or meta_filter.high is not None:
         mask &= _range(snapshot.numbers(column_id), meta_filter.low, meta_filter.high)
-    return mask
-
-
-def _text_mask(snapshot: Snapshot, text: str, classes: dict[str, int]) -> np.ndarray:
-    """Return the images whose file name, class names or metadata values hold every word."""
-    mask = np.ones(snapshot.size, dtype=bool)
-    for term in text.lower().split():
-        hits = np.zeros(snapshot.size, dtype=bool)
-        hits[snapshot.filename_matches(term)] = True
-        class_ids = [class_id for name, class_id in classes.items() if term in name.lower()]
-        if class_ids:
-            for values in (snapshot.klass, snapshot.label, snapshot.predicted):
-                hits |= np.isin(values, class_ids)
-        for column_id, value_ids in snapshot.values_containing(term).items():
-            hits |= np.isin(snapshot.codes(column_id), value_ids)
-        mask &= hits
     return mask
 
 

@@ -2,7 +2,9 @@
 
 Parameters come as (name, value) pairs, the way a URL carries them: repeatable filters
 (class, label, predicted, status, meta.COLUMN) are OR within a name and AND across names.
-Empty values count as absent, so a form may send every field.
+Empty values count as absent, so a form may send every field. The free text ``q`` is cut into
+words (any case, each counted once, a word inside another left out: the longer one implies
+it), at most MAX_WORDS of them.
 """
 from __future__ import annotations
 
@@ -14,6 +16,8 @@ STATUSES = ("labeled", "unlabeled", "disagree")
 DEFAULT_PER_PAGE, MAX_PER_PAGE = 50, 500
 DEFAULT_GROUPS_PER_PAGE = 100
 MAX_PAGE = 10**9
+# Distinct words a search's free text may hold (each costs a scan of the file names).
+MAX_WORDS = 10
 _REPEATABLE = ("class", "label", "predicted", "status")
 _SINGLE = ("q", "min_confidence", "max_confidence", "sort", "page", "per_page")
 _GROUP_SINGLE = ("min_confidence", "max_confidence", "min_count", "page", "per_page")
@@ -37,6 +41,7 @@ class SearchQuery:
     """A checked search: filters, free text, sort and the page wanted."""
 
     text: str = ""
+    words: tuple[str, ...] = ()
     classes: tuple[str, ...] = ()
     labels: tuple[str, ...] = ()
     predicted: tuple[str, ...] = ()
@@ -84,12 +89,28 @@ def parse_search(pairs, class_names: list[str], column_keys) -> SearchQuery:
     if sort not in SORTS:
         raise SearchError(f"unknown sort {sort!r}: use one of {', '.join(SORTS)}")
     low, high = _confidence_range(given)
+    text = (_single(given, "q") or "").strip()
     return SearchQuery(
-        text=(_single(given, "q") or "").strip(), classes=classes["class"],
+        text=text, words=search_words(text), classes=classes["class"],
         labels=classes["label"], predicted=classes["predicted"], statuses=statuses,
         min_confidence=low, max_confidence=high, meta=meta, sort=sort,
         page=_integer(given, "page", 1, 1, MAX_PAGE),
         per_page=_integer(given, "per_page", DEFAULT_PER_PAGE, 1, MAX_PER_PAGE))
+
+
+def search_words(text: str) -> tuple[str, ...]:
+    """Return the distinct lowercase words of a free text that count (SearchError past MAX_WORDS).
+
+    A word held in another word is dropped: every image that matches the longer one matches
+    it too.
+    """
+    distinct = tuple(dict.fromkeys(text.lower().split()))
+    words = tuple(word for word in distinct
+                  if not any(word != other and word in other for other in distinct))
+    if len(words) > MAX_WORDS:
+        raise SearchError(f"q holds {len(words)} different words: at most {MAX_WORDS}, "
+                          "please narrow the text")
+    return words
 
 
 def parse_groups(pairs, class_names: list[str]) -> GroupsQuery:

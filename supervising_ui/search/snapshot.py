@@ -63,7 +63,9 @@ class Snapshot:
     # Metadata column id -> value id per image (0: the image has no value there).
     meta: dict = field(default_factory=dict)
     columns: dict = field(default_factory=dict)      # key -> column id
-    values: dict = field(default_factory=dict)       # value id -> (column id, text, number)
+    # value id -> (column id, text, number); replaced, never changed in place (search/text.py
+    # reads it without the lock)
+    values: dict = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _numbers: dict = field(default_factory=dict, repr=False)
     _numeric: dict = field(default_factory=dict, repr=False)
@@ -90,20 +92,6 @@ class Snapshot:
     def value_text(self, value_id: int) -> str:
         """Return the text of a value id."""
         return self.values[value_id][1] if value_id in self.values else str(value_id)
-
-    def values_containing(self, term: str) -> dict[int, list[int]]:
-        """Map column id -> ids of its values whose text holds term (any case)."""
-        found: dict[int, list[int]] = {}
-        for value_id, (column_id, text, _) in self.values.items():
-            if term in text.lower():
-                found.setdefault(column_id, []).append(value_id)
-        return found
-
-    def filename_matches(self, term: str) -> np.ndarray:
-        """Return the positions of the images whose file name holds term (any case)."""
-        return self.positions(_read(select(_search.c.image_id).where(
-            _search.c.project_id == self.project_id,
-            _search.c.filename.icontains(term, autoescape=True)), _ID_TYPES)["image_id"])
 
     def numbers(self, column_id: int) -> np.ndarray:
         """Return a column's numeric value per image (NaN where it has none)."""
@@ -144,6 +132,13 @@ class Snapshot:
     def forget_derived(self) -> None:
         """Drop what is computed from the values (after they changed)."""
         self._numbers, self._numeric, self._value_ids = {}, {}, None
+
+
+def filename_ids(project_id: int, term: str) -> np.ndarray:
+    """Return the ids of the project's images whose file name holds term (any case)."""
+    return _read(select(_search.c.image_id).where(
+        _search.c.project_id == project_id,
+        _search.c.filename.icontains(term, autoescape=True)), _ID_TYPES)["image_id"]
 
 
 def locate(sorted_ids: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -302,11 +297,14 @@ def _place_metadata(snapshot: Snapshot, metadata: np.ndarray) -> None:
 def _learn_values(snapshot: Snapshot, value_ids: set[int]) -> None:
     """Read the values (and columns) that new images brought and the snapshot does not know."""
     unknown = sorted(value_ids - set(snapshot.values))
+    if not unknown:
+        return
+    learned = dict(snapshot.values)  # a new dict: searches read the old one without the lock
     for start in range(0, len(unknown), CHUNK):
         for value_id, column_id, text, number in db.session.execute(
                 select(_value.c.id, _value.c.column_id, _value.c.text, _value.c.number)
                 .where(_value.c.id.in_(unknown[start:start + CHUNK]))):
-            snapshot.values[value_id] = (column_id, text, number)
-    if unknown:
-        snapshot.columns = dict(db.session.execute(select(_column.c.key, _column.c.id).where(
-            _column.c.project_id == snapshot.project_id)).all())
+            learned[value_id] = (column_id, text, number)
+    snapshot.values = learned
+    snapshot.columns = dict(db.session.execute(select(_column.c.key, _column.c.id).where(
+        _column.c.project_id == snapshot.project_id)).all())
