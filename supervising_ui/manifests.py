@@ -1,11 +1,14 @@
 """Manifest CSVs: one row per file, a 'filename' column, an optional 'label', metadata columns.
 
 Metadata values are typed (integers and decimals become numbers) so that the catalog can
-compare and sort them; anything that only looks like a number (leading zeros, huge integers)
-stays text.
+compare and sort them; anything that only looks like a number (leading zeros, huge integers,
+decimals too large for a float such as 1e400) stays text, so that no infinity or NaN is ever
+stored (JSON has none). A row holding a NUL character (in a cell, or in the name of a column
+it fills) is reported with its reason: no database can store the character.
 """
 import csv
 import io
+import math
 import re
 
 FILENAME_COLUMN = "filename"
@@ -27,7 +30,8 @@ def typed_value(text: str):
         number = int(text)
         return number if abs(number) <= _LARGEST_EXACT_INTEGER else text
     if _DECIMAL.match(text) and not _LEADING_ZERO.match(text.split(".")[0] or "x"):
-        return float(text)
+        number = float(text)
+        return number if math.isfinite(number) else text
     return text
 
 
@@ -52,11 +56,13 @@ def read_table(data: bytes) -> tuple[list[str], list[tuple[int, list[str]]]]:
     header = [name.strip() for name in rows[0]]
     lowered = [name.lower() for name in header]
     if FILENAME_COLUMN not in lowered:
+        shown = ", ".join(name.replace("\x00", "") for name in header)  # no NUL in a message
         raise ManifestError(f"manifest has no '{FILENAME_COLUMN}' column (its columns: "
-                            f"{', '.join(header) or 'none'})")
+                            f"{shown or 'none'})")
     repeated = sorted({name for name in lowered if name and lowered.count(name) > 1})
     if repeated:
-        raise ManifestError(f"manifest columns repeat: {', '.join(repeated)}")
+        raise ManifestError("manifest columns repeat: "
+                            + ", ".join(name.replace("\x00", "") for name in repeated))
     body = [(line_number, values) for line_number, values in enumerate(rows[1:], start=2)
             if any(value.strip() for value in values)]  # blank lines are not rows
     return header, body
@@ -72,7 +78,8 @@ def read_manifest(data: bytes) -> tuple[list[tuple[int, dict]], list[str]]:
     lowered = [name.lower() for name in header]
     records = [(line_number, _record(header, lowered, values)) for line_number, values in body]
     metadata_columns = [name for name, low in zip(header, lowered, strict=True)
-                        if name and low not in (FILENAME_COLUMN, LABEL_COLUMN)]
+                        if name and "\x00" not in name
+                        and low not in (FILENAME_COLUMN, LABEL_COLUMN)]
     return records, metadata_columns
 
 
@@ -81,6 +88,11 @@ def _record(header: list[str], lowered: list[str], values: list[str]) -> dict:
     record = {"filename": "", "label": None, "metadata": {}, "error": None}
     if len(values) != len(header):
         record["error"] = f"has {len(values)} fields where the header has {len(header)}"
+    unstorable = _unstorable_column(header, values)
+    if unstorable is not None:
+        record["error"] = (f"holds a NUL character (in column '{unstorable}'): "
+                           "no database can store it")
+        values = [value.replace("\x00", "") for value in values]  # the filename names the row
     # A row may have more or fewer fields than the header: that is reported, not refused.
     for name, low, value in zip(header, lowered, values, strict=False):
         if low == FILENAME_COLUMN:
@@ -92,3 +104,12 @@ def _record(header: list[str], lowered: list[str], values: list[str]) -> dict:
     if not record["filename"] and record["error"] is None:
         record["error"] = "has no filename"
     return record
+
+
+def _unstorable_column(header: list[str], values: list[str]) -> str | None:
+    """Return the name of the first column whose value or name (if filled) holds a NUL."""
+    for position, value in enumerate(values):
+        name = header[position] if position < len(header) else f"field {position + 1}"
+        if "\x00" in value or ("\x00" in name and value.strip()):
+            return name.replace("\x00", "")
+    return None

@@ -2,7 +2,11 @@
 metadata and labels, and which are refused before anything is read.
 
 Every path taken from a user (a manifest's file names, a zip's entry names, a server folder)
-is confined to its root: symbolic links and '..' cannot reach files outside it.
+is confined to its root: symbolic links and '..' cannot reach files outside it. An upload's
+zips together may hold MAX_UPLOAD_ENTRIES entries and unpack to MAX_UPLOAD_UNPACKED_BYTES;
+a zip past either is rejected whole, its entry count read from its end record before the
+central directory is loaded. Declared sizes are enough: Python's zipfile never unpacks more
+than an entry declares (it stops there, and the CRC check fails).
 """
 import os
 import re
@@ -21,6 +25,17 @@ from . import ImportRefused
 
 # Files larger than this are refused before being read into memory.
 MAX_FILE_BYTES = 256 * 1024**2
+# What all the zips of one upload may hold: entries, and bytes once unpacked.
+MAX_UPLOAD_ENTRIES = 50_000
+MAX_UPLOAD_UNPACKED_BYTES = 8 * 1024**3
+
+
+@dataclass
+class UnpackBudget:
+    """The entries and unpacked bytes an upload's zips may still hold (one per upload)."""
+
+    entries: int = field(default_factory=lambda: MAX_UPLOAD_ENTRIES)
+    unpacked_bytes: int = field(default_factory=lambda: MAX_UPLOAD_UNPACKED_BYTES)
 
 
 @dataclass
@@ -135,17 +150,34 @@ def safe_zip_name(name: str) -> str | None:
 
 
 def zip_entries(archive_path: Path, archive_name: str, stack: ExitStack,
-                plan: ImportPlan) -> dict[str, Callable[[], bytes]]:
-    """Open a zip (kept open by stack) and return {entry name: reader}; reject unsafe entries."""
+                plan: ImportPlan, budget: UnpackBudget | None = None
+                ) -> dict[str, Callable[[], bytes]]:
+    """Open a zip (kept open by stack) and return {entry name: reader}; reject unsafe entries.
+
+    A zip that would take the upload past its budget (entries, unpacked bytes) is rejected whole.
+    """
+    budget = budget if budget is not None else UnpackBudget()
+    declared = _declared_entry_count(archive_path)
+    if declared is not None and declared > budget.entries:
+        plan.reject(archive_name, f"zip holds {declared} entries: an upload's zips may hold "
+                                  f"{MAX_UPLOAD_ENTRIES} in all; not extracted")
+        return {}
     try:
         archive = stack.enter_context(zipfile.ZipFile(archive_path))
     except (zipfile.BadZipFile, OSError) as error:
         plan.reject(archive_name, f"not a readable zip file ({error})")
         return {}
+    files = [info for info in archive.infolist() if not info.is_dir()]
+    unpacked = sum(info.file_size for info in files)
+    if len(files) > budget.entries or unpacked > budget.unpacked_bytes:
+        plan.reject(archive_name, f"zip unpacks to {len(files)} files, {unpacked} bytes: an "
+                                  f"upload's zips may hold {MAX_UPLOAD_ENTRIES} files and "
+                                  f"{MAX_UPLOAD_UNPACKED_BYTES} bytes in all; not extracted")
+        return {}
+    budget.entries -= len(files)
+    budget.unpacked_bytes -= unpacked
     entries = {}
-    for info in archive.infolist():
-        if info.is_dir():
-            continue
+    for info in files:
         name = safe_zip_name(info.filename)
         if name is None:
             plan.reject(f"{archive_name}: {info.filename}",
@@ -153,6 +185,16 @@ def zip_entries(archive_path: Path, archive_name: str, stack: ExitStack,
         elif not _is_hidden(PurePosixPath(name)):
             entries[name] = _zip_reader(archive, info)
     return entries
+
+
+def _declared_entry_count(archive_path: Path) -> int | None:
+    """Return the entry count a zip's end record declares, or None when it cannot be read."""
+    try:
+        with archive_path.open("rb") as handle:
+            end_record = zipfile._EndRecData(handle)  # noqa: SLF001 (no public reader of it)
+    except (OSError, AttributeError, zipfile.BadZipFile):
+        return None
+    return end_record[zipfile._ECD_ENTRIES_TOTAL] if end_record else None
 
 
 def _zip_reader(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> Callable[[], bytes]:

@@ -21,6 +21,7 @@ from ..models import Job, Project
 from . import ImportRefused
 from .sources import (
     ImportPlan,
+    UnpackBudget,
     file_reader,
     plan_named_files,
     plan_server_import,
@@ -60,11 +61,12 @@ def plan_staged_upload(token: str, stack: ExitStack) -> ImportPlan:
     folder = staging_folder(token)
     names = json.loads((folder / "names.json").read_text())
     entries, manifests, plan = {}, [], ImportPlan()
+    budget = UnpackBudget()  # shared by the upload's zips
     for index, name in enumerate(names):
         path = folder / f"{index:05d}"
         lowered = name.lower()
         if lowered.endswith(".zip"):
-            for entry_name, read in zip_entries(path, name, stack, plan).items():
+            for entry_name, read in zip_entries(path, name, stack, plan, budget).items():
                 if entry_name.lower().endswith(".csv"):  # a manifest packed with its images
                     manifests.append((f"{name}: {entry_name}", read))
                 else:
