@@ -8,6 +8,7 @@ On PostgreSQL this matters beyond the wait itself: submits in one project take t
 the project's search generation (search/index.py) until their commit, so a commit that waits
 for the disk (about 3.5 ms on the development machine) makes every submit of the project wait.
 """
+import logging
 import time
 from pathlib import Path
 
@@ -15,11 +16,13 @@ from flask import Flask
 from flask_migrate import upgrade
 from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import Pool
 
 from .extensions import db, migrate
+
+log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = str(Path(__file__).resolve().parent / "migrations")
 # Connections a process keeps: at least serve's threads per worker (8), so that a busy worker
@@ -146,7 +149,11 @@ def end_read_only_transaction(error) -> None:
         return
     session = db.session()
     if not (session.new or session.dirty or session.deleted):
-        session.commit()
+        try:
+            session.commit()
+        except DBAPIError as failure:  # the connection ended after the answer was made
+            log.warning("could not end a read-only transaction: %s", failure)
+            db.session.remove()
 
 
 @event.listens_for(Engine, "connect")

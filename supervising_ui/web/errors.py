@@ -1,31 +1,33 @@
-"""Error responses: JSON for JSON clients, 503 for a full or read-only disk, 400 for numbers
-no column can hold.
+"""Error responses: JSON for JSON clients, 503 for a full or read-only disk or a lost database
+connection, 400 for numbers no column can hold.
 
 Every error under ``/api/`` (and for a client that asks for JSON first, like the upload
 script) answers ``{"error": message}`` with its status; pages keep Flask's HTML. A full or
 read-only disk, seen as an OSError (ENOSPC, EROFS, EDQUOT) or as the database's own error,
-answers 503 with a plain reason instead of a traceback page.
+answers 503 with a plain reason instead of a traceback page. A request that lost its
+database connection (PostgreSQL restarted, its backend terminated, a stale pooled
+connection) runs once more on a fresh connection where that is safe (reads, and views marked
+``faults.retry_safe`` such as the label submit keyed by its request_id); otherwise, or when
+the second run fails too, it answers 503 with Retry-After and says to retry.
 """
-import errno
 import logging
 import sqlite3
 
-from flask import Flask, jsonify, request
+from flask import Flask, current_app, g, jsonify, request
 from sqlalchemy.exc import DataError, DBAPIError
 from werkzeug.exceptions import BadRequest, HTTPException, ServiceUnavailable
 
+from ..extensions import db
+from ..faults import connection_lost, disk_trouble, is_retry_safe
+
 log = logging.getLogger(__name__)
 
-DISK_ERRNOS = {errno.ENOSPC: "the server's disk is full",
-               errno.EROFS: "the server's disk is read-only",
-               errno.EDQUOT: "the server's disk quota is used up"}
-# What SQLite and PostgreSQL say when they cannot write.
-DATABASE_DISK_MESSAGES = {"database or disk is full": "the database's disk is full",
-                          "attempt to write a readonly database": "the database is read-only",
-                          "no space left on device": "the database's disk is full"}
-DATABASE_DISK_SQLSTATES = {"53100": "the database's disk is full",  # disk_full
-                           "25006": "the database is read-only"}  # read_only_sql_transaction
 RETRY_AFTER_SECONDS = 60
+# A lost connection is usually back at once (a new one is made); a restart takes seconds.
+CONNECTION_RETRY_AFTER_SECONDS = 2
+# Methods whose requests change nothing (or, like `next`, may repeat): run again on a fresh
+# connection after a lost one.
+RETRY_METHODS = ("GET", "HEAD", "OPTIONS")
 
 
 def init_app(app: Flask) -> None:
@@ -33,7 +35,7 @@ def init_app(app: Flask) -> None:
     app.register_error_handler(HTTPException, http_error)  # 500s of uncaught errors too
     app.register_error_handler(OSError, storage_error)
     app.register_error_handler(sqlite3.Error, storage_error)
-    app.register_error_handler(DBAPIError, storage_error)
+    app.register_error_handler(DBAPIError, database_error)
     app.register_error_handler(OverflowError, storage_error)
 
 
@@ -55,23 +57,6 @@ def http_error(error: HTTPException):
     return response
 
 
-def disk_trouble(error: BaseException) -> str | None:
-    """Return a plain reason when error (or what it wraps) means a full or read-only disk."""
-    seen = set()
-    while error is not None and id(error) not in seen:
-        seen.add(id(error))
-        if isinstance(error, OSError) and error.errno in DISK_ERRNOS:
-            return DISK_ERRNOS[error.errno]
-        if getattr(error, "sqlstate", None) in DATABASE_DISK_SQLSTATES:
-            return DATABASE_DISK_SQLSTATES[error.sqlstate]
-        text = str(error).lower()
-        for message, reason in DATABASE_DISK_MESSAGES.items():
-            if message in text and isinstance(error, (sqlite3.Error, DBAPIError)):
-                return reason
-        error = getattr(error, "orig", None) or error.__cause__ or error.__context__
-    return None
-
-
 def storage_error(error: Exception):
     """Answer 503 for a full or read-only disk, 400 for a number out of range; re-raise the rest."""
     reason = disk_trouble(error)
@@ -85,3 +70,28 @@ def storage_error(error: Exception):
         log.warning("%s %s: value out of range: %s", request.method, request.path, error)
         return http_error(BadRequest("a number or text in the request is out of range"))
     raise error
+
+
+def database_error(error: DBAPIError):
+    """Run a safe request again once after a lost database connection; else 503 to retry.
+
+    Other database errors go to storage_error (a full disk, a number out of range).
+    """
+    if not connection_lost(error):
+        return storage_error(error)
+    db.session.remove()  # the pool replaces the dead connection (and those made before it)
+    view = current_app.view_functions.get(request.endpoint)
+    if not g.get("database_retried") and (request.method in RETRY_METHODS or is_retry_safe(view)):
+        g.database_retried = True
+        log.warning("%s %s: the database connection was lost (%s); running it again",
+                    request.method, request.path, error.orig or error)
+        try:  # the request's checks (login, CSRF) run again too, then the view
+            response = current_app.preprocess_request()
+            return response if response is not None else current_app.dispatch_request()
+        except Exception as again:  # handled as the first run's error would have been
+            return current_app.handle_user_exception(again)
+    log.error("%s %s: the database connection was lost (%s)", request.method, request.path,
+              error.orig or error)
+    return http_error(ServiceUnavailable(
+        "the connection to the database was lost: the request may not have been carried out; "
+        "retry it", retry_after=CONNECTION_RETRY_AFTER_SECONDS))
