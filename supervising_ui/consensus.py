@@ -3,6 +3,12 @@
 The majority class wins; a tie between the two most-voted classes leaves the image without
 a consensus label. Training, export and search all take an image's class from here
 (``majority``; ``majority_sql`` is the same rule for a statement, tested to agree).
+
+A project whose consensus method is "dawid-skene" takes its classes from what the consensus
+job stored (image_consensus, written by review/consensus_jobs.py); an image labeled since
+that job ran falls back to the majority until the next one. An image a reviewer settled
+(its latest accept or fix; a reject only removes a label) takes the reviewer's class under either method.
+The search index's class (search/, majority_sql) is still the plain majority.
 """
 from __future__ import annotations
 
@@ -12,7 +18,7 @@ from typing import Hashable, Mapping
 from sqlalchemy import case, func, select
 
 from .extensions import db
-from .models import Label, LabelClass
+from .models import ImageConsensus, Label, LabelClass, Project, Review
 
 
 def majority(votes: Mapping[Hashable, int]):
@@ -35,14 +41,52 @@ def majority_sql(votes):
 
 def consensus_class_ids(project_id: int) -> dict[int, int]:
     """Map image id -> consensus class id for every image of the project that has one."""
+    return {image_id: class_id for image_id, (class_id, _posterior, _count)
+            in consensus_details(project_id)[1].items() if class_id is not None}
+
+
+def consensus_details(project_id: int) -> tuple[str, dict[int, tuple[int | None, float, int]]]:
+    """Return the project's method and, per labeled or settled image, (class id or None,
+    posterior, label count): stored by the consensus job where current, else the majority
+    (posterior: the winner's vote share), and a reviewer's class (posterior 1) where settled."""
+    method = db.session.scalar(select(Project.consensus_method).where(
+        Project.id == project_id)) or "majority"
+    votes = _votes(project_id)
+    details = {}
+    for image_id, counts in votes.items():
+        total, winner = sum(counts.values()), majority(counts)
+        details[image_id] = (winner, max(counts.values()) / total, total)
+    if method != "majority":
+        for image_id, class_id, posterior, count in db.session.execute(
+                select(ImageConsensus.image_id, ImageConsensus.label_class_id,
+                       ImageConsensus.posterior, ImageConsensus.n_labels).where(
+                    ImageConsensus.project_id == project_id, ImageConsensus.method == method)):
+            # Only while its labels are the ones the job saw: a later label or reject falls back.
+            if image_id in details and details[image_id][2] == count:
+                details[image_id] = (class_id, posterior, count)
+    for image_id, class_id in settled_class_ids(project_id).items():
+        details[image_id] = (class_id, 1.0, details.get(image_id, (None, 0.0, 0))[2])
+    return method, details
+
+
+def settled_class_ids(project_id: int) -> dict[int, int]:
+    """Map image id -> the class a reviewer settled (the image's latest accept or fix)."""
+    latest = select(func.max(Review.id)).where(
+        Review.project_id == project_id, Review.decision.in_(("accept", "fix"))) \
+        .group_by(Review.image_id).scalar_subquery()
+    return dict(db.session.execute(select(Review.image_id, Review.label_class_id).where(
+        Review.id.in_(latest))).all())
+
+
+def _votes(project_id: int) -> dict[int, dict[int, int]]:
+    """Map image id -> class id -> votes over the project's labels."""
     rows = db.session.execute(select(Label.image_id, Label.label_class_id, func.count(Label.id))
                               .where(Label.project_id == project_id)
                               .group_by(Label.image_id, Label.label_class_id)).all()
     votes: dict[int, dict[int, int]] = defaultdict(dict)
     for image_id, class_id, count in rows:
         votes[image_id][class_id] = count
-    winners = {image_id: majority(counts) for image_id, counts in votes.items()}
-    return {image_id: class_id for image_id, class_id in winners.items() if class_id is not None}
+    return votes
 
 
 def consensus_labels(project_id: int) -> dict[int, str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
+from typing import Callable
 
 from flask import current_app
 from sqlalchemy import func, select
@@ -38,11 +39,24 @@ def request_retrain(project: Project, kind: str = "quick", created_by_id: int | 
     return jobs.submit("retrain", project.id, params, created_by_id)
 
 
+# Called as hook(project) after every new label (create_app registers them: the consensus job).
+AFTER_LABEL_HOOKS: list[Callable] = []
+
+
+def on_label_recorded(hook: Callable) -> None:
+    """Register hook(project), called after each new label; it must never raise."""
+    if hook not in AFTER_LABEL_HOOKS:  # every create_app registers it again
+        AFTER_LABEL_HOOKS.append(hook)
+
+
 def retrain_after_label(project) -> Job | None:
     """After a new label was committed: maybe queue a retrain, never failing the label's request.
 
     project is a Project or the labeling code's ProjectSettings (both carry id, retrain_every).
+    The after-label hooks run first.
     """
+    for hook in AFTER_LABEL_HOOKS:
+        hook(project)
     try:
         return maybe_trigger_retrain(project)
     except Exception:  # the label is stored; a queue hiccup must not turn it into an error

@@ -10,11 +10,13 @@ from .jobs import JOB_STATES, Job
 from .labels import Label, Skip
 from .learning import ModelVersion, Prediction
 from .projects import SERVING_ORDERS, LabelClass, Project
+from .review import CONSENSUS_METHODS, REVIEW_DECISIONS, ConsensusRun, ImageConsensus, Review
 from .search import SearchColumn, SearchImage, SearchMeta, SearchState, SearchValue
 
 __all__ = [
     "ROLES", "ApiToken", "LoginAttempt", "ProjectMember", "User", "new_random_key", "utcnow",
     "Image", "ImportBatch", "JOB_STATES", "Job", "Label", "Skip", "ModelVersion", "Prediction",
     "SERVING_ORDERS", "LabelClass", "Project", "SearchColumn", "SearchImage", "SearchMeta",
-    "SearchState", "SearchValue",
+    "SearchState", "SearchValue", "CONSENSUS_METHODS", "REVIEW_DECISIONS", "ConsensusRun",
+    "ImageConsensus", "Review",
 ]

@@ -43,6 +43,9 @@ class Project(db.Model):
     members_only: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     # The learning loop's models see the images in colour (red, green, blue) instead of grayscale.
     color_input: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    # How labels become an image's class: "majority" or "dawid-skene" (models/review.py).
+    consensus_method: Mapped[str] = mapped_column(String(16), default="majority",
+                                                  server_default="majority")
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
     classes: Mapped[list[LabelClass]] = relationship(

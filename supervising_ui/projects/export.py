@@ -4,7 +4,8 @@ Kinds:
 - ``labels``: every label with its image, labeler, time, time spent, the model's suggestion
   (shown or hidden) and the image's metadata columns;
 - ``consensus``: one row per labeled image: the consensus class (consensus.py, the rule
-  training uses; none on a tie), its votes and the agreement;
+  training uses; none on a tie), its votes and the agreement, and ``class, posterior,
+  n_labels, method`` (the project's consensus method and that class's posterior);
 - ``manifest``: the training manifest ``filename,label,...metadata``: exactly the images and
   classes a retrain learns from;
 - ``unsure``: the images labelers put off as unsure, with their comments.
@@ -23,7 +24,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 from sqlalchemy.orm import aliased
 
-from ..consensus import consensus_labels
+from ..consensus import consensus_details
 from ..downloads import attachment, frame_csv
 from ..echo import shorten
 from ..extensions import db
@@ -72,14 +73,22 @@ def consensus_frame(project: Project) -> pd.DataFrame:
     """Return one row per labeled image: consensus class (learning.consensus), its votes, agreement."""
     import pandas as pd
     labels = labels_frame(project)
-    columns = ["image_id", "filename", "label", "votes", "labels", "agreement", "complete"]
+    columns = ["image_id", "filename", "label", "votes", "labels", "agreement", "complete",
+               "class", "posterior", "n_labels", "method"]
     if labels.empty:
         return pd.DataFrame(columns=columns)
     counts = labels.groupby(["image_id", "label"]).size()
     frame = counts.groupby("image_id").agg(votes="max", labels="sum")
-    # WHICH class an image gets is the one consensus rule's answer (None on a tie).
-    winners = consensus_labels(project.id)
-    frame["label"] = [winners.get(image_id) for image_id in frame.index]
+    # WHICH class an image gets is the one consensus rule's answer (None on a tie), with the
+    # project's method (majority or Dawid-Skene) and its posterior.
+    method, details = consensus_details(project.id)
+    names = {label_class.id: label_class.name for label_class in project.classes}
+    found = [details.get(image_id, (None, 0.0, 0)) for image_id in frame.index]
+    frame["label"] = [names.get(class_id) for class_id, _posterior, _count in found]
+    frame["class"] = frame["label"]
+    frame["posterior"] = [round(posterior, 4) for _class_id, posterior, _count in found]
+    frame["n_labels"] = frame["labels"]
+    frame["method"] = method
     frame["agreement"] = frame["votes"] / frame["labels"]
     frame["complete"] = frame["labels"] >= project.labels_per_image
     frame = frame.join(labels.drop_duplicates("image_id").set_index("image_id")["filename"])

@@ -1,0 +1,64 @@
+"""Labels a team can trust: each image's stored consensus, each project's consensus run, reviews."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ..extensions import db
+from .common import utcnow
+
+CONSENSUS_METHODS = ("majority", "dawid-skene")
+REVIEW_DECISIONS = ("accept", "fix", "reject")
+
+
+class ImageConsensus(db.Model):
+    """An image's class as the project's consensus method last computed it, with its posterior."""
+
+    __table_args__ = (UniqueConstraint("image_id"),
+                      Index("ix_image_consensus_project", "project_id", "image_id"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("project.id"))
+    image_id: Mapped[int] = mapped_column(ForeignKey("image.id"))
+    # None: no class (a tie under majority).
+    label_class_id: Mapped[int | None] = mapped_column(ForeignKey("label_class.id"))
+    # Probability of that class (Dawid-Skene), or the winning vote share (majority); 1 if settled.
+    posterior: Mapped[float] = mapped_column(Float, default=0.0)
+    n_labels: Mapped[int] = mapped_column(Integer, default=0)
+    method: Mapped[str] = mapped_column(String(16), default="majority")
+
+
+class ConsensusRun(db.Model):
+    """A project's last consensus computation: what it saw, and the labelers' estimated confusions."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("project.id"), unique=True)
+    method: Mapped[str] = mapped_column(String(16), default="majority")
+    computed_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # The highest label and review ids it saw (and how many labels): newer ones make it stale.
+    last_label_id: Mapped[int] = mapped_column(Integer, default=0)
+    last_review_id: Mapped[int] = mapped_column(Integer, default=0)
+    label_total: Mapped[int] = mapped_column(Integer, default=0)
+    # {user_id: {"true class": {"given class": probability}}} from Dawid-Skene (None: majority).
+    confusions: Mapped[dict | None] = mapped_column(JSON)
+
+
+class Review(db.Model):
+    """A reviewer's decision on an image: accept, fix (the right class) or reject a label."""
+
+    __table_args__ = (Index("ix_review_project_image", "project_id", "image_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("project.id"))
+    image_id: Mapped[int] = mapped_column(ForeignKey("image.id"))
+    reviewer_id: Mapped[int] = mapped_column(ForeignKey("user.id"), index=True)
+    decision: Mapped[str] = mapped_column(String(8))
+    # The class the decision settles (accept, fix); None for a reject.
+    label_class_id: Mapped[int | None] = mapped_column(ForeignKey("label_class.id"))
+    # The label under review: whose it was and what it said (a rejected label is deleted).
+    labeler_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"), index=True)
+    labeler_class_id: Mapped[int | None] = mapped_column(ForeignKey("label_class.id"))
+    reason: Mapped[str | None] = mapped_column(String(300))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
