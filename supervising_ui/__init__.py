@@ -42,6 +42,8 @@ def create_app(test_config=None) -> Flask:
     from .learning import views as learning_views
     from .projects import views as project_views
     from .review import consensus_jobs
+    from .review import views as review_views
+    from .review import consensus_jobs
     from .search import index as search_index
     from .search import views as search_views
     from .web import errors, guards, headers
@@ -70,9 +72,15 @@ def create_app(test_config=None) -> Flask:
     jobs.register_handler(consensus_jobs.JOB_KIND, consensus_jobs.run_consensus, exclusive=True)
     triggers.on_label_recorded(consensus_jobs.consensus_after_label)
     minutely.register(consensus_jobs.queue_stale_consensus)
+    # Consensus (majority or Dawid-Skene) refits in the worker, after labels and reviews.
+    # Not marked can_run_twice: a dead worker's consensus job is simply queued again by the
+    # minutely check, which sees the stored run stale.
+    jobs.register_handler(consensus_jobs.JOB_KIND, consensus_jobs.run_consensus, exclusive=True)
+    triggers.on_label_recorded(consensus_jobs.consensus_after_label)
+    minutely.register(consensus_jobs.queue_stale_consensus)
 
     for views in (account_views, web_views, project_views, importing_views, labeling_views,
-                  learning_views, job_views, search_views):
+                  learning_views, job_views, search_views, review_views):
         app.register_blueprint(views.blueprint)
     search_index.init_app(app)  # new images, labels and predictions reach the search index
 

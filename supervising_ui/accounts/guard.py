@@ -129,3 +129,13 @@ def admin_required(view):
         return view(*args, **kwargs)
     setattr(wrapped, ADMIN_ONLY, True)  # read by the guard, which checks before CSRF
     return wrapped
+
+
+def reviewer_required(view):
+    """Decorate a view so that only reviewers and admins may call it (403 for everyone else)."""
+    @wraps(view)
+    def wrapped(*args, **kwargs):
+        if not current_user.is_authenticated or not current_user.may_review:
+            abort(403)
+        return view(*args, **kwargs)
+    return wrapped

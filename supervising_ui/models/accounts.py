@@ -11,7 +11,8 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from ..extensions import db
 from .common import utcnow
 
-ROLES = ("admin", "labeler")
+# A reviewer labels and reviews others' labels (the review queue) but does not administer.
+ROLES = ("admin", "reviewer", "labeler")
 
 
 class User(UserMixin, db.Model):
@@ -48,6 +49,11 @@ class User(UserMixin, db.Model):
     def is_admin(self) -> bool:
         """Return whether this user has the admin role."""
         return self.role == "admin"
+
+    @property
+    def may_review(self) -> bool:
+        """Return whether this user may use the review queue (admins and reviewers)."""
+        return self.role in ("admin", "reviewer")
 
 
 class ApiToken(db.Model):

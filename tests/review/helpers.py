@@ -20,7 +20,7 @@ def vote(project_id: int, image_id: int, user_id: int, class_name: str, seconds=
     return label.id
 
 
-def make_reviewer(name: str = "rae") -> int:
-    """Create a reviewer account with the test password; return its id."""
+def make_reviewer(name: str = "rae", role: str = "reviewer") -> int:
+    """Create an account (a reviewer unless role says otherwise) with the test password; return its id."""
     with cheap_password_hashes():
-        return create_user(name, role="reviewer", password=PASSWORD)[0].id
+        return create_user(name, role=role, password=PASSWORD)[0].id
