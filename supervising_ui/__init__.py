@@ -43,7 +43,6 @@ def create_app(test_config=None) -> Flask:
     from .projects import views as project_views
     from .review import consensus_jobs
     from .review import views as review_views
-    from .review import consensus_jobs
     from .search import index as search_index
     from .search import views as search_views
     from .web import errors, guards, headers
@@ -66,12 +65,6 @@ def create_app(test_config=None) -> Flask:
     jobs.register_handler(classify.JOB_KIND, classify.run_classify)
     minutely.register(triggers.queue_idle_finetunes)
     runner.on_images_added(classify.classify_new_images)
-    # Consensus (majority or Dawid-Skene) refits in the worker, after labels and reviews.
-    # Not marked can_run_twice: a dead worker's consensus job is simply queued again by the
-    # minutely check, which sees the stored run stale.
-    jobs.register_handler(consensus_jobs.JOB_KIND, consensus_jobs.run_consensus, exclusive=True)
-    triggers.on_label_recorded(consensus_jobs.consensus_after_label)
-    minutely.register(consensus_jobs.queue_stale_consensus)
     # Consensus (majority or Dawid-Skene) refits in the worker, after labels and reviews.
     # Not marked can_run_twice: a dead worker's consensus job is simply queued again by the
     # minutely check, which sees the stored run stale.
