@@ -31,7 +31,7 @@ def create_app(test_config=None) -> Flask:
     from . import cli, database
     from .accounts import guard as account_guard
     from .accounts import views as account_views
-    from .importing import runner
+    from .importing import orphans, runner
     from .importing import views as importing_views
     from .jobs import minutely
     from .jobs import queue as jobs
@@ -59,11 +59,16 @@ def create_app(test_config=None) -> Flask:
     labeling_snapshots.init_app(app)  # settings and images kept between labeling requests
     jobs.init_app(app)
     # Job handlers and hooks: the lower domains learn here what the higher ones do.
-    jobs.register_handler("import", runner.run_import_job)
+    # can_run_twice: a run again after a dead worker's does what one run would (an import adds
+    # only what is missing, a classify predicts only what lacks a prediction, a retrain
+    # discards the half-made version first), so such a job is queued again once.
+    jobs.register_handler("import", runner.run_import_job, can_run_twice=True)
     jobs.register_handler("retrain", retrain.run_retrain, discard=retrain.discard_unfinished,
-                          exclusive=True)
-    jobs.register_handler(classify.JOB_KIND, classify.run_classify)
+                          exclusive=True, can_run_twice=True)
+    jobs.register_handler(classify.JOB_KIND, classify.run_classify, can_run_twice=True)
     minutely.register(triggers.queue_idle_finetunes)
+    minutely.register(jobs.reap_stale_jobs)  # a dead worker's job runs again with no page open
+    minutely.register(orphans.sweep_orphan_files)  # files of imports that were cut off
     runner.on_images_added(classify.classify_new_images)
     # Consensus (majority or Dawid-Skene) refits in the worker, after labels and reviews.
     # Not marked can_run_twice: a dead worker's consensus job is simply queued again by the

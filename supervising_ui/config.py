@@ -54,13 +54,18 @@ DEFAULTS = {
     "LEASE_SECONDS": 300,
     # Job queue: "sqlite" (file in the instance folder), "redis://..." or "memory" (tests).
     "JOB_QUEUE": "sqlite",
-    # A running job writes a heartbeat this often; one silent for JOB_STALE_SECONDS is failed
-    # (its worker died) so that no job stays "running" forever.
+    # A running job writes a heartbeat this often; one silent for JOB_STALE_SECONDS is reaped
+    # (its worker died: queued again once where its kind can run twice, else failed) so that
+    # no job stays "running" forever.
     "JOB_HEARTBEAT_SECONDS": 5.0,
     "JOB_STALE_SECONDS": 30.0,
     # A worker stopped with SIGTERM waits this long for its job to stop at a progress report
     # (then queues it again); keep it under the 30 s after which `serve` kills the worker.
     "JOB_SHUTDOWN_GRACE_SECONDS": 10.0,
+    # Managed image files that no image row names (an import killed midway) are deleted by
+    # the worker once they are this old, in a sweep at most this often (importing/orphans.py).
+    "ORPHAN_FILE_GRACE_SECONDS": 900.0,
+    "ORPHAN_SWEEP_EVERY_SECONDS": 900.0,
     # The process umask while the app runs: what it creates (database, job queue, images,
     # thumbnails, models, caches) is readable by the service's user only. None: leave it.
     "FILE_UMASK": 0o077,
@@ -115,6 +120,8 @@ _ENV_PARSERS = {
     "JOB_HEARTBEAT_SECONDS": float,
     "JOB_STALE_SECONDS": float,
     "JOB_SHUTDOWN_GRACE_SECONDS": float,
+    "ORPHAN_FILE_GRACE_SECONDS": float,
+    "ORPHAN_SWEEP_EVERY_SECONDS": float,
     "FILE_UMASK": lambda value: int(value, 8),
     "RETRAIN_MIN_LABELS": int,
     "NEW_PROJECT_SERVING_ORDER": str,

@@ -65,11 +65,18 @@ def _bomb_message(width: int, height: int, max_pixels: int) -> str:
             f"the limit of {max_pixels} (setting MAX_IMAGE_PIXELS)")
 
 
-def open_file(path: str | os.PathLike, max_pixels: int | None = None) -> Image.Image:
-    """Return the image in a file, decoded and detached from the file, as stored."""
+def open_file(path: str | os.PathLike, max_pixels: int | None = None,
+              at_least: int | None = None) -> Image.Image:
+    """Return the image in a file, decoded and detached from the file, as stored.
+
+    at_least: a JPEG at least twice that size a side is decoded at a reduced scale (Pillow's
+    draft mode: 1/2, 1/4 or 1/8 in the decoder), never below at_least pixels a side.
+    """
     if max_pixels is not None:
         allow_pillow_up_to(max_pixels)
     with Image.open(path) as image:
+        if at_least is not None:
+            image.draft(image.mode, (at_least, at_least))  # no-op for other formats
         image.load()
         return image
 
@@ -91,7 +98,7 @@ def eight_bit(image: Image.Image) -> Image.Image:
 
 def gray_pixels(path: str | os.PathLike, size: int) -> np.ndarray:
     """What a classifier sees of the image in a file: (size, size) 8-bit grayscale pixels."""
-    gray = eight_bit(open_file(path)).convert("L")
+    gray = eight_bit(open_file(path, at_least=size)).convert("L")
     if gray.size != (size, size):
         gray = gray.resize((size, size), Image.Resampling.BILINEAR)
     return np.asarray(gray, dtype=np.uint8).copy()
@@ -99,7 +106,7 @@ def gray_pixels(path: str | os.PathLike, size: int) -> np.ndarray:
 
 def color_pixels(path: str | os.PathLike, size: int) -> np.ndarray:
     """The image in a file in colour: (3, size, size) 8-bit red, green and blue (gray: 3 equal)."""
-    color = eight_bit(open_file(path)).convert("RGB")
+    color = eight_bit(open_file(path, at_least=size)).convert("RGB")
     if color.size != (size, size):
         color = color.resize((size, size), Image.Resampling.BILINEAR)
     return np.ascontiguousarray(np.asarray(color, dtype=np.uint8).transpose(2, 0, 1))

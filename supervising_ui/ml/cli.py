@@ -279,16 +279,23 @@ def cv_combine(folders, views, threshold, json_path):
 @click.option("--manifest", required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option("--image-root", required=True, type=click.Path(exists=True, file_okay=False))
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False))
-@click.option("--batch-size", default=8, show_default=True)
+@click.option("--batch-size", default=32, show_default=True, help="Images per ONNX Runtime call.")
 @click.option("--cache-dir", default=None, help="Embedding cache (head models).")
-def predict(model_dir, manifest, image_root, out_path, batch_size, cache_dir):
-    """Write filename, predicted, confidence and p_<class> columns for every manifest row."""
+@click.option("--precision", type=click.Choice(["fp32", "int8"]), default="fp32", show_default=True,
+              help="int8: the model directory's model.int8.onnx (see docs/classify-speed.md).")
+@click.option("--views", type=click.IntRange(1, 8), default=None,
+              help="Test-time views averaged (default: the serving path's choice).")
+def predict(model_dir, manifest, image_root, out_path, batch_size, cache_dir, precision, views):
+    """Write filename, predicted, confidence and p_<class> columns for every manifest row
+    (ONNX Runtime; the model's graph is exported into its directory on first use)."""
+    from .serving import OnnxPredictor
     frame = read_manifest(manifest, image_root)
-    model, info = load_model(model_dir)
-    proba = proba_from_model(model, info.config, list(frame["path"]), batch_size,
-                             cache_dir or default_cache_dir(), echo_progress())
-    predictions_frame(frame["filename"], proba, info.classes).to_csv(out_path, index=False)
-    click.echo(f"{len(frame)} predictions from model {info.version} written to {out_path}")
+    predictor = OnnxPredictor(model_dir, precision, views, threads=ml_settings()["THREADS"] or 0,
+                              batch_size=batch_size)
+    proba = predictor.proba(list(frame["path"]), cache_dir or default_cache_dir(), echo_progress())
+    predictions_frame(frame["filename"], proba, predictor.classes).to_csv(out_path, index=False)
+    click.echo(f"{len(frame)} predictions from model {predictor.info.version} "
+               f"({precision}, {len(predictor.views)} views) written to {out_path}")
 
 
 @ml.command()

@@ -167,8 +167,16 @@ class Preprocessing:
     def to_input(self, pixels: torch.Tensor) -> torch.Tensor:
         """load_images()'s uint8 pixels, (N, H, W) or (N, 3, H, W) -> (N, 3, H, W) float32
         network input, channels_last."""
+        return self.normalized(self.stretched(pixels))
+
+    def stretched(self, pixels: torch.Tensor) -> torch.Tensor:
+        """load_images()'s uint8 pixels -> the stretch's float channels 0-255, (N, 1 or 3, H, W)."""
         x = pixels.float()
-        x = stretch_channels(x.unsqueeze(1) if x.dim() == 3 else x, self.stretch)  # (N, 1 or 3, H, W)
+        return stretch_channels(x.unsqueeze(1) if x.dim() == 3 else x, self.stretch)
+
+    def normalized(self, x: torch.Tensor) -> torch.Tensor:
+        """stretched() channels -> (N, 3, H, W) float32 network input, channels_last (the serving
+        graph runs this part, ml/onnx_export.py)."""
         if self.normalization == "tf":
             x = (x - 127.0) / 128.0
         elif self.normalization == "imagenet":

@@ -1,0 +1,33 @@
+"""What the serving path predicts with: how many test-time views, in which precision.
+
+No torch here (nor numpy): the model page reads it in the web process. The measurements behind
+the choice are in docs/classify-speed.md (benchmarks/classify_speed.py on the HiRISE val split).
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+# Test-time views the serving path averages, at most (a model trained on fewer uses its own).
+SERVING_VIEWS = 4
+
+
+def serving_views(config: dict, views: int | None = None) -> list[int]:
+    """The dihedral views a model's predictions average: views, or the trained ones up to
+    SERVING_VIEWS."""
+    count = views or min(int(config["tta_views"]), SERVING_VIEWS)
+    if not 1 <= count <= 8:
+        raise ValueError(f"views must be 1 to 8, not {count}")
+    return list(range(count))
+
+
+def serving_summary(model_dir: str | os.PathLike, precision: str) -> dict | None:
+    """The views the serving path averages for a model directory, the views it trained on,
+    and the precision; None where the directory has no config.json."""
+    try:
+        config = json.loads((Path(model_dir) / "config.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return {"views": len(serving_views(config)), "trained_views": int(config["tta_views"]),
+            "precision": precision}
