@@ -84,9 +84,17 @@ def mimetype_for_key(key: str) -> str:
 
 
 def store_bytes(store: str | Path, key: str, data: bytes) -> Path:
-    """Write data under key atomically (temporary file, then rename); keep an existing copy."""
+    """Write data under key atomically (temporary file, then rename); keep an existing copy.
+
+    An existing copy gets a new modification time: the sweep of files no row names
+    (importing/orphans.py) takes a file stored again as a new one.
+    """
     path = path_for_key(store, key)
     if path.exists():  # content-addressed: an existing file already holds these bytes
+        try:
+            os.utime(path)
+        except OSError:  # a copy the service may not touch: it stays all the same
+            pass
         return path
     write_atomically(path, data)
     return path

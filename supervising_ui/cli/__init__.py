@@ -182,7 +182,7 @@ def _start_worker() -> subprocess.Popen:
 
 
 def _reap_jobs_of_dead_worker() -> None:
-    """Fail at once the job the dead worker was running, so no retrain waits on it."""
+    """Reap the dead worker's job at once (queued again, or failed): no retrain waits on it."""
     try:
         jobs.reap_stale_jobs()
     except Exception as error:  # the database may be down too: the new worker reaps at start
@@ -272,12 +272,10 @@ def import_command(project_name, manifest, image_root, folder, user_name):
     click.echo(f"Import into {project.name!r}: {report.summary()}.")
     _echo_classify_job(classify.classify_new_images(project.id, report.added,
                                                     user.id if user else None))
-    for name in report.duplicates[:20]:
-        click.echo(f"  duplicate: {name}")
-    if len(report.duplicates) > 20:
-        click.echo(f"  ... and {len(report.duplicates) - 20} more duplicates")
-    for rejection in report.rejected:
-        click.echo(f"  rejected: {rejection['name']}: {rejection['reason']}")
+    for line in report.detail_lines():
+        click.echo(line)
+    if report.stopped:
+        fail(f"the import stopped: {report.stopped}")
 
 
 def _echo_classify_job(job) -> None:

@@ -4,6 +4,7 @@ Also the background job of browser imports (run_import_job, registered in create
 """
 import logging
 import shutil
+import time
 import zipfile
 import zlib
 from contextlib import ExitStack
@@ -17,15 +18,20 @@ from sqlalchemy.exc import IntegrityError
 from .. import storage
 from ..database import refresh_planner_statistics
 from ..extensions import db
+from ..faults import disk_trouble
+from ..jobs.queue import JobRefused
 from ..models import Image, Label, Project, utcnow
 from ..throttled import throttled
-from . import ImportRefused, batches
+from . import ImportRefused, batches, orphans
 from .sources import Candidate, ImportPlan, plan_server_import
 from .uploads import plan_staged_upload, staging_folder
 
 log = logging.getLogger(__name__)
 
 BATCH_SIZE = 250
+# ... or fewer, committed once this many seconds went by: a running import's files never wait
+# long for their rows (the orphan sweep's grace period is much longer).
+BATCH_SECONDS = 60.0
 # Longest list of names kept in a stored report (the counts stay exact).
 REPORT_LIST_LIMIT = 2000
 # A job's progress row is written at most this often.
@@ -41,18 +47,28 @@ class ImportReport:
     labels_added: int = 0
     duplicates: list[str] = field(default_factory=list)
     rejected: list[dict] = field(default_factory=list)
+    # Why the import stopped before its last file (a full disk), or None.
+    stopped: str | None = None
 
     def as_dict(self) -> dict:
         """Return the report as JSON-ready data, long name lists cut to REPORT_LIST_LIMIT."""
         return {"total": self.total, "added": self.added, "labels_added": self.labels_added,
                 "duplicate_count": len(self.duplicates), "rejected_count": len(self.rejected),
                 "duplicates": self.duplicates[:REPORT_LIST_LIMIT],
-                "rejected": self.rejected[:REPORT_LIST_LIMIT]}
+                "rejected": self.rejected[:REPORT_LIST_LIMIT], "stopped": self.stopped}
+
+    def detail_lines(self, duplicates_shown: int = 20) -> list[str]:
+        """Return the report's lines for the console: the first duplicates, every rejection."""
+        lines = [f"  duplicate: {name}" for name in self.duplicates[:duplicates_shown]]
+        if len(self.duplicates) > duplicates_shown:
+            lines.append(f"  ... and {len(self.duplicates) - duplicates_shown} more duplicates")
+        return lines + [f"  rejected: {item['name']}: {item['reason']}" for item in self.rejected]
 
     def summary(self) -> str:
         """Return the one-line summary of the report."""
         return (f"added {self.added} images ({self.labels_added} labels), "
-                f"{len(self.duplicates)} duplicates, {len(self.rejected)} rejected")
+                f"{len(self.duplicates)} duplicates, {len(self.rejected)} rejected"
+                + (f"; stopped: {self.stopped}" if self.stopped else ""))
 
 
 class _Importer:
@@ -72,26 +88,68 @@ class _Importer:
         self.known_hashes = set(db.session.scalars(
             select(Image.content_hash).where(Image.project_id == project.id)))
         self.batch: list[tuple[str, Image, Label | None]] = []  # added since the last commit
+        self.batch_started = time.monotonic()
+        # Keys of the files this run wrote for the open batch (not those that existed already).
+        self.written: list[str] = []
+        self.tried = 0
         self.report = ImportReport()
 
     def run(self, plan: ImportPlan, progress: Callable[[int, int], None] | None) -> ImportReport:
-        """Import every candidate of plan, committing every BATCH_SIZE images."""
+        """Import every candidate of plan, committing every BATCH_SIZE images (or BATCH_SECONDS).
+
+        A failure removes the files of the uncommitted batch; a full disk stops the import with
+        its report saying so, any other failure is raised.
+        """
         self.report.total = len(plan.candidates) + len(plan.rejected)
         self.report.rejected.extend(plan.rejected)
+        try:
+            self._add_all(plan, progress)
+        except BaseException as error:  # a JobInterrupted (SIGTERM) too
+            reason = disk_trouble(error) if isinstance(error, Exception) else None
+            removed = self.abandon_batch()
+            if reason is None:
+                raise
+            log.error("import into project %s stopped: %s", self.project_id, error)
+            self.report.stopped = (
+                f"{reason}: the import stopped after {self.tried} of {len(plan.candidates)} "
+                f"files and removed the {removed} file{'' if removed == 1 else 's'} it had "
+                "stored for its unsaved last batch; free some space and import again (only "
+                "what is missing is added)")
+        if self.report.added:
+            refresh_planner_statistics("image", "label")
+        return self.report
+
+    def _add_all(self, plan: ImportPlan, progress: Callable[[int, int], None] | None) -> None:
+        """Add every candidate, committing full (or old) batches and the last one."""
         for index, candidate in enumerate(plan.candidates, start=1):
+            self.tried = index - 1
             reason = self.add(candidate)
             if reason == "duplicate":
                 self.report.duplicates.append(candidate.name)
             elif reason:
                 self.report.rejected.append({"name": candidate.name, "reason": reason})
-            if len(self.batch) >= BATCH_SIZE:
+            if len(self.batch) >= BATCH_SIZE or \
+                    time.monotonic() - self.batch_started >= BATCH_SECONDS:
                 self.commit()
             if progress:
                 progress(index, len(plan.candidates))
+        self.tried = len(plan.candidates)
         self.commit()
-        if self.report.added:
-            refresh_planner_statistics("image", "label")
-        return self.report
+
+    def abandon_batch(self) -> int:
+        """Roll the open batch back and remove the files it wrote that no row names (another
+        import may have stored the same bytes meanwhile); return how many files went."""
+        db.session.rollback()
+        written, self.written, self.batch = self.written, [], []
+        if not written:
+            return 0
+        try:
+            return orphans.remove_unreferenced(self.store, written)
+        except Exception:  # the database is gone too: the worker's orphan sweep removes them
+            db.session.rollback()
+            log.exception("could not remove the %s files of an unfinished import batch",
+                          len(written))
+            return 0
 
     def add(self, candidate: Candidate) -> str | None:
         """Store one file and add its rows; return None, "duplicate" or why it is refused."""
@@ -116,6 +174,8 @@ class _Importer:
             info = storage.validate_image(data, self.max_pixels)
         except storage.ImageRejected as error:
             return str(error)
+        if not storage.path_for_key(self.store, info.storage_key).exists():
+            self.written.append(info.storage_key)  # a failure before the commit removes it
         storage.store_bytes(self.store, info.storage_key, data)  # the file exists before its row
         image = Image(project_id=self.project_id, storage_key=info.storage_key,
                       original_name=candidate.name[:512], content_hash=digest, width=info.width,
@@ -131,6 +191,7 @@ class _Importer:
 
     def commit(self) -> None:
         """Commit the batch; where a concurrent import stored some of it first, redo it row by row."""
+        self.batch_started = time.monotonic()
         if not self.batch:
             return
         opened_here = self.import_batch_id is None
@@ -147,7 +208,7 @@ class _Importer:
             committed = self._commit_one_by_one()
         self.report.added += len(committed)
         self.report.labels_added += sum(1 for _, _, label in committed if label is not None)
-        self.batch = []
+        self.batch, self.written = [], []
 
     def _stamp(self, images: list[Image]) -> None:
         """Put images into this run's import batch, adding its row with the first ones."""
@@ -243,4 +304,7 @@ def run_import_job(job, reporter) -> dict:
             shutil.rmtree(staging_folder(params["staging"]), ignore_errors=True)
     reporter.log(report.summary())
     tell_images_added(job.project_id, report.added, job.created_by_id)
-    return {"report": report.as_dict(), "summary": report.summary()}
+    result = {"report": report.as_dict(), "summary": report.summary()}
+    if report.stopped:  # the job failed, and its result still says what it did
+        raise JobRefused(report.stopped, result=result)
+    return result

@@ -6,9 +6,11 @@ returns a dict stored as the job's result. The web process only ever calls ``sub
 pages poll ``status.status_report()`` through the one job-status endpoint (views.py).
 
 A job records the process (pid and host) that claimed it, so a job whose worker died is
-failed as soon as a reaper on that host sees the process gone; the heartbeat catches the rest.
-A worker that gets SIGTERM stops its job at the job's next progress report and queues it again
-once; an optional ``discard`` function per kind undoes what an unfinished job left half-made.
+reaped as soon as a reaper on that host sees the process gone; the heartbeat catches the rest.
+A reaped job of a kind that can run twice (register_handler's can_run_twice) is queued again
+once ("restarted after its worker stopped"), any other is failed with the reason. A worker
+that gets SIGTERM stops its job at the job's next progress report and queues it again once;
+an optional ``discard`` function per kind undoes what an unfinished job left half-made.
 """
 import logging
 import os
@@ -22,7 +24,7 @@ from typing import Callable
 
 from flask import Flask, current_app
 from huey import MemoryHuey, RedisHuey, SqliteHuey
-from sqlalchemy import and_, exists, select, update
+from sqlalchemy import and_, exists, func, select, update
 from sqlalchemy.orm import aliased
 
 from ..extensions import db
@@ -47,8 +49,14 @@ DISCARDS: dict[str, Callable] = {}
 EXCLUSIVE_KINDS: set[str] = set()
 # A queued exclusive job waits this long before trying again while another one runs.
 RETRY_DELAY_SECONDS = 3
-# A job cut off by a worker shutdown is queued again this many times, then failed.
+# Kinds whose job may run again from the start after its worker died (can_run_twice).
+RERUNNABLE_KINDS: set[str] = set()
+# A job cut off by a worker shutdown or death is queued again this many times, then failed.
 MAX_INTERRUPTIONS = 1
+# What a job's status says once it was queued again because its worker died.
+RESTARTED_NOTE = "restarted after its worker stopped"
+# The log line a reaper leaves (a later shutdown's message tells the two apart).
+GONE_LOG_PREFIX = "worker gone: "
 # The jobs this process runs now, each with an event set when its run is over.
 _running: dict[int, threading.Event] = {}
 
@@ -62,21 +70,32 @@ class JobBusy(Exception):
 
 
 class JobRefused(Exception):
-    """A job that cannot go on for a reason the user can act on; its message is the job's error."""
+    """A job that cannot go on for a reason the user can act on; its message is the job's error.
+
+    result, if given, is stored as the failed job's result (what it did before it stopped).
+    """
+
+    def __init__(self, message: str, result: dict | None = None):
+        super().__init__(message)
+        self.result = result
 
 
 def register_handler(kind: str, function: Callable, discard: Callable | None = None,
-                     exclusive: bool = False) -> None:
+                     exclusive: bool = False, can_run_twice: bool = False) -> None:
     """Make function(job, reporter) the handler of jobs of this kind (called in create_app).
 
     discard(job), if given, undoes what a job of this kind left when it failed or was cut
-    off; an exclusive kind runs one job at a time per project (submit refuses a second).
+    off; an exclusive kind runs one job at a time per project (submit refuses a second); a
+    job of a kind that can run twice (its second run, after discard, does what one run
+    would) is queued again once when its worker dies.
     """
     HANDLERS[kind] = function
     if discard is not None:
         DISCARDS[kind] = discard
     if exclusive:
         EXCLUSIVE_KINDS.add(kind)
+    if can_run_twice:
+        RERUNNABLE_KINDS.add(kind)
 
 
 def init_app(app: Flask) -> None:
@@ -164,7 +183,8 @@ def run_job(job_id: int) -> None:
         current_app.extensions["execute_job"].schedule((job_id,), delay=RETRY_DELAY_SECONDS)
         return
     db.session.refresh(job)
-    reporter = ProgressReporter(job.id, current_app.config["JOB_HEARTBEAT_SECONDS"])
+    reporter = ProgressReporter(job.id, current_app.config["JOB_HEARTBEAT_SECONDS"],
+                                note=_restart_note(job))
     reporter.start()
     try:
         if job.interruptions:
@@ -180,7 +200,8 @@ def run_job(job_id: int) -> None:
     except JobRefused as error:
         db.session.rollback()
         log.warning("job %s (%s) refused: %s", job_id, job.kind, error)
-        _finish(job.id, state="failed", error=str(error), log_tail=f"refused: {error}\n")
+        _finish(job.id, state="failed", error=str(error), log_tail=f"refused: {error}\n",
+                **({"result": error.result} if error.result is not None else {}))
     except Exception as error:  # any failure of a job is recorded, never raised into the worker
         db.session.rollback()
         log.exception("job %s (%s) failed", job_id, job.kind)
@@ -191,6 +212,13 @@ def run_job(job_id: int) -> None:
         reporter.stop()
         del _running[job_id]
         finished.set()
+
+
+def _restart_note(job: Job) -> str:
+    """What every progress message of a job's second run adds: why it runs again."""
+    if not job.interruptions:
+        return ""
+    return RESTARTED_NOTE if job.message == RESTARTED_NOTE else "restarted after a worker shutdown"
 
 
 def _finish(job_id: int, state: str, log_tail: str = "", claimed: bool = True, **values) -> None:
@@ -238,64 +266,88 @@ def _interrupt(job_id: int) -> None:
         values |= {"state": "queued", "progress": 0.0, "started_at": None, "heartbeat_at": None,
                    "message": "interrupted by a worker shutdown; queued again"}
     else:
-        values |= {"state": "failed", "finished_at": utcnow(),
-                   "error": "interrupted twice by a worker shutdown; start it again"}
+        before = "its worker had stopped before" if GONE_LOG_PREFIX in (job.log or "") else None
+        values |= {"state": "failed", "finished_at": utcnow(), "error": (
+            f"interrupted by a worker shutdown after a restart ({before}); start it again"
+            if before else "interrupted twice by a worker shutdown; start it again")}
     # Only the run of this process: a reaper may have failed the job meanwhile.
     changed = db.session.execute(update(Job).where(
         Job.id == job_id, Job.state == "running", Job.worker_pid == os.getpid())
         .values(**values).execution_options(synchronize_session=False)).rowcount
     db.session.commit()
     if changed and again:
-        try:
-            current_app.extensions["execute_job"](job_id)
-        except Exception as error:  # the queue is down: fail the job rather than strand it
-            log.exception("could not queue interrupted job %s again", job_id)
-            _finish(job_id, state="failed", error=f"could not queue the job again: {error}",
-                    claimed=False)
+        _queue_again(job_id)
+
+
+def _queue_again(job_id: int) -> None:
+    """Send a job that was put back to "queued" to the queue; fail it if the queue is down."""
+    try:
+        current_app.extensions["execute_job"](job_id)
+    except Exception as error:  # the queue is down: fail the job rather than strand it
+        log.exception("could not queue job %s again", job_id)
+        _finish(job_id, state="failed", error=f"could not queue the job again: {error}",
+                claimed=False)
 
 
 def reap_stale_jobs(stale_after_seconds: float | None = None) -> int:
-    """Fail running jobs whose worker is gone (its process ended, or it went silent); say how many.
+    """Queue again, or fail, running jobs whose worker is gone (its process ended, or it went
+    silent); say how many.
 
     On the host that ran a job, the recorded pid tells at once; elsewhere a heartbeat older
-    than JOB_STALE_SECONDS does.
+    than JOB_STALE_SECONDS does. A job of a kind that can run twice is queued again once
+    (what its dead run left is discarded first); a second death fails it with the reason.
     """
     if stale_after_seconds is None:
         stale_after_seconds = current_app.config["JOB_STALE_SECONDS"]
     cutoff = utcnow() - timedelta(seconds=stale_after_seconds)
     running = db.session.execute(select(
-        Job.id, Job.heartbeat_at, Job.worker_pid, Job.worker_host).where(
-        Job.state == "running")).all()
+        Job.id, Job.kind, Job.interruptions, Job.heartbeat_at, Job.worker_pid, Job.worker_host)
+        .where(Job.state == "running")).all()
     reaped = 0
     for row in running:  # usually none: pages poll this
         reason = _why_gone(row, cutoff)
         if reason is None:
             continue
+        again = row.kind in RERUNNABLE_KINDS and (row.interruptions or 0) < MAX_INTERRUPTIONS
         changed = db.session.execute(update(Job).where(
             Job.id == row.id, Job.state == "running",
             Job.worker_pid.is_(None) if row.worker_pid is None else Job.worker_pid == row.worker_pid,
             Job.heartbeat_at.is_(None) if row.heartbeat_at is None
             else Job.heartbeat_at <= row.heartbeat_at)
-            .values(state="failed", finished_at=utcnow(), error=reason)
+            .values(**_gone_values(row, reason, again))
             .execution_options(synchronize_session=False)).rowcount
         db.session.commit()
         if changed:
             reaped += 1
-            log.warning("reaped job %s: %s", row.id, reason)
-            _discard(db.session.get(Job, row.id))
+            log.warning("reaped job %s: %s; %s", row.id, reason,
+                        "queued again" if again else "failed")
+            _discard(db.session.get(Job, row.id))  # before a second run could start
+            if again:
+                _queue_again(row.id)
     return reaped
+
+
+def _gone_values(row, reason: str, again: bool) -> dict:
+    """What a reaper writes into a running job whose worker is gone: queued again, or failed."""
+    values = {"log": func.coalesce(Job.log, "") + f"{GONE_LOG_PREFIX}{reason}\n"}
+    if again:
+        return values | {"state": "queued", "interruptions": (row.interruptions or 0) + 1,
+                         "progress": 0.0, "started_at": None, "heartbeat_at": None,
+                         "worker_pid": None, "worker_host": None, "message": RESTARTED_NOTE}
+    if row.interruptions and row.kind in RERUNNABLE_KINDS:
+        reason += ", after it had been restarted once"
+    return values | {"state": "failed", "finished_at": utcnow(), "error": f"{reason}; start it again"}
 
 
 def _why_gone(row, cutoff) -> str | None:
     """Why the worker of a running job is known to be gone, or None while it may still run."""
     if row.worker_pid is not None and row.worker_host == host_identity():
         if not process_alive(row.worker_pid):
-            return ("the worker process stopped while running this job (killed or crashed); "
-                    "start it again")
+            return "the worker process stopped while running this job (killed or crashed)"
         if row.worker_pid == os.getpid() and row.id not in _running:
-            return "the worker was restarted while running this job; start it again"
+            return "the worker was restarted while running this job"
     if row.heartbeat_at is None or row.heartbeat_at < cutoff:
-        return "the worker stopped while running this job (killed or crashed); start it again"
+        return "the worker stopped while running this job (killed or crashed)"
     return None
 
 

@@ -76,11 +76,18 @@ def name_connections(name: str) -> None:
 
 
 class ProgressReporter:
-    """Writes a running job's progress, log lines and heartbeat in short transactions."""
+    """Writes a running job's progress, log lines and heartbeat in short transactions.
 
-    def __init__(self, job_id: int, heartbeat_seconds: float):
+    The progress it records never goes down (a later stage that counts from 0 again leaves
+    it where it was), and note, where given, follows every message ("restarted after its
+    worker stopped").
+    """
+
+    def __init__(self, job_id: int, heartbeat_seconds: float, note: str = ""):
         self.job_id = job_id
         self.heartbeat_seconds = heartbeat_seconds
+        self.note = note
+        self.reached = 0.0
         self._engine = db.engine
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._beat, daemon=True)
@@ -97,8 +104,10 @@ class ProgressReporter:
     def progress(self, fraction: float, message: str = "") -> None:
         """Record how far the job is (0..1) and what it is doing; raise JobInterrupted on shutdown."""
         _stop_if_shutting_down()
-        self._update(progress=max(0.0, min(1.0, float(fraction))), message=message,
-                     heartbeat_at=utcnow())
+        self.reached = max(self.reached, min(1.0, float(fraction)))
+        if self.note:
+            message = f"{message} ({self.note})" if message else self.note
+        self._update(progress=self.reached, message=message, heartbeat_at=utcnow())
 
     def log(self, line: str) -> None:
         """Append a line to the job's log; raise JobInterrupted while the worker shuts down."""

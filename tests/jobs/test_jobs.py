@@ -148,7 +148,7 @@ class _Recorder:
 def test_stale_running_job_is_reaped_fresh_one_is_not(app, client, auth, project_id):
     with app.app_context():
         old = utcnow() - timedelta(seconds=app.config["JOB_STALE_SECONDS"] + 5)
-        dead = Job(kind="retrain", project_id=project_id, state="running", heartbeat_at=old)
+        dead = Job(kind="other", project_id=project_id, state="running", heartbeat_at=old)
         alive = Job(kind="crash", project_id=project_id, state="running", heartbeat_at=utcnow())
         db.session.add_all([dead, alive])
         db.session.commit()
@@ -318,8 +318,8 @@ def test_a_job_whose_worker_process_ended_is_reaped_at_once(app, project_id):
     try:
         wait_for_zombie(zombie.pid)
         with app.app_context():
-            dead = running_job(project_id, pid=ended_process_id())
-            undead = running_job(project_id, "import", pid=zombie.pid)
+            dead = running_job(project_id, "other", pid=ended_process_id())
+            undead = running_job(project_id, "other", pid=zombie.pid)
             alive = running_job(project_id, "crash", pid=sleeper.pid)
             elsewhere = running_job(project_id, "other", pid=ended_process_id(), host="another-host")
             assert jobs.reap_stale_jobs() == 2  # the heartbeats are all fresh
@@ -347,18 +347,32 @@ def wait_for_zombie(pid: int) -> None:
 def test_a_job_claimed_by_an_earlier_process_with_this_pid_is_reaped(app, project_id):
     """A restarted worker can get its predecessor's pid (in a container): the job is not its own."""
     with app.app_context():
-        job_id = running_job(project_id, pid=os.getpid())
+        job_id = running_job(project_id, "other", pid=os.getpid())
         assert jobs.reap_stale_jobs() == 1
         assert "restarted" in db.session.get(Job, job_id).error
 
 
 def test_submit_reaps_a_dead_workers_retrain_instead_of_answering_busy(app, project_id,
                                                                        fake_handlers, held_queue):
+    """Its second death: the retrain fails and the new one is queued."""
     with app.app_context():
         dead = running_job(project_id, pid=ended_process_id())
+        db.session.get(Job, dead).interruptions = 1  # it was restarted once already
+        db.session.commit()
         job = jobs.submit("retrain", project_id)
         assert job.state == "queued" and job.id != dead
         assert db.session.get(Job, dead).state == "failed"
+
+
+def test_submit_finds_a_dead_workers_retrain_queued_again(app, project_id, fake_handlers,
+                                                          held_queue):
+    """Its first death: the retrain is queued again, so a new request is answered busy."""
+    with app.app_context():
+        dead = running_job(project_id, pid=ended_process_id())
+        with pytest.raises(jobs.JobBusy) as busy:
+            jobs.submit("retrain", project_id)
+        assert busy.value.job.id == dead and busy.value.job.state == "queued"
+        assert held_queue == [dead]
 
 
 def test_a_claimed_job_records_its_worker(app, project_id, monkeypatch):
@@ -477,7 +491,7 @@ def test_a_retrain_failing_while_storing_predictions_leaves_no_version(
     assert not project_folder.exists() or not any(project_folder.iterdir())
 
 
-def test_a_reaped_retrain_leaves_no_version(app, project_id, tmp_path):
+def test_a_reaped_retrain_leaves_no_version(app, project_id, tmp_path, held_queue):
     """A worker killed while storing predictions: the reaper discards what it left."""
     folder = tmp_path / "models" / "v0001-quick"
     folder.mkdir(parents=True)
