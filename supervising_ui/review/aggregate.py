@@ -5,9 +5,10 @@ consensus job and benchmarks/label_quality.py run the same code.
 Dawid-Skene is crowd-kit's ``DawidSkene`` (EM over per-labeler confusion matrices); images a
 reviewer settled go in as its ``true_labels``, so a review is known truth in the fit.
 crowd-kit refits from scratch (it has no incremental update), which is why the fit runs in
-the consensus job (review/consensus_jobs.py), never inside a labeling request: 20,000 labels
-fit in about a second. Majority is consensus.majority, the rule the rest of the app uses;
-its "posterior" is the winning class's share of the votes.
+the consensus job (review/consensus_jobs.py), never inside a labeling request: a fit of
+9,000 labels took 2.4 s on a shared 2-core machine, the whole job on 9,735 about 9 s.
+Majority is consensus.majority, the rule the rest of the app uses; its "posterior" is the
+winning class's share of the votes.
 """
 from __future__ import annotations
 
