@@ -1,10 +1,10 @@
 """Who is asking: flask-login's loaders (session cookie or API token), the login-everywhere
 guard with its role and CSRF checks, admin_required and session_required for views.
 
-No body is read before the caller's role allows the route: the guard refuses a non-admin on
-an admin route (a view marked by admin_required, or a blueprint whose before_request is)
-with 403 before the CSRF check parses the form (web/guards.py has already refused a
-declared body over the caller's size limit).
+No body is read before the caller's role allows the route: the guard refuses a signed-in
+user whose role a route's check refuses (admin_required, reviewer_required, on the view or
+on its blueprint's before_request) with 403 before the CSRF check parses the form
+(web/guards.py has already refused a declared body over the caller's size limit).
 
 The account rules themselves (passwords, roles, sessions, tokens) live in users.py, login
 throttling in throttling.py, and the pages in views.py.
@@ -22,8 +22,9 @@ PUBLIC_ENDPOINTS = {"accounts.login", "static"}
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 # Where a request keeps the user of its token once looked up.
 _TOKEN_USER = "supervising_ui.token_user"
-# The attribute that marks a view (or a blueprint's before_request) as admin-only.
-ADMIN_ONLY = "admin_only"
+# The attribute by which admin_required and reviewer_required tell the guard whose role a view
+# (or a blueprint's before_request) allows: a function of the user.
+ROLE_CHECK = "role_check"
 # Where Flask-WTF keeps the CSRF token, in the session and in g (its WTF_CSRF_FIELD_NAME).
 CSRF_FIELD = "csrf_token"
 
@@ -75,33 +76,53 @@ def require_login():
     if "Authorization" in request.headers:
         if load_user_from_token(request) is None:
             return jsonify(error="authentication required: send a valid API token"), 401
-        _refuse_non_admin_on_admin_route()
+        _refuse_by_role()
         return None
     if request.endpoint not in PUBLIC_ENDPOINTS and not current_user.is_authenticated:
         if request.path.startswith("/api/"):
             return jsonify(error="authentication required: log in or send a valid API token"), 401
         return login_manager.unauthorized()
-    _refuse_non_admin_on_admin_route()  # before the CSRF check reads the body
+    _refuse_by_role()  # before the CSRF check reads the body
     if request.method not in SAFE_METHODS:
         csrf.protect()
     return None
 
 
+def role_checks(endpoint: str | None) -> list:
+    """Return the role checks of endpoint: its view's and its blueprint's before_request's."""
+    if not endpoint:
+        return []
+    blueprint = endpoint.rpartition(".")[0]
+    functions = [current_app.view_functions.get(endpoint),
+                 *current_app.before_request_funcs.get(blueprint, ())]
+    return [getattr(function, ROLE_CHECK) for function in functions
+            if hasattr(function, ROLE_CHECK)]
+
+
+def route_allows(endpoint: str | None, user) -> bool:
+    """Return whether a signed-in user's role passes every role check of endpoint."""
+    return all(check(user) for check in role_checks(endpoint))
+
+
 def is_admin_route(endpoint: str | None) -> bool:
-    """Return whether endpoint is for admins only (its view or its blueprint's guard says so)."""
-    view = current_app.view_functions.get(endpoint) if endpoint else None
-    if getattr(view, ADMIN_ONLY, False):
-        return True
-    blueprint = endpoint.rpartition(".")[0] if endpoint else ""
-    return any(getattr(check, ADMIN_ONLY, False)
-               for check in current_app.before_request_funcs.get(blueprint, ()))
+    """Return whether endpoint is for admins only."""
+    return any(check is _is_admin for check in role_checks(endpoint))
 
 
-def _refuse_non_admin_on_admin_route() -> None:
-    """Answer 403 to a signed-in non-admin on an admin route, before anything reads its body."""
-    if current_user.is_authenticated and not current_user.is_admin and \
-            is_admin_route(request.endpoint):
+def _refuse_by_role() -> None:
+    """Answer 403 to a signed-in user whose role the route refuses, before its body is read."""
+    if current_user.is_authenticated and not route_allows(request.endpoint, current_user):
         abort(403)
+
+
+def _is_admin(user) -> bool:
+    """Return whether user is an admin (admin_required's check)."""
+    return user.is_admin
+
+
+def _may_review(user) -> bool:
+    """Return whether user may review (reviewer_required's check)."""
+    return user.may_review
 
 
 def rotate_csrf_token() -> None:
@@ -127,7 +148,7 @@ def admin_required(view):
         if not current_user.is_authenticated or not current_user.is_admin:
             abort(403)
         return view(*args, **kwargs)
-    setattr(wrapped, ADMIN_ONLY, True)  # read by the guard, which checks before CSRF
+    setattr(wrapped, ROLE_CHECK, _is_admin)  # read by the guard, which checks before CSRF
     return wrapped
 
 
@@ -138,4 +159,5 @@ def reviewer_required(view):
         if not current_user.is_authenticated or not current_user.may_review:
             abort(403)
         return view(*args, **kwargs)
+    setattr(wrapped, ROLE_CHECK, _may_review)  # read by the guard, which checks before CSRF
     return wrapped

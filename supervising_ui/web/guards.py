@@ -8,7 +8,9 @@
   cut off at the limit.
 - JSON: a body nested deeper than MAX_JSON_DEPTH levels is refused with 400 before parsing.
 - Text: NUL characters and lone UTF-16 surrogates in query parameters, path parts, form fields
-  or JSON strings are refused with 400 (the database cannot store them).
+  or JSON strings are refused with 400 (the database cannot store them). The body is looked
+  at only when the caller's login and role allow the route; otherwise the login guard
+  refuses the request without reading it.
 - Ids: every ``<int:...>`` in a route matches 1..2^31-1 only: a bigger or zero id is 404,
   never a database overflow.
 - Proxies: with TRUSTED_PROXY_HOPS set, the client's address and scheme come from that many
@@ -21,6 +23,7 @@ from flask_login import current_user
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
+from ..accounts.guard import PUBLIC_ENDPOINTS, route_allows
 from ..echo import shorten
 
 # The largest id the schema's Integer keys hold on PostgreSQL (SQLite's are 64-bit, but the
@@ -66,6 +69,15 @@ def body_limit() -> int:
     return current_app.config["MAX_REQUEST_BYTES"]
 
 
+def caller_may_use_route() -> bool:
+    """Return whether the caller's login and role allow the route (else no body is read)."""
+    if request.endpoint in PUBLIC_ENDPOINTS:
+        return True
+    if not current_user.is_authenticated:
+        return False
+    return route_allows(request.endpoint, current_user)
+
+
 def close_after_refused_body(response):
     """Say Connection: close on a 413: the body was left unread, so the connection must end."""
     if response.status_code == 413:
@@ -95,8 +107,8 @@ def check_request_text():
     for where, values in (("path", (request.view_args or {}).items()),
                           ("query parameter", request.args.items(multi=True))):
         _refuse_unstorable(where, values)
-    if request.endpoint in UPLOAD_ENDPOINTS:
-        return  # left to the upload view: reading a large body before the login guard would cost
+    if request.endpoint in UPLOAD_ENDPOINTS or not caller_may_use_route():
+        return  # left to the view (an upload), or never read: the login guard refuses it
     if request.is_json:
         _refuse_unstorable("JSON value", _json_strings(_json_body()))
     elif request.form:

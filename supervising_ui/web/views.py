@@ -1,6 +1,8 @@
 """The home page: the projects a user may work on, or for an admin of an empty instance the
-first-run page (create a project, or load the demo)."""
-from flask import Blueprint, flash, redirect, render_template, url_for
+first-run page (create a project, or load the demo); and the API's OpenAPI document."""
+from importlib import resources
+
+from flask import Blueprint, Response, flash, redirect, render_template, url_for
 from flask_login import current_user
 
 from ..accounts import membership
@@ -9,6 +11,9 @@ from ..projects import demo
 from ..projects import service as projects
 
 blueprint = Blueprint("web", __name__)
+# The JSON API's OpenAPI document, written by hand beside this module (tests/web/test_openapi.py
+# checks it against the routes; schemathesis fuzzes the API with it).
+OPENAPI_FILE = "openapi.json"
 
 
 @blueprint.get("/")
@@ -29,3 +34,10 @@ def load_demo():
     for message in messages:
         flash(message, "info")
     return redirect(url_for("web.home"))
+
+
+@blueprint.get("/api/openapi.json")
+def openapi():
+    """The OpenAPI document of the JSON API."""
+    text = resources.files(__package__).joinpath(OPENAPI_FILE).read_text("utf-8")
+    return Response(text, mimetype="application/json")

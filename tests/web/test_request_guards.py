@@ -1,5 +1,6 @@
 """No body is read before the caller's role allows the route, and a 413 closes its connection
 (the second hardening round; the first round's size checks are in test_security.py)."""
+import io
 import os
 import socket
 import subprocess
@@ -31,12 +32,17 @@ def upload_url(app) -> str:
     return f"/admin/projects/{_project(app)}/import/upload"
 
 
+def cookie(client) -> dict:
+    """Return the WSGI environ entry that sends client's session cookie with a raw request."""
+    return {"HTTP_COOKIE": f"session={client.get_cookie('session').value}"}
+
+
 def test_a_labelers_huge_upload_is_refused_before_its_body_is_read(app, client, labeler):
     """The audit's case: a labeler's cookie and Content-Length 2147483647 on the upload route."""
     url = upload_url(app)
     body = CountingStream(HUGE)
     response = client.open(_raw_request(url, body, "multipart/form-data; boundary=x",
-                                        CONTENT_LENGTH=str(HUGE)))
+                                        CONTENT_LENGTH=str(HUGE), **cookie(client)))
     assert response.status_code == 413 and body.read_bytes == 0
     assert response.headers["Connection"] == "close"
 
@@ -45,7 +51,7 @@ def test_a_labelers_small_upload_is_403_before_the_csrf_check_reads_it(app, clie
     url = upload_url(app)
     body = CountingStream(64 * 1024)
     response = client.open(_raw_request(url, body, "multipart/form-data; boundary=x",
-                                        CONTENT_LENGTH=str(64 * 1024)))
+                                        CONTENT_LENGTH=str(64 * 1024), **cookie(client)))
     assert response.status_code == 403, "the role, not the missing CSRF token (400)"
     assert body.read_bytes == 0
 
@@ -64,8 +70,9 @@ def test_a_labelers_token_gets_the_same_answers(app, client, users):
 
 def test_every_admin_route_refuses_a_labeler_before_reading_a_body(app, client, labeler):
     """Every state-changing admin route: a labeler's 512 KiB form is never read (no 400)."""
-    routes = [rule for rule in app.url_map.iter_rules()
-              if "POST" in rule.methods and is_admin_route(rule.endpoint)]
+    with app.app_context():
+        routes = [rule for rule in app.url_map.iter_rules()
+                  if "POST" in rule.methods and is_admin_route(rule.endpoint)]
     assert len(routes) >= 10
     for rule in routes:
         url = rule.rule
@@ -73,20 +80,42 @@ def test_every_admin_route_refuses_a_labeler_before_reading_a_body(app, client, 
             url = url.replace(f"<int:{argument}>", "1").replace(f"<{argument}>", "x")
         body = CountingStream(MIB // 2)
         response = client.open(_raw_request(url, body, "application/x-www-form-urlencoded",
-                                            CONTENT_LENGTH=str(MIB // 2)))
+                                            CONTENT_LENGTH=str(MIB // 2), **cookie(client)))
         assert (response.status_code, body.read_bytes) == (403, 0), url
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(Job)) == 0
 
 
+def test_a_reviewer_route_refuses_a_labeler_before_reading_a_body(app, client, labeler):
+    body = CountingStream(MIB // 2)
+    response = client.open(_raw_request("/api/images/1/review", body, "application/json",
+                                        CONTENT_LENGTH=str(MIB // 2), **cookie(client)))
+    assert (response.status_code, body.read_bytes) == (403, 0)
+
+
+def test_an_anonymous_form_is_not_read(app, client, users):
+    body = CountingStream(MIB // 2)
+    response = client.open(_raw_request("/account/tokens", body,
+                                        "application/x-www-form-urlencoded",
+                                        CONTENT_LENGTH=str(MIB // 2)))
+    assert response.status_code == 302 and body.read_bytes == 0
+    body = CountingStream(MIB // 2)
+    response = client.open(_raw_request("/login", body, "application/x-www-form-urlencoded",
+                                        CONTENT_LENGTH=str(MIB // 2)))
+    assert body.read_bytes > 0, "the login form is public: read, and refused for its CSRF token"
+    assert response.status_code == 400
+
+
 def test_an_admin_may_still_send_a_large_upload(app, client, auth):
     auth.login("ada")
     url = upload_url(app)
-    body = CountingStream(3 * MIB)
+    data = (b'--x\r\nContent-Disposition: form-data; name="files"; filename="a.jpg"\r\n'
+            b"Content-Type: image/jpeg\r\n\r\n" + b"\xff" * (3 * MIB) + b"\r\n--x--\r\n")
+    body = io.BytesIO(data)
     response = client.open(_raw_request(url, body, "multipart/form-data; boundary=x",
-                                        CONTENT_LENGTH=str(3 * MIB)))
-    assert response.status_code == 400, "read, then refused for its missing CSRF token"
-    assert body.read_bytes > 0
+                                        CONTENT_LENGTH=str(len(data)), **cookie(client)))
+    assert response.status_code == 400, "read whole, then refused for its missing CSRF token"
+    assert body.tell() == len(data)
 
 
 def _read_head(connection: socket.socket) -> bytes:
