@@ -66,6 +66,7 @@ def create_app(test_config=None) -> Flask:
     jobs.register_handler("retrain", retrain.run_retrain, discard=retrain.discard_unfinished,
                           exclusive=True, can_run_twice=True)
     jobs.register_handler(classify.JOB_KIND, classify.run_classify, can_run_twice=True)
+    jobs.register_handler(classify.CHUNK_KIND, classify.run_classify_chunk, can_run_twice=True)
     minutely.register(triggers.queue_idle_finetunes)
     minutely.register(jobs.reap_stale_jobs)  # a dead worker's job runs again with no page open
     minutely.register(orphans.sweep_orphan_files)  # files of imports that were cut off

@@ -83,6 +83,13 @@ DEFAULTS = {
     # Last backbone blocks the quick retrain trains along with its head, over cached
     # activations (0: the head alone, fastest; None: 1 for efficientnet_lite0, 0 for alexnet).
     "RETRAIN_TOP_BLOCKS": None,
+    # Classification (the classify job, a retrain's predictions): a project's images are split
+    # into chunks of this many, each a job that any worker takes (docs/classify-speed.md);
+    # ONNX Runtime's threads per worker (0: one per core; with several workers on one host,
+    # cores / workers); its precision, "fp32" or "int8" (needs model.int8.onnx in the version).
+    "CLASSIFY_CHUNK_IMAGES": 2000,
+    "CLASSIFY_THREADS": 0,
+    "CLASSIFY_PRECISION": "fp32",
     # Where the job worker trains: "auto" (a GPU when torch sees one, else the CPU), "cpu", "cuda".
     "RETRAIN_DEVICE": "auto",
     # The job worker fine-tunes a whole network for a project (and serves it if it does better
@@ -128,6 +135,9 @@ _ENV_PARSERS = {
     "NEW_PROJECT_RETRAIN_EVERY": int,
     "RETRAIN_BACKBONE": str,
     "RETRAIN_DEVICE": str,
+    "CLASSIFY_CHUNK_IMAGES": int,
+    "CLASSIFY_THREADS": int,
+    "CLASSIFY_PRECISION": str,
     "RETRAIN_TOP_BLOCKS": int,
     "FINETUNE_WHEN_IDLE_MINUTES": float,
     "FINETUNE_MIN_NEW_LABELS": int,

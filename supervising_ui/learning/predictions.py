@@ -4,6 +4,7 @@ Database writes go in short transactions so labelers never wait on a retrain.
 """
 from __future__ import annotations
 
+import functools
 import shutil
 from pathlib import Path
 
@@ -43,46 +44,85 @@ def prediction_rows(model_version_id: int, image_ids: list[int], proba: np.ndarr
 
 
 def write_in_batches(model, rows: list[dict], batch_size: int | None = None) -> int:
-    """Insert rows of a model in transactions of batch_size (WRITE_BATCH) rows; return how many."""
+    """Insert rows of a model in transactions of batch_size (WRITE_BATCH) rows; return how many.
+
+    A row whose unique key is stored already is left as it is (ON CONFLICT DO NOTHING): a
+    prediction is written once per image and model version, so a classify chunk that runs
+    twice (its worker died) changes nothing.
+    """
     batch_size = batch_size or WRITE_BATCH
     for start in range(0, len(rows), batch_size):
-        db.session.execute(insert(model), rows[start:start + batch_size])
+        db.session.execute(insert_once(model), rows[start:start + batch_size])
         db.session.commit()
     return len(rows)
 
 
+def insert_once(model):
+    """An INSERT of the model's table that skips rows whose unique key is stored already."""
+    if db.engine.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    elif db.engine.dialect.name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    else:
+        return insert(model)
+    return dialect_insert(model).on_conflict_do_nothing()
+
+
+def predictor_for(path: str):
+    """The serving path's predictor of a model directory (ONNX Runtime; the graph is exported on
+    first use), kept per process for the last few directories."""
+    config = current_app.config
+    return _predictor(str(path), config["CLASSIFY_PRECISION"], config["CLASSIFY_THREADS"])
+
+
+@functools.lru_cache(maxsize=2)
+def _predictor(path: str, precision: str, threads: int):
+    from ..ml.serving import OnnxPredictor  # loads ONNX Runtime: only where a model runs
+    return OnnxPredictor(path, precision=precision, threads=threads)
+
+
 def predict_project(model_version: ModelVersion, progress=None) -> int:
     """Predict every image of the version's project and store the predictions; return how many."""
-    from ..ml import load_model
     project = db.session.get(Project, model_version.project_id)
     class_ids = [label_class.id for label_class in project.classes]
     images = db.session.execute(select(Image.id, Image.storage_key, Image.content_hash).where(
         Image.project_id == project.id).order_by(Image.id)).all()
-    version_id = model_version.id
-    db.session.commit()
-    model, info = load_model(model_version.path)
+    version_id, path = model_version.id, model_version.path
+    db.session.commit()  # no transaction stays open while the model predicts (read the path first)
+    predictor = predictor_for(path)
     stored = 0
     for start in range(0, len(images), PREDICT_CHUNK):
         chunk = images[start:start + PREDICT_CHUNK]
-        stored += store_predictions(model, info, version_id, chunk, class_ids)
-        if progress:
+        stored += store_predictions(predictor, version_id, chunk, class_ids,
+                                    _images_done(progress, start, len(chunk), len(images)))
+        if progress:  # also where every embedding was cached (the model reported nothing)
             progress("images", start + len(chunk), len(images))
     return stored
 
 
-def store_predictions(model, info, model_version_id: int, images, class_ids: list[int]) -> int:
-    """Predict (image id, storage key, content hash) rows with a loaded model and store them.
+def _images_done(progress, start: int, count: int, total: int):
+    """A per-batch callback of a chunk of count images from start: progress("images", done, total)."""
+    if progress is None:
+        return None
+    return lambda stage, done, of: progress("images", start + count * done // max(of, 1), total)
 
-    class_ids are the project's class ids in the model's class order (info.classes).
+
+def store_predictions(predictor, model_version_id: int, images, class_ids: list[int],
+                      progress=None) -> int:
+    """Predict (image id, storage key, content hash) rows with predictor_for()'s predictor and
+    store them.
+
+    class_ids are the project's class ids in the model's class order (predictor.classes);
+    progress hears (stage, done, total) per batch of the model.
     """
     from ..ml import Record
-    from ..ml.predict import proba_from_model
     store = current_app.config["IMAGE_STORE"]
     records = [Record(str(storage.path_for_key(store, key)), content_hash=digest)
                for _, key, digest in images]
-    proba = proba_from_model(model, info.config, records, cache_dir=embedding_cache_dir())
+    proba = predictor.proba(records, cache_dir=embedding_cache_dir(), progress=progress)
     return write_in_batches(Prediction, prediction_rows(
-        model_version_id, [image_id for image_id, _, _ in images], proba, class_ids, info.classes))
+        model_version_id, [image_id for image_id, _, _ in images], proba, class_ids,
+        predictor.classes))
 
 
 def serving_version(project_id: int) -> ModelVersion | None:

@@ -2,7 +2,7 @@
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from supervising_ui.extensions import db
 from supervising_ui.importing import uploads
@@ -137,3 +137,108 @@ def test_a_model_whose_class_is_gone_fails_the_job_with_a_reason(app, users, ser
         job = classify.request_classify(db.session.get(Project, served_project))
         assert job.state == "failed"
         assert "predicts classes the project no longer has (dark): retrain" in job.error
+
+
+# --------------------------------------------------------------------------- chunks over workers
+
+
+def new_lacking_images(app, project_id: int, count: int) -> list[int]:
+    """Store count generated images in the project (no prediction yet); return their ids."""
+    from ..helpers import add_stored_images
+    return add_stored_images(app, project_id, count)
+
+
+def version_predictions(version_id: int) -> dict[int, tuple]:
+    """image id -> (prediction id, class id, confidence) of the version."""
+    rows = db.session.execute(select(Prediction.image_id, Prediction.id, Prediction.label_class_id,
+                                     Prediction.confidence)
+                              .where(Prediction.model_version_id == version_id)).all()
+    return {row.image_id: (row.id, row.label_class_id, row.confidence) for row in rows}
+
+
+@pytest.mark.parametrize("death", ["process gone on this host", "heartbeat stale elsewhere"])
+def test_a_dead_workers_chunk_is_taken_again_and_no_prediction_is_written_twice(
+        app, users, served_project, held_queue, monkeypatch, death):
+    """Chunks of 3 of 8 new images; a worker claimed the first and died after storing two
+    predictions of it: the classify job takes the chunk again, stores the rest once."""
+    import subprocess
+    import sys
+    from datetime import timedelta
+
+    from supervising_ui.jobs import queue as jobs
+    from supervising_ui.jobs.runtime import host_identity
+    from supervising_ui.learning import predictions
+    from supervising_ui.models import utcnow
+    app.config["CLASSIFY_CHUNK_IMAGES"] = 3
+    with app.app_context():
+        new_ids = new_lacking_images(app, served_project, 8)
+        version = predictions.serving_version(served_project)
+        version_id, path = version.id, version.path
+        class_ids = classify._class_ids_in_model_order(version)
+        dead = subprocess.Popen([sys.executable, "-c", "pass"])
+        dead.wait()
+        real_submit = classify._submit_chunk
+        submitted, before = [], {}
+
+        def submit_and_die(parent, version_id, ids_or_params):
+            chunk_id = real_submit(parent, version_id, ids_or_params)
+            if not submitted:  # another worker claims the first chunk, stores two, is killed
+                same_host = death.startswith("process")
+                db.session.execute(update(Job).where(Job.id == chunk_id).values(
+                    state="running", started_at=utcnow(), worker_pid=dead.pid,
+                    worker_host=host_identity() if same_host else "another-host",
+                    heartbeat_at=utcnow() - timedelta(seconds=0 if same_host else 120)))
+                db.session.commit()
+                rows = db.session.execute(select(Image.id, Image.storage_key, Image.content_hash)
+                                          .where(Image.id.in_(new_ids[:2]))).all()
+                predictions.store_predictions(predictions.predictor_for(path), version_id, rows,
+                                              class_ids)
+                before.update(version_predictions(version_id))
+            submitted.append(chunk_id)
+            return chunk_id
+
+        monkeypatch.setattr(classify, "_submit_chunk", submit_and_die)
+        job = classify.request_classify(db.session.get(Project, served_project))
+        assert job.state == "queued"
+        jobs.run_job(job.id)
+        assert len(before) == 32 + 2
+        job = db.session.get(Job, job.id, populate_existing=True)
+        assert job.state == "done", job.error
+        assert job.result["predictions"] == 6, "the dead worker's two were not predicted again"
+        chunk_jobs = db.session.scalars(select(Job).where(Job.kind == classify.CHUNK_KIND)
+                                        .order_by(Job.id)).all()
+        assert len(submitted) >= 3 and all(chunk.state == "done" for chunk in chunk_jobs
+                                           if chunk.id in submitted[-3:])
+        assert chunk_jobs[0].interruptions == 1 or len(submitted) == 4, "the dead chunk ran again"
+        after = version_predictions(version_id)
+        assert set(after) == set(before) | set(new_ids), "every image once"
+        assert db.session.scalar(select(func.count(Prediction.id)).where(
+            Prediction.model_version_id == version_id)) == 32 + 8
+        assert {image: after[image] for image in before} == before, "stored rows untouched"
+        assert "3 of 3 chunks done (8 of 8 images" in job.message
+
+        # A chunk delivered twice (its worker died after storing) changes nothing.
+        first = chunk_jobs[0].id
+        db.session.execute(update(Job).where(Job.id == first).values(state="queued"))
+        db.session.commit()
+        jobs.run_job(first)
+        assert db.session.get(Job, first, populate_existing=True).result["predictions"] == 0
+        # Nor does storing the same images again.
+        rows = db.session.execute(select(Image.id, Image.storage_key, Image.content_hash)
+                                  .where(Image.id.in_(new_ids))).all()
+        predictions.store_predictions(predictions.predictor_for(path), version_id, rows, class_ids)
+        assert version_predictions(version_id) == after
+
+
+def test_chunks_split_the_images_and_progress_counts_them(app, users, served_project):
+    app.config["CLASSIFY_CHUNK_IMAGES"] = 4
+    with app.app_context():
+        new_lacking_images(app, served_project, 10)
+        job = classify.request_classify(db.session.get(Project, served_project))
+        assert job.state == "done", job.error
+        assert job.result["predictions"] == 10 and job.progress == 1.0
+        chunk_jobs = db.session.scalars(select(Job).where(Job.kind == classify.CHUNK_KIND)).all()
+        assert sorted(chunk.params["images"] for chunk in chunk_jobs) == [2, 4, 4]
+        assert all(chunk.params["parent"] == job.id and chunk.state == "done" for chunk in chunk_jobs)
+        assert sum(chunk.result["predictions"] for chunk in chunk_jobs) == 10
+        assert "3 of 3 chunks done (10 of 10 images, 1 worker)" in job.message
