@@ -5,6 +5,7 @@ import logging
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 from flask import current_app
 from sqlalchemy import func, select
 

@@ -63,7 +63,8 @@ def detail(project_id, image_id):
     if image is None:
         abort(404)
     return render_template("search/detail.html", project=project,
-                           image=service.image_detail(project, image))
+                           image=service.image_detail(project, image, _parameters()),
+                           query=request.query_string.decode())
 
 
 @blueprint.get("/projects/<int:project_id>/search.csv")
