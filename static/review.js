@@ -43,6 +43,7 @@
     $("consensus").textContent = consensus.label || "none (tie)";
     $("posterior").textContent = `(${consensus.method}, posterior ${consensus.posterior}, ` +
       `${consensus.n_labels} label${consensus.n_labels === 1 ? "" : "s"})`;
+    $("accepts").textContent = item.accept_settles_to || "nothing: fix it with a class key";
     $("prediction").textContent = item.prediction
       ? `${item.prediction.label} at ${item.prediction.confidence}` : "none";
     const list = $("labels");

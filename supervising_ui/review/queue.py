@@ -156,7 +156,13 @@ def item_payload(project: Project, image_id: int, reason: str, focus_label_id: i
         .join(ModelVersion, ModelVersion.id == Prediction.model_version_id)
         .where(Prediction.image_id == image_id, ModelVersion.is_serving.is_(True))).first()
     db.session.commit()  # end the read
+    if reason == "disagreement":  # the latest label that goes against the consensus, if any
+        focus_label_id = next((label_id for label_id, _user, name, _created in reversed(labels)
+                               if name != names.get(class_id)), focus_label_id)
+    focused = next((name for label_id, _user, name, _created in labels
+                    if label_id == focus_label_id), None)
     return {"image_id": image_id, "reason": reason, "why": REASONS[reason],
+            "accept_settles_to": focused or names.get(class_id),
             "image_url": f"/api/images/{image_id}/file", "focus_label_id": focus_label_id,
             "labels": [{"label_id": label_id, "labeler": username, "label": name}
                        for label_id, username, name, _created in labels],

@@ -148,3 +148,15 @@ def test_home_links_the_queue_for_reviewers_only(app, client, auth, users):
     auth.login("lee")
     home = client.get("/").data
     assert queue_link not in home and f"/projects/{project_id}/agreement".encode() in home
+
+
+def test_a_disagreement_puts_the_dissenting_label_under_review(app, users):
+    with app.app_context():
+        project_id = make_project()
+        image = add_images(project_id, 1)[0]
+        dissent = vote(project_id, image, users["lee"], "other")
+        vote(project_id, image, users["liu"], "crater")
+        vote(project_id, image, users["ada"], "crater")
+        item = queue.next_item(project_of(project_id), queue.QueueFilter())
+        assert item["focus_label_id"] == dissent and item["accept_settles_to"] == "other"
+        assert item["consensus"]["label"] == "crater" and item["consensus"]["n_labels"] == 3
