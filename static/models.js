@@ -50,6 +50,21 @@
     }
   }
 
+  // Admins cancel a queued or running job; the page shows its end when the poll sees it.
+  const csrfToken = document.querySelector('meta[name="csrf-token"]').content;
+  document.querySelectorAll("button.cancel-job").forEach((button) => {
+    button.addEventListener("click", async () => {
+      button.disabled = true;
+      const response = await fetch(`/api/jobs/${button.dataset.jobId}/cancel`, {
+        method: "POST", headers: {"Accept": "application/json", "X-CSRFToken": csrfToken}});
+      const answer = await response.json().catch(() => ({}));
+      const row = button.closest("tr.job");
+      row.querySelector(".job-message").textContent =
+        response.ok ? (answer.message || "cancelled") : (answer.error || `cancel failed (${response.status})`);
+      if (response.ok && answer.state === "failed") window.location.reload();
+    });
+  });
+
   // The server writes each bar's width as data-percent (no style attributes under the CSP).
   document.querySelectorAll(".progress[data-percent]").forEach((bar) => {
     bar.firstElementChild.style.width = bar.dataset.percent + "%";

@@ -33,6 +33,7 @@ from . import minutely
 from .runtime import (
     LOG_LIMIT,
     SHUTDOWN,
+    JobCancelled,
     JobInterrupted,
     ProgressReporter,
     host_identity,
@@ -55,6 +56,8 @@ RERUNNABLE_KINDS: set[str] = set()
 MAX_INTERRUPTIONS = 1
 # What a job's status says once it was queued again because its worker died.
 RESTARTED_NOTE = "restarted after its worker stopped"
+# The error of a job an admin cancelled (jobs/cancel.py).
+CANCELLED = "cancelled by an admin"
 # The log line a reaper leaves (a later shutdown's message tells the two apart).
 GONE_LOG_PREFIX = "worker gone: "
 # The jobs this process runs now, each with an event set when its run is over.
@@ -136,12 +139,14 @@ def submit(kind: str, project_id: int | None = None, params: dict | None = None,
             raise busy
     job = Job(kind=kind, project_id=project_id, params=params or {}, created_by_id=created_by_id)
     db.session.add(job)
+    db.session.flush()
+    job_id = job.id  # read before the commit expires it: queueing opens no transaction here
     db.session.commit()
     try:
-        current_app.extensions["execute_job"](job.id)
+        current_app.extensions["execute_job"](job_id)
     except Exception as error:  # the queue is down: the row must not block later submits
-        log.exception("could not queue job %s (%s)", job.id, kind)
-        _finish(job.id, state="failed", error=f"could not queue the job: {error}", claimed=False)
+        log.exception("could not queue job %s (%s)", job_id, kind)
+        _finish(job_id, state="failed", error=f"could not queue the job: {error}", claimed=False)
         raise
     db.session.refresh(job)
     return job
@@ -192,6 +197,11 @@ def run_job(job_id: int) -> None:
         result = HANDLERS[job.kind](job, reporter) or {}
         _finish(job.id, state="done", progress=1.0, result=result,
                 model_version_id=result.get("model_version_id"))
+    except JobCancelled:
+        db.session.rollback()
+        log.warning("job %s (%s) cancelled while it ran", job_id, job.kind)
+        _discard(job)
+        _finish(job.id, state="failed", error=CANCELLED, log_tail="cancelled while it ran\n")
     except JobInterrupted:
         db.session.rollback()
         log.warning("job %s (%s) interrupted by the worker's shutdown", job_id, job.kind)

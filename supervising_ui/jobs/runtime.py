@@ -24,6 +24,11 @@ LOG_LIMIT = 64_000
 SHUTDOWN = threading.Event()
 
 
+class JobCancelled(BaseException):
+    """An admin cancelled the running job; raised from its next progress report (a
+    BaseException for the same reason as JobInterrupted)."""
+
+
 class JobInterrupted(BaseException):
     """The worker is shutting down; raised from a running job's next progress report.
 
@@ -102,12 +107,19 @@ class ProgressReporter:
         self._thread.join(timeout=self.heartbeat_seconds + 1)
 
     def progress(self, fraction: float, message: str = "") -> None:
-        """Record how far the job is (0..1) and what it is doing; raise JobInterrupted on shutdown."""
+        """Record how far the job is (0..1) and what it is doing; raise JobInterrupted on
+        shutdown, JobCancelled once an admin cancelled the job."""
         _stop_if_shutting_down()
         self.reached = max(self.reached, min(1.0, float(fraction)))
         if self.note:
             message = f"{message} ({self.note})" if message else self.note
-        self._update(progress=self.reached, message=message, heartbeat_at=utcnow())
+        with self._engine.begin() as connection:
+            connection.execute(update(Job).where(Job.id == self.job_id).values(
+                progress=self.reached, message=message, heartbeat_at=utcnow()))
+            cancelled = connection.execute(select(Job.cancelled_by_id).where(
+                Job.id == self.job_id)).scalar()
+        if cancelled is not None:
+            raise JobCancelled("cancelled by an admin")
 
     def log(self, line: str) -> None:
         """Append a line to the job's log; raise JobInterrupted while the worker shuts down."""

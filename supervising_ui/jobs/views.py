@@ -2,7 +2,10 @@
 from flask import Blueprint, jsonify
 from flask_login import current_user
 
+from ..accounts.guard import admin_required
 from . import status as job_status
+from .cancel import cancel_job
+from .queue import JobRefused
 
 blueprint = Blueprint("jobs", __name__)
 
@@ -17,3 +20,16 @@ def status(job_id):
     if report is None:
         return jsonify(error=f"no job with id {job_id}"), 404
     return jsonify(report)
+
+
+@blueprint.post("/api/jobs/<int:job_id>/cancel")
+@admin_required
+def cancel(job_id):
+    """Cancel a queued or running job (admins): 200 with its status, 409 if it is over."""
+    try:
+        job = cancel_job(job_id, current_user)
+    except LookupError as error:
+        return jsonify(error=str(error)), 404
+    except JobRefused as error:
+        return jsonify(error=str(error)), 409
+    return jsonify(job_status.job_status(job))

@@ -38,6 +38,9 @@ class Job(db.Model):
     worker_host: Mapped[str | None] = mapped_column(String(255))
     # Times a worker shutdown (SIGTERM) cut the job off; the first re-queues it, the second fails it.
     interruptions: Mapped[int] = mapped_column(Integer, default=0)
+    # The admin who cancelled the job: a queued one fails at once, a running one stops at its
+    # next progress report and its half-made work is discarded (jobs/cancel.py).
+    cancelled_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
 
 
 # --- The search index: what supervising_ui/search reads, kept current by search/index.py ------

@@ -1,5 +1,5 @@
 """guidance and unsure: class descriptions (the field guide), "unsure" with a comment on a
-put-off image, and labels marked as imported
+put-off image, labels marked as imported, and who cancelled a job
 
 Revision ID: 0008
 Revises: 0007
@@ -28,12 +28,20 @@ def upgrade():
     op.add_column('skip', sa.Column('comment', sa.String(length=500), nullable=True))
     op.add_column('label', sa.Column('imported', sa.Boolean(), nullable=False,
                                      server_default=sa.false()))
+    op.add_column('job', sa.Column('cancelled_by_id', sa.Integer(), nullable=True))
+    if op.get_bind().dialect.name != 'sqlite':  # SQLite: a constraint needs a table rebuild
+        op.create_foreign_key('fk_job_cancelled_by_id_user', 'job', 'user',
+                              ['cancelled_by_id'], ['id'])
 
 
 def downgrade():
     sqlite = op.get_bind().dialect.name == 'sqlite'
     if sqlite:  # the rebuilds below drop tables that others refer to
         op.execute('PRAGMA foreign_keys=OFF')
+    with op.batch_alter_table('job', schema=None) as batch_op:
+        if not sqlite:
+            batch_op.drop_constraint('fk_job_cancelled_by_id_user', type_='foreignkey')
+        batch_op.drop_column('cancelled_by_id')
     with op.batch_alter_table('label', schema=None) as batch_op:
         batch_op.drop_column('imported')
     with op.batch_alter_table('skip', schema=None) as batch_op:
