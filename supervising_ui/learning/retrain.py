@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -47,7 +48,8 @@ _VERSION_FOLDER = re.compile(r"^v\d{4,}-[a-z]+$")
 def run_retrain(job: Job, reporter) -> dict:
     """Train a candidate, compare it with the serving model, store predictions, promote."""
     started = time.perf_counter()
-    kind = job.params.get("kind", "quick")
+    params = dict(job.params or {})
+    kind = params.get("kind", "quick")
     if kind not in TRAINING_MODES:
         raise RetrainError(f"unknown retrain kind {kind!r}")
     project = db.session.get(Project, job.project_id)
@@ -55,21 +57,27 @@ def run_retrain(job: Job, reporter) -> dict:
         raise RetrainError(f"project {job.project_id} no longer exists")
     reporter.progress(0.01, "gathering labels")
     clear_leftovers(project.id)
+    project_id, project_name = project.id, project.name
     classes, color_input = project.class_names, project.color_input
     examples = labeled_images(project)
     check_enough_labels(examples, current_app.config["RETRAIN_MIN_LABELS"])
-    train, held_out, how = holdout_split(project.id, examples)
-    serving = serving_version(project.id)
+    train, held_out, how = holdout_split(project_id, examples)
+    serving = _serving_snapshot(project_id)
     version = (db.session.scalar(select(func.max(ModelVersion.version)).where(
-        ModelVersion.project_id == project.id)) or 0) + 1
-    db.session.commit()  # end the read transaction before minutes of training
-    reporter.log(f"{kind} retrain of {project.name!r} v{version}: {len(train)} training and "
+        ModelVersion.project_id == project_id)) or 0) + 1
+    # End the read transaction before minutes of training, and touch no row until training
+    # is over: reading an expired attribute (job.params, project.name) would open a new
+    # transaction that the training then keeps open ("idle in transaction"), and VACUUM
+    # could remove no row that labelers changed meanwhile.
+    db.session.commit()
+    reporter.log(f"{kind} retrain of {project_name!r} v{version}: {len(train)} training and "
                  f"{len(held_out)} held-out images ({how})")
 
-    model_dir = _fresh_model_dir(project.id, version, kind)
+    model_dir = _fresh_model_dir(project_id, version, kind)
     try:
-        trained = _train(kind, job.params, classes, color_input, train, held_out,
-                         model_dir, _stage_progress(reporter, 0.02, 0.55, "training"))
+        config = _train_config(kind, params, classes, color_input)
+        trained = _train(config, train, held_out, model_dir, _stage_progress(
+            reporter, 0.02, 0.55, "training", _expected_passes(config)))
         report = trained.metrics["val"]
         from ..ml.metrics import write_plots
         write_plots(report, model_dir)
@@ -79,13 +87,13 @@ def run_retrain(job: Job, reporter) -> dict:
         promote_candidate = serving_accuracy is None or report["accuracy"] >= serving_accuracy
         metrics = version_metrics(trained.metrics, how, len(train), serving, serving_accuracy,
                                   promote_candidate, [e.image_id for e in held_out])
-        model_version = ModelVersion(project_id=project.id, version=version, kind=kind,
+        model_version = ModelVersion(project_id=project_id, version=version, kind=kind,
                                      path=str(model_dir), num_labels=len(examples),
                                      metrics=metrics, is_serving=False)
         db.session.add(model_version)
         db.session.flush()
         # The job names the version it is making: if it fails, discard_unfinished finds it.
-        job.model_version_id = model_version.id
+        job.model_version_id = model_version_id = model_version.id
         db.session.commit()
     except BaseException:
         shutil.rmtree(model_dir, ignore_errors=True)
@@ -95,14 +103,28 @@ def run_retrain(job: Job, reporter) -> dict:
     reporter.log(f"predicted and stored {stored} images in {time.perf_counter() - predicting:.1f} s")
     if promote_candidate:
         promote(model_version)
-    prune_predictions(project.id)
+    prune_predictions(project_id)
     verdict = "serves now" if promote_candidate else (
         f"does not serve: v{serving.version} scored {serving_accuracy:.4f} on the same images")
     reporter.log(f"v{version} {verdict}; {time.perf_counter() - started:.1f} s in all")
     reporter.progress(1.0, f"v{version} {'serves' if promote_candidate else 'kept aside'}")
-    return {"model_version_id": model_version.id, "version": version, "serving": promote_candidate,
+    return {"model_version_id": model_version_id, "version": version, "serving": promote_candidate,
             "held_out_accuracy": report["accuracy"], "serving_accuracy": serving_accuracy,
             "predictions": stored}
+
+
+@dataclass(frozen=True)
+class ServingSnapshot:
+    """What a retrain compares with: the serving version's number and folder, read up front."""
+
+    version: int
+    path: str
+
+
+def _serving_snapshot(project_id: int) -> ServingSnapshot | None:
+    """The serving version as plain values (no row to refresh while training runs)."""
+    serving = serving_version(project_id)
+    return None if serving is None else ServingSnapshot(serving.version, serving.path)
 
 
 def discard_unfinished(job: Job) -> None:
@@ -152,21 +174,33 @@ def _fresh_model_dir(project_id: int, version: int, kind: str) -> Path:
     return path
 
 
-def _train(kind: str, params: dict, classes: list[str], color_input: bool,
-           train: list[LabeledImage], held_out: list[LabeledImage], model_dir: Path, progress):
-    """Fit a model of this kind through the ML package; return its ModelDir."""
-    from ..ml import TrainConfig, fit
-    config = TrainConfig(mode=TRAINING_MODES[kind], classes=classes, epochs=params.get("epochs"),
-                         tta_views=params.get("tta_views"),
-                         stretch="color" if color_input else None,  # None: the mode's default
-                         backbone=current_app.config["RETRAIN_BACKBONE"],
-                         top_blocks=current_app.config["RETRAIN_TOP_BLOCKS"])
+def _train_config(kind: str, params: dict, classes: list[str], color_input: bool):
+    """The ML package's TrainConfig of a retrain of this kind, with the job's parameters."""
+    from ..ml import TrainConfig
+    return TrainConfig(mode=TRAINING_MODES[kind], classes=classes, epochs=params.get("epochs"),
+                       tta_views=params.get("tta_views"),
+                       stretch="color" if color_input else None,  # None: the mode's default
+                       backbone=current_app.config["RETRAIN_BACKBONE"],
+                       top_blocks=current_app.config["RETRAIN_TOP_BLOCKS"])
+
+
+def _train(config, train: list[LabeledImage], held_out: list[LabeledImage], model_dir: Path,
+           progress):
+    """Fit a model through the ML package; return its ModelDir."""
+    from ..ml import fit
     return fit(to_records(train), config, model_dir, val_records=to_records(held_out),
                progress=progress, cache_dir=embedding_cache_dir(),
                device=current_app.config["RETRAIN_DEVICE"])
 
 
-def _accuracy_of(serving: ModelVersion | None, classes: list[str], held_out: list[LabeledImage],
+def _expected_passes(config) -> int:
+    """How many counted passes fit reports: each epoch of a fine-tune, or head mode's embedding
+    of the training images and its training; then the held-out images."""
+    resolved = config.resolved()
+    return (resolved.epochs if resolved.mode != "head" else 2) + 1
+
+
+def _accuracy_of(serving: ServingSnapshot | None, classes: list[str], held_out: list[LabeledImage],
                  reporter) -> float | None:
     """Accuracy of the serving model on these held-out images (None: nothing to compare with)."""
     if serving is None:
@@ -181,15 +215,32 @@ def _accuracy_of(serving: ModelVersion | None, classes: list[str], held_out: lis
     if served_classes != classes:
         reporter.log(f"serving v{serving.version} knows other classes {served_classes}: replaced")
         return None
-    proba = predict_proba(serving.path, to_records(held_out), cache_dir=embedding_cache_dir())
+    proba = predict_proba(serving.path, to_records(held_out), cache_dir=embedding_cache_dir(),
+                          progress=_stage_progress(reporter, 0.55, 0.6, "serving model"))
     truth = np.array([classes.index(e.label) for e in held_out])
     accuracy = float(np.mean(proba.argmax(axis=1) == truth))
     reporter.log(f"serving v{serving.version} held-out accuracy {accuracy:.4f} on the same images")
     return accuracy
 
 
-def _stage_progress(reporter, start: float, stop: float, label: str, every_seconds: float = 1.0):
-    """An ML progress callback that maps (stage, done, total) into [start, stop], at most once a second."""
+def _stage_progress(reporter, start: float, stop: float, label: str, passes: int = 1,
+                    every_seconds: float = 1.0):
+    """An ML progress callback that maps (stage, done, total) into [start, stop], at most once a second.
+
+    fit counts each pass from 0 (each epoch, the held-out images after the training ones): each
+    of the expected passes takes an equal share of what is left when it begins (a pass that
+    does not happen, all its embeddings cached, is skipped over), and any further pass stays
+    at stop, so the figure only grows.
+    """
+    seen = {"stage": None, "done": 0, "total": 0, "begun": 0, "low": start, "high": start}
+
     def report(stage: str, done: int, total: int) -> None:
-        reporter.progress(start + (stop - start) * done / max(total, 1), f"{label}: {stage} {done}/{total}")
+        if stage != seen["stage"] or done < seen["done"] or seen["done"] >= seen["total"]:
+            begun = seen["begun"]  # a new pass: it starts where the last one ended
+            share = 1 / (passes - begun) if begun < passes else 1.0
+            seen.update(begun=begun + 1, low=seen["high"],
+                        high=seen["high"] + (stop - seen["high"]) * share)
+        seen.update(stage=stage, done=done, total=total)
+        fraction = seen["low"] + (seen["high"] - seen["low"]) * done / max(total, 1)
+        reporter.progress(fraction, f"{label}: {stage} {done}/{total}")
     return throttled(report, every_seconds)

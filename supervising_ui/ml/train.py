@@ -187,8 +187,12 @@ def optimization_plan(trained: nn.Module, config: TrainConfig, samples: int) -> 
 
 
 def train_on_features(trained: nn.Module, features: torch.Tensor, labels: torch.Tensor,
-                      config: TrainConfig, loss_fn: nn.Module, generator: torch.Generator) -> None:
-    """Minibatch AdamW of the trained part over cached features (V, N, ...): every view is a sample."""
+                      config: TrainConfig, loss_fn: nn.Module, generator: torch.Generator,
+                      progress: Progress | None = None) -> None:
+    """Minibatch AdamW of the trained part over cached features (V, N, ...): every view is a sample.
+
+    progress hears ("fit", epochs done, epochs) after each epoch.
+    """
     views, count = features.shape[:2]
     samples = features.reshape(views * count, *features.shape[2:])
     targets = labels.repeat(views)
@@ -199,7 +203,7 @@ def train_on_features(trained: nn.Module, features: torch.Tensor, labels: torch.
         optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * step / max(1, epochs * steps))))
     device = module_device(trained)
     trained.train()
-    for _ in range(epochs):
+    for epoch in range(epochs):
         order = epoch_order(targets, config.balance, generator)
         for start in range(0, len(order), batch_size):
             index = order[start:start + batch_size]
@@ -209,6 +213,8 @@ def train_on_features(trained: nn.Module, features: torch.Tensor, labels: torch.
             loss.backward()
             optimizer.step()
             scheduler.step()
+        if progress:
+            progress("fit", epoch + 1, epochs)
     trained.eval()
 
 
@@ -294,7 +300,7 @@ def fit(train_records: Sequence[Record], config: TrainConfig, out_dir: str | os.
                                  cache, config.embed_batch_size, progress)
         timings["embed_train_s"] = time.perf_counter() - tick
         tick = time.perf_counter()
-        train_on_features(trained, features, train_labels, config, loss_fn, generator)
+        train_on_features(trained, features, train_labels, config, loss_fn, generator, progress)
         if config.members > 1:
             model = Ensemble([model] + [
                 train_member(features, train_labels, len(classes), config, loss_fn, config.seed + m, device)

@@ -2,9 +2,10 @@
 SQLite job queue, while a labeler keeps submitting through the JSON API.
 
 Shows the loop end to end: label -> retrain -> the next image carries a suggestion of the new
-version; a retrain fires after N labels; a worker killed with SIGKILL mid-job leaves the job
-"failed" at once (its process is gone), never stuck "running"; a worker stopped with SIGTERM
-queues its job again once; an idle worker holds no transaction (PostgreSQL). With
+version; a retrain fires after N labels; a worker killed with SIGKILL mid-job has its job
+queued again at once (its process is gone), never stuck "running", and the next worker runs
+it to the end (a second kill fails it with the reason); a worker stopped with SIGTERM queues
+its job again once; an idle worker holds no transaction (PostgreSQL). With
 SUPERVISING_UI_TEST_DATABASE_URL set, the app and the worker use that database.
 """
 import os
@@ -222,19 +223,52 @@ def test_real_worker_retrains_while_labelers_submit_and_survives_a_kill(loop):
     print(f"automatic retrain done {time.monotonic() - started:.1f} s after it was queued")
     assert labeler.submits == [201] * (submitted + 3)
 
-    # A worker killed in the middle of a fine-tune: the job ends "failed", not stuck running.
+    # A worker killed in the middle of a fine-tune: the job is queued again at once (its
+    # process is gone), never stuck running, and a new worker runs it to the end.
     response = admin.post(f"/api/projects/{project_id}/retrain", headers=headers,
                           json={"kind": "finetune", "epochs": 5, "tta_views": 1})
     assert response.status_code == 202
     doomed = response.json["job_id"]
-    wait_for(lambda: job_state(admin, token, doomed)["state"] == "running", DEADLINE_SECONDS,
+    wait_for(lambda: "training" in job_state(admin, token, doomed)["message"], DEADLINE_SECONDS,
              worker, "the fine-tune to be under way")
-    time.sleep(1.0)  # into the training
     worker.kill()
     status = job_state(admin, token, doomed)  # the first read after the kill reaps it
-    assert status["state"] == "failed" and "worker process stopped" in status["error"]
+    assert status["state"] == "queued" and status["message"] == "restarted after its worker stopped"
+    assert admin.post(f"/api/projects/{project_id}/retrain", headers=headers).status_code == 409
+    worker.start()
+
+    def finished():
+        status = job_state(admin, token, doomed)
+        return status if status["state"] in ("done", "failed") else None
+    status = wait_for(finished, DEADLINE_SECONDS, worker, "the restarted fine-tune")
+    assert status["state"] == "done", status
+    assert "restarted after its worker stopped" in status["message"]
+    with app.app_context():
+        assert db.session.get(Job, doomed).interruptions == 1
+
+
+def test_a_retrain_whose_worker_is_killed_twice_fails_with_the_reason(loop):
+    app, project_id, token, worker = loop
+    admin = app.test_client()
+    worker.start()
+    response = admin.post(f"/api/projects/{project_id}/retrain",
+                          headers={"Authorization": f"Bearer {token}"},
+                          json={"kind": "finetune", "epochs": 500, "tta_views": 1})
+    job_id = response.json["job_id"]
+    for run in (1, 2):
+        wait_for(lambda: "training" in job_state(admin, token, job_id)["message"],
+                 DEADLINE_SECONDS, worker, f"run {run} to be training")
+        worker.kill()
+        status = job_state(admin, token, job_id)
+        if run == 1:
+            assert status["state"] == "queued", status
+            worker.start()
+    assert status["state"] == "failed", status
+    assert status["error"] == ("the worker process stopped while running this job (killed or "
+                               "crashed), after it had been restarted once; start it again")
     # Nothing blocks the next retrain.
-    again = admin.post(f"/api/projects/{project_id}/retrain", headers=headers)
+    again = admin.post(f"/api/projects/{project_id}/retrain",
+                       headers={"Authorization": f"Bearer {token}"})
     assert again.status_code == 202
 
 
