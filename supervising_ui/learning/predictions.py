@@ -72,11 +72,12 @@ def predictor_for(path: str):
     """The serving path's predictor of a model directory (ONNX Runtime; the graph is exported on
     first use), kept per process for the last few directories."""
     config = current_app.config
-    return _predictor(str(path), config["CLASSIFY_PRECISION"], config["CLASSIFY_THREADS"])
+    written = (Path(path) / "model.pt").stat().st_mtime_ns  # a rewritten model is loaded again
+    return _predictor(str(path), written, config["CLASSIFY_PRECISION"], config["CLASSIFY_THREADS"])
 
 
 @functools.lru_cache(maxsize=2)
-def _predictor(path: str, precision: str, threads: int):
+def _predictor(path: str, written: int, precision: str, threads: int):
     from ..ml.serving import OnnxPredictor  # loads ONNX Runtime: only where a model runs
     return OnnxPredictor(path, precision=precision, threads=threads)
 

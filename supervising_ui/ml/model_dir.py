@@ -123,6 +123,12 @@ def load_model(path: str | os.PathLike) -> tuple[Classifier | Ensemble, ModelDir
     return model, info
 
 
+def read_temperature(path: str | os.PathLike) -> float:
+    """The temperature load_model() gives the model: model.pt's, else config.json's, else 1."""
+    state = torch.load(Path(path) / WEIGHTS_FILE, map_location="cpu", weights_only=True)
+    return float(state.get("temperature", read_model_dir(path).temperature))
+
+
 def _classifier(path: str | os.PathLike, state: dict, info: ModelDir) -> Classifier:
     """The classifier of one member's tensors ("backbone", "head") over its backbone."""
     train = info.config["train_config"]

@@ -23,7 +23,7 @@ import torch
 
 from .data import Preprocessing, Record, as_records, dihedral, with_hashes
 from .embeddings import EmbeddingCache, Progress, embed_records, feature_cache, run_features
-from .model_dir import read_model_dir
+from .model_dir import read_model_dir, read_temperature
 from .onnx_export import FEATURES, INPUT, LOGITS, ensure_onnx, has_features
 from .predict import combine_views
 from .serving_choice import serving_views
@@ -70,6 +70,7 @@ class OnnxPredictor:
 
         self.model_dir = Path(model_dir)
         self.info = read_model_dir(model_dir)
+        self.info.config["temperature"] = read_temperature(model_dir)  # as load_model() has it
         self.preprocessing = self.info.preprocessing
         self.views = serving_views(self.info.config, views)
         self.batch_size, self.decode_threads, self.precision = batch_size, decode_threads, precision
