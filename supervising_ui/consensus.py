@@ -13,7 +13,7 @@ The search index's class (search/, majority_sql) is still the plain majority.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from typing import Hashable, Mapping
+from typing import Collection, Hashable, Mapping
 
 from sqlalchemy import case, func, select
 
@@ -45,43 +45,53 @@ def consensus_class_ids(project_id: int) -> dict[int, int]:
             in consensus_details(project_id)[1].items() if class_id is not None}
 
 
-def consensus_details(project_id: int) -> tuple[str, dict[int, tuple[int | None, float, int]]]:
-    """Return the project's method and, per labeled or settled image, (class id or None,
-    posterior, label count): stored by the consensus job where current, else the majority
-    (posterior: the winner's vote share), and a reviewer's class (posterior 1) where settled."""
+def consensus_details(project_id: int, image_ids: Collection[int] | None = None) \
+        -> tuple[str, dict[int, tuple[int | None, float, int]]]:
+    """Return the project's method and, per labeled or settled image (of image_ids, if given),
+    (class id or None, posterior, label count): stored by the consensus job where current,
+    else the majority (posterior: the winner's vote share), and a reviewer's class
+    (posterior 1) where settled."""
     method = db.session.scalar(select(Project.consensus_method).where(
         Project.id == project_id)) or "majority"
-    votes = _votes(project_id)
+    votes = _votes(project_id, image_ids)
     details = {}
     for image_id, counts in votes.items():
         total, winner = sum(counts.values()), majority(counts)
         details[image_id] = (winner, max(counts.values()) / total, total)
     if method != "majority":
-        for image_id, class_id, posterior, count in db.session.execute(
+        for image_id, class_id, posterior, count in db.session.execute(_only(
                 select(ImageConsensus.image_id, ImageConsensus.label_class_id,
                        ImageConsensus.posterior, ImageConsensus.n_labels).where(
-                    ImageConsensus.project_id == project_id, ImageConsensus.method == method)):
+                    ImageConsensus.project_id == project_id, ImageConsensus.method == method),
+                ImageConsensus.image_id, image_ids)):
             # Only while its labels are the ones the job saw: a later label or reject falls back.
             if image_id in details and details[image_id][2] == count:
                 details[image_id] = (class_id, posterior, count)
-    for image_id, class_id in settled_class_ids(project_id).items():
+    for image_id, class_id in settled_class_ids(project_id, image_ids).items():
         details[image_id] = (class_id, 1.0, details.get(image_id, (None, 0.0, 0))[2])
     return method, details
 
 
-def settled_class_ids(project_id: int) -> dict[int, int]:
+def settled_class_ids(project_id: int, image_ids: Collection[int] | None = None) -> dict[int, int]:
     """Map image id -> the class a reviewer settled (the image's latest accept or fix)."""
-    latest = select(func.max(Review.id)).where(
-        Review.project_id == project_id, Review.decision.in_(("accept", "fix"))) \
-        .group_by(Review.image_id).scalar_subquery()
+    latest = _only(select(func.max(Review.id)).where(
+        Review.project_id == project_id, Review.decision.in_(("accept", "fix"))),
+        Review.image_id, image_ids).group_by(Review.image_id).scalar_subquery()
     return dict(db.session.execute(select(Review.image_id, Review.label_class_id).where(
         Review.id.in_(latest))).all())
 
 
-def _votes(project_id: int) -> dict[int, dict[int, int]]:
-    """Map image id -> class id -> votes over the project's labels."""
-    rows = db.session.execute(select(Label.image_id, Label.label_class_id, func.count(Label.id))
-                              .where(Label.project_id == project_id)
+def _only(query, column, image_ids: Collection[int] | None):
+    """Narrow query to image_ids (all images for None)."""
+    return query if image_ids is None else query.where(column.in_(list(image_ids)))
+
+
+def _votes(project_id: int, image_ids: Collection[int] | None = None) -> dict[int, dict[int, int]]:
+    """Map image id -> class id -> votes over the project's labels (of image_ids, if given)."""
+    rows = db.session.execute(_only(select(Label.image_id, Label.label_class_id,
+                                           func.count(Label.id))
+                                    .where(Label.project_id == project_id),
+                                    Label.image_id, image_ids)
                               .group_by(Label.image_id, Label.label_class_id)).all()
     votes: dict[int, dict[int, int]] = defaultdict(dict)
     for image_id, class_id, count in rows:

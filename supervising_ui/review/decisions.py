@@ -84,7 +84,7 @@ def _class_id(project: Project, name) -> int:
 
 def _consensus_class(project: Project, image_id: int) -> int:
     """The image's consensus class id; 400 when it has none to accept."""
-    class_id = consensus_details(project.id)[1].get(image_id, (None, 0.0, 0))[0]
+    class_id = consensus_details(project.id, [image_id])[1].get(image_id, (None, 0.0, 0))[0]
     if class_id is None:
         raise ReviewError("this image has no consensus class to accept: fix it with a class", 400)
     return class_id

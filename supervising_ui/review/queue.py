@@ -148,7 +148,7 @@ def item_payload(project: Project, image_id: int, reason: str, focus_label_id: i
         select(Label.id, User.username, LabelClass.name, Label.created_at)
         .join(User, User.id == Label.user_id).join(LabelClass, LabelClass.id == Label.label_class_id)
         .where(Label.image_id == image_id).order_by(Label.id)).all()
-    method, details = consensus_details(project.id)
+    method, details = consensus_details(project.id, [image_id])
     class_id, posterior, count = details.get(image_id, (None, 0.0, 0))
     names = {c.id: c.name for c in project.classes}
     prediction = db.session.execute(

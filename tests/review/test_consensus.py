@@ -109,6 +109,8 @@ def test_a_reviewers_class_settles_the_image(app, users):
         db.session.commit()
         assert consensus_labels(project_id) == {image: "other"}
         assert consensus_details(project_id)[1][image] == (other.id, 1.0, 2)
+        assert consensus_details(project_id, [image]) == consensus_details(project_id)
+        assert consensus_details(project_id, [image + 1]) == ("majority", {})
 
 
 def test_labels_queue_the_consensus_job_debounced(app, client, auth, monkeypatch):
