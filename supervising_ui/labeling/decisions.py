@@ -77,7 +77,7 @@ _COUNT_LABEL = (
 # name equal to one of its columns (project_id, created_at) for a value to set.
 _LABEL_VALUES = ("project_id", "image_id", "user_id", "request_id", "created_at",
                  "seconds_spent", "suggestion_shown", "suggested_class_id",
-                 "suggestion_confidence", "suggestion_model_version_id")
+                 "suggestion_confidence", "suggestion_model_version_id", "imported")
 _LABEL_COLUMNS = [bindparam(f"v_{name}", type_=_label.c[name].type) for name in _LABEL_VALUES]
 _LABEL_CLASS = and_(LabelClass.project_id == bindparam("v_project_id"),
                     LabelClass.name == bindparam("class_name"))
@@ -125,7 +125,8 @@ def submit_label(image_id: int, project, user, class_name, request_id, seconds_s
     label = {"project_id": project.id, "image_id": image_id, "user_id": user_id,
              "request_id": request_id, "created_at": now,
              "seconds_spent": clamp_seconds(seconds_spent), "suggested_class_id": None,
-             "suggestion_confidence": None, "suggestion_model_version_id": None}
+             "suggestion_confidence": None, "suggestion_model_version_id": None,
+             "imported": False}  # named: INSERT ... SELECT in a CTE leaves out the column default
     label |= suggestions.label_fields(suggestions.suggestion_for(image_id, project))
     label_id, refused, indexed = None, False, False
     with serialized_write():
