@@ -206,10 +206,38 @@ def stretch_channels(x: torch.Tensor, stretch: str) -> torch.Tensor:
 def percentile_stretch(x: torch.Tensor, low: float = 0.01, high: float = 0.99) -> torch.Tensor:
     """Map each image's [low, high] quantiles of (N, 1, H, W) floats to 0-255, clipped."""
     flat = x.flatten(1)
-    bounds = torch.quantile(flat, torch.tensor([low, high], device=x.device), dim=1)  # (2, N)
+    if _whole_bytes(flat):
+        bounds = byte_quantiles(flat, (low, high))
+    else:
+        bounds = torch.quantile(flat, torch.tensor([low, high], device=x.device), dim=1)  # (2, N)
     lo = bounds[0].view(-1, 1, 1, 1)
     spread = (bounds[1] - bounds[0]).clamp_min(1.0).view(-1, 1, 1, 1)
     return ((x - lo) * (255.0 / spread)).clamp_(0.0, 255.0)
+
+
+def _whole_bytes(flat: torch.Tensor) -> bool:
+    """Whether every value is a whole number 0-255 (pixels of load_images, as floats)."""
+    return bool(flat.numel()) and float(flat.min()) >= 0 and float(flat.max()) <= 255 \
+        and bool(torch.equal(flat, flat.round()))
+
+
+def byte_quantiles(flat: torch.Tensor, quantiles) -> torch.Tensor:
+    """torch.quantile's (linear) quantiles of each row of whole numbers 0-255, (N, L) -> (Q, N),
+    from a 256-bin histogram per row: a sort of 50,000 values per 224px image took most of
+    the serving path's preprocessing time."""
+    count, length = flat.shape
+    bins = flat.long() + 256 * torch.arange(count, device=flat.device).unsqueeze(1)
+    cumulative = torch.bincount(bins.flatten(), minlength=256 * count).view(count, 256).cumsum(1)
+    rows = []
+    for quantile in quantiles:
+        rank = quantile * (length - 1)
+        lower = int(rank)
+        ranks = torch.tensor([[lower, min(lower + 1, length - 1)]], device=flat.device)
+        # The value at sorted position k: the first byte whose cumulative count exceeds k.
+        values = torch.searchsorted(cumulative, ranks.expand(count, 2).contiguous(), right=True)
+        values = values.to(flat.dtype)
+        rows.append(torch.lerp(values[:, 0], values[:, 1], torch.tensor(rank - lower, dtype=flat.dtype)))
+    return torch.stack(rows)
 
 
 def dihedral(pixels: torch.Tensor, view: int) -> torch.Tensor:

@@ -4,6 +4,7 @@ import io
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from supervising_ui import images
@@ -117,3 +118,20 @@ def test_a_large_jpeg_is_decoded_in_draft_mode_close_to_a_full_decode(tmp_path):
     Image.fromarray(smooth[:100, :100], mode="L").save(buffer, format="PNG")
     (tmp_path / "small.png").write_bytes(buffer.getvalue())
     assert images.gray_pixels(tmp_path / "small.png", 224).shape == (224, 224), "PNG: no draft"
+
+
+def test_byte_quantiles_are_torch_quantiles():
+    from supervising_ui.ml.data import byte_quantiles, percentile_stretch
+    generator = torch.Generator().manual_seed(0)
+    pixels = torch.randint(0, 256, (5, 1, 37, 41), generator=generator).float()
+    pixels[1] = 9.0  # one value only
+    pixels[2, 0, :3] = 255.0
+    flat = pixels.flatten(1)
+    for quantile in (0.0, 0.01, 1 / 3, 0.5, 0.99, 1.0):
+        expected = torch.quantile(flat, quantile, dim=1)
+        torch.testing.assert_close(byte_quantiles(flat, (quantile,))[0], expected, atol=1e-4, rtol=0)
+    fractional = pixels + 0.5  # not whole bytes: torch.quantile as before
+    expected = torch.quantile(fractional.flatten(1), torch.tensor([0.01, 0.99]), dim=1)
+    low, spread = expected[0].view(-1, 1, 1, 1), (expected[1] - expected[0]).clamp_min(1.0)
+    torch.testing.assert_close(percentile_stretch(fractional),
+                               ((fractional - low) * (255.0 / spread.view(-1, 1, 1, 1))).clamp(0, 255))
