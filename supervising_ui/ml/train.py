@@ -53,7 +53,15 @@ from .embeddings import (
 from .metrics import evaluation_report
 from .model_dir import ModelDir, save_model
 from .predict import combine_views
-from .recipe import HEAD_BATCH_SIZE, TOP_BATCH_SIZE, TOP_MAX_EPOCHS, TOP_MIN_STEPS, TrainConfig
+from .recipe import (
+    HEAD_BATCH_SIZE,
+    TOP_BATCH_SIZE,
+    TOP_FEWEST_STEPS,
+    TOP_MAX_EPOCHS,
+    TOP_MIN_STEPS,
+    TOP_STEPS_PER_SAMPLE,
+    TrainConfig,
+)
 
 
 def choose_device(name: str = "auto") -> torch.device:
@@ -174,7 +182,8 @@ def optimization_plan(trained: nn.Module, config: TrainConfig, samples: int) -> 
 
     A lone head learns at config.lr in batches of HEAD_BATCH_SIZE for config.epochs. A Top's
     blocks learn at config.lr and its head head_lr_multiplier times faster, in batches of
-    TOP_BATCH_SIZE, for config.epochs but at least TOP_MIN_STEPS minibatches (at most
+    TOP_BATCH_SIZE, for config.epochs but at least TOP_MIN_STEPS minibatches (fewer for a
+    small label set: TOP_STEPS_PER_SAMPLE per sample, at least TOP_FEWEST_STEPS; at most
     TOP_MAX_EPOCHS epochs).
     """
     if not isinstance(trained, Top):
@@ -182,7 +191,8 @@ def optimization_plan(trained: nn.Module, config: TrainConfig, samples: int) -> 
     groups = [{"params": trained.backbone.top_parameters(trained.top_blocks), "lr": config.lr},
               {"params": list(trained.head.parameters()), "lr": config.lr * config.head_lr_multiplier}]
     steps = math.ceil(samples / TOP_BATCH_SIZE)
-    epochs = max(config.epochs, min(TOP_MAX_EPOCHS, math.ceil(TOP_MIN_STEPS / steps)))
+    min_steps = min(TOP_MIN_STEPS, max(TOP_FEWEST_STEPS, math.ceil(TOP_STEPS_PER_SAMPLE * samples)))
+    epochs = max(config.epochs, min(TOP_MAX_EPOCHS, math.ceil(min_steps / steps)))
     return groups, TOP_BATCH_SIZE, epochs
 
 

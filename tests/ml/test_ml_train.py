@@ -242,14 +242,17 @@ def test_ml_package_imports_without_the_web_stack():
     assert done.returncode == 0 and "imported" in done.stdout, done.stderr
 
 
-def test_small_label_sets_train_the_last_block_for_at_least_300_minibatches():
+def test_the_last_block_trains_for_60_to_300_minibatches_by_label_set_size():
     from supervising_ui.ml.backbones import Classifier, frozen_and_trained
     from supervising_ui.ml.train import optimization_plan
     model = Classifier(load_backbone("efficientnet_lite0"), torch.nn.Linear(1280, 3))
     config = TrainConfig(mode="head").resolved()
     _, trained = frozen_and_trained(model, 1)
-    plans = {n: optimization_plan(trained, config, n) for n in (10, 300, 2600)}
-    assert {n: plan[1:] for n, plan in plans.items()} == {10: (32, 100), 300: (32, 30), 2600: (32, 5)}
+    # Samples are views of images (4 each): 10 -> at least 60 steps (60 epochs of 1), 300 ->
+    # 225 steps (23 epochs of 10), 400 (100 images) -> 300 steps, 2600 -> 5 epochs of 82.
+    plans = {n: optimization_plan(trained, config, n) for n in (10, 300, 400, 2600)}
+    assert {n: plan[1:] for n, plan in plans.items()} == {
+        10: (32, 60), 300: (32, 23), 400: (32, 24), 2600: (32, 5)}
     blocks, head = plans[300][0]
     assert head["lr"] == 10 * blocks["lr"] == 10 * config.lr
     assert len(blocks["params"]) == len(list(model.backbone.net._blocks[15].parameters())) + 3
