@@ -104,16 +104,25 @@ def agreement_page(project_id):
 
 @blueprint.get("/api/projects/<int:project_id>/agreement")
 def api_agreement(project_id):
-    """The agreement figures as JSON (a labeler gets their own row only)."""
+    """The agreement figures as JSON; ?labeler=NAME keeps one labeler's row (a labeler gets
+    their own row only, and 404 for anyone else's)."""
     project = _project_or_404(project_id)
-    return jsonify(agreement.agreement_report(project, access.figures_of(_user())))
+    try:
+        whose = access.figures_of(_user(), request.args.get("labeler"))
+    except ReviewError as error:
+        return _api_error(error)
+    return jsonify(agreement.agreement_report(project, whose))
 
 
 @blueprint.get("/projects/<int:project_id>/agreement.csv")
 def agreement_csv(project_id):
-    """The per-labeler agreement figures as CSV (a labeler gets their own row only)."""
+    """The per-labeler agreement figures as CSV (?labeler=NAME as for the JSON)."""
     project = _project_or_404(project_id)
-    report = agreement.agreement_report(project, access.figures_of(_user()))
+    try:
+        whose = access.figures_of(_user(), request.args.get("labeler"))
+    except ReviewError as error:
+        abort(error.status)
+    report = agreement.agreement_report(project, whose)
     return Response(agreement.agreement_csv(report), mimetype="text/csv", headers={
         "Content-Disposition": attachment(project.name, "-agreement.csv",
                                           f"project-{project.id}")})

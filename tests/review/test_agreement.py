@@ -119,6 +119,8 @@ def test_api_page_and_csv_for_admins_and_reviewers(app, client, auth, users):
         report = client.get(f"/api/projects/{project_id}/agreement").get_json()
         assert {row["labeler"] for row in report["labelers"]} == {"ada", "kim", "lee", "liu"}
         assert len(report["pairwise_kappa"]) == 6
+        one = client.get(f"/api/projects/{project_id}/agreement?labeler=liu").get_json()
+        assert [row["labeler"] for row in one["labelers"]] == ["liu"]
         page = client.get(f"/projects/{project_id}/agreement")
         assert page.status_code == 200 and b"Krippendorff" in page.data
         download = client.get(f"/projects/{project_id}/agreement.csv")
@@ -141,6 +143,13 @@ def test_labelers_see_only_their_own_figures(app, client, auth, users):
         client.get(f"/projects/{project_id}/agreement.csv").get_data(as_text=True))))
     assert [row["labeler"] for row in rows] == ["lee"]
     assert client.get("/api/projects/999/agreement").status_code == 404
+    # Another labeler's figures are a 404, like a missing labeler's; one's own are there.
+    for name in ("liu", "ada", "nobody"):
+        other = client.get(f"/api/projects/{project_id}/agreement?labeler={name}")
+        assert other.status_code == 404 and "error" in other.get_json()
+        assert client.get(f"/projects/{project_id}/agreement.csv?labeler={name}").status_code == 404
+    own = client.get(f"/api/projects/{project_id}/agreement?labeler=lee").get_json()
+    assert [row["labeler"] for row in own["labelers"]] == ["lee"]
     form = client.post(f"/projects/{project_id}/consensus-method",
                        data={"method": "dawid-skene", "csrf_token": auth.csrf_token})
     assert form.status_code == 403
