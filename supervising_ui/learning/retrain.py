@@ -232,7 +232,8 @@ def _stage_progress(reporter, start: float, stop: float, label: str, passes: int
     does not happen, all its embeddings cached, is skipped over), and any further pass stays
     at stop, so the figure only grows.
     """
-    seen = {"stage": None, "done": 0, "total": 0, "begun": 0, "low": start, "high": start}
+    seen = {"stage": None, "done": 0, "total": 0, "begun": 0, "low": start, "high": start,
+            "since": time.monotonic()}
 
     def report(stage: str, done: int, total: int) -> None:
         if stage != seen["stage"] or done < seen["done"] or seen["done"] >= seen["total"]:
@@ -240,7 +241,25 @@ def _stage_progress(reporter, start: float, stop: float, label: str, passes: int
             share = 1 / (passes - begun) if begun < passes else 1.0
             seen.update(begun=begun + 1, low=seen["high"],
                         high=seen["high"] + (stop - seen["high"]) * share)
+            if stage != seen["stage"]:
+                seen["since"] = time.monotonic()
         seen.update(stage=stage, done=done, total=total)
         fraction = seen["low"] + (seen["high"] - seen["low"]) * done / max(total, 1)
-        reporter.progress(fraction, f"{label}: {stage} {done}/{total}")
+        reporter.progress(fraction, f"{label}: {step_message(stage, done, total, seen['since'])}")
     return throttled(report, every_seconds)
+
+
+# How the page names the ML package's stages.
+STEP_NAMES = {"embed": "embedding images", "fit": "training, epoch", "evaluate":
+              "checking held-out images", "predict": "predicting images"}
+
+
+def step_message(stage: str, done: int, total: int, since: float,
+                 now: float | None = None) -> str:
+    """Name a stage with its count and, once it has run a few seconds, the time it has left
+    at its pace so far ("embedding images 120/338, about 40 s left")."""
+    message = f"{STEP_NAMES.get(stage, stage)} {done}/{total}"
+    elapsed = (time.monotonic() if now is None else now) - since
+    if 0 < done < total and elapsed >= 3:
+        message += f", about {max(1, round(elapsed / done * (total - done)))} s left"
+    return message

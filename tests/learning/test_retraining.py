@@ -564,3 +564,23 @@ def test_quick_retrain_uses_mixed_channels_and_its_temperature_everywhere(loop_a
         assert info.temperature == 0.5
         assert stored == pytest.approx(list(scaled), abs=1e-5)
         assert stored != pytest.approx(list(raw), abs=1e-4)
+
+
+def test_a_retrain_names_its_steps_and_the_time_they_have_left():
+    from supervising_ui.learning import retrain
+    assert retrain.step_message("embed", 0, 40, since=100.0, now=100.0) == "embedding images 0/40"
+    assert retrain.step_message("embed", 10, 40, since=100.0, now=102.0) == \
+        "embedding images 10/40", "no estimate in a stage's first seconds"
+    assert retrain.step_message("embed", 10, 40, since=100.0, now=104.0) == \
+        "embedding images 10/40, about 12 s left"
+    assert retrain.step_message("fit", 3, 60, since=0.0, now=30.0) == \
+        "training, epoch 3/60, about 570 s left"
+    seen = []
+
+    class Reporter:
+        def progress(self, fraction, message):
+            seen.append((round(fraction, 3), message))
+
+    report = retrain._stage_progress(Reporter(), 0.0, 1.0, "training", every_seconds=0)
+    report("predict", 5, 10)
+    assert seen == [(0.5, "training: predicting images 5/10")]
