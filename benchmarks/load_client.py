@@ -43,6 +43,7 @@ class Client:
         self.auth = f"Authorization: Bearer {token}\r\n" if token else ""
         self.sock = None
         self.buffer = b""
+        self.last_headers: dict[str, str] = {}
 
     def _connect(self) -> None:
         self.sock = socket.create_connection(("127.0.0.1", self.port), timeout=30)
@@ -98,6 +99,7 @@ class Client:
                     break
         else:
             body = self._read_exactly(int(headers.get("content-length", "0")))
+        self.last_headers = headers  # of the latest response (faults.py reads Retry-After)
         if headers.get("connection", "").lower() == "close":
             self.close()
         return status, body
