@@ -32,6 +32,7 @@ from ..models import Job, Project, utcnow
 from . import minutely
 from .runtime import (
     LOG_LIMIT,
+    RESTARTED_NOTE,
     SHUTDOWN,
     JobCancelled,
     JobInterrupted,
@@ -39,6 +40,7 @@ from .runtime import (
     host_identity,
     name_connections,
     process_alive,
+    restart_note,
 )
 
 log = logging.getLogger(__name__)
@@ -54,8 +56,6 @@ RETRY_DELAY_SECONDS = 3
 RERUNNABLE_KINDS: set[str] = set()
 # A job cut off by a worker shutdown or death is queued again this many times, then failed.
 MAX_INTERRUPTIONS = 1
-# What a job's status says once it was queued again because its worker died.
-RESTARTED_NOTE = "restarted after its worker stopped"
 # The error of a job an admin cancelled (jobs/cancel.py).
 CANCELLED = "cancelled by an admin"
 # The log line a reaper leaves (a later shutdown's message tells the two apart).
@@ -189,7 +189,7 @@ def run_job(job_id: int) -> None:
         return
     db.session.refresh(job)
     reporter = ProgressReporter(job.id, current_app.config["JOB_HEARTBEAT_SECONDS"],
-                                note=_restart_note(job))
+                                note=restart_note(job.interruptions, job.message))
     reporter.start()
     try:
         if job.interruptions:
@@ -222,13 +222,6 @@ def run_job(job_id: int) -> None:
         reporter.stop()
         del _running[job_id]
         finished.set()
-
-
-def _restart_note(job: Job) -> str:
-    """What every progress message of a job's second run adds: why it runs again."""
-    if not job.interruptions:
-        return ""
-    return RESTARTED_NOTE if job.message == RESTARTED_NOTE else "restarted after a worker shutdown"
 
 
 def _finish(job_id: int, state: str, log_tail: str = "", claimed: bool = True, **values) -> None:

@@ -22,6 +22,8 @@ log = logging.getLogger(__name__)
 LOG_LIMIT = 64_000
 # Set while this process's worker shuts down: the running job stops at its next progress report.
 SHUTDOWN = threading.Event()
+# What a job's status says once it was queued again because its worker died.
+RESTARTED_NOTE = "restarted after its worker stopped"
 
 
 class JobCancelled(BaseException):
@@ -60,6 +62,14 @@ def process_alive(pid: int) -> bool:
     except OSError:
         return True  # no /proc: the signal said the process exists
     return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+
+
+def restart_note(interruptions: int, message: str | None) -> str:
+    """What every progress message of a job's second run adds: why it runs again (the message
+    its re-queue left tells a dead worker from a shutdown)."""
+    if not interruptions:
+        return ""
+    return RESTARTED_NOTE if message == RESTARTED_NOTE else "restarted after a worker shutdown"
 
 
 def name_connections(name: str) -> None:
