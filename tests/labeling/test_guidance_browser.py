@@ -31,6 +31,7 @@ def test_field_guide_and_unsure_from_the_keyboard(app, users, live_server, brows
     page.wait_for_selector("#guide:not([open])", state="attached")
 
     first = page.text_content("#filename")
+    assert not page.is_visible("#unsure-form"), "the comment box shows only after N"
     page.keyboard.press("n")
     page.wait_for_selector("#unsure-form:not([hidden])")
     page.keyboard.type("a crater or a pit?")
@@ -38,6 +39,7 @@ def test_field_guide_and_unsure_from_the_keyboard(app, users, live_server, brows
     page.wait_for_function("previous => document.getElementById('filename').textContent !== previous",
                            arg=first)
     assert "Put off as unsure" in page.text_content("#message")
+    assert not page.is_visible("#unsure-form")
     with app.app_context():
         skip = db.session.query(Skip).one()
         assert skip.unsure and skip.comment == "a crater or a pit?" and skip.user_id == users["lee"]
