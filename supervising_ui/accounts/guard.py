@@ -141,23 +141,20 @@ def session_required(view):
     return wrapped
 
 
-def admin_required(view):
-    """Decorate a view so that only admins may call it (403 for everyone else)."""
-    @wraps(view)
-    def wrapped(*args, **kwargs):
-        if not current_user.is_authenticated or not current_user.is_admin:
-            abort(403)
-        return view(*args, **kwargs)
-    setattr(wrapped, ROLE_CHECK, _is_admin)  # read by the guard, which checks before CSRF
-    return wrapped
+def _role_required(check):
+    """Return a view decorator that answers 403 to anyone signed out or failing check(user)."""
+    def decorate(view):
+        @wraps(view)
+        def wrapped(*args, **kwargs):
+            if not current_user.is_authenticated or not check(current_user):
+                abort(403)
+            return view(*args, **kwargs)
+        setattr(wrapped, ROLE_CHECK, check)  # read by the guard, which checks before CSRF
+        return wrapped
+    return decorate
 
 
-def reviewer_required(view):
-    """Decorate a view so that only reviewers and admins may call it (403 for everyone else)."""
-    @wraps(view)
-    def wrapped(*args, **kwargs):
-        if not current_user.is_authenticated or not current_user.may_review:
-            abort(403)
-        return view(*args, **kwargs)
-    setattr(wrapped, ROLE_CHECK, _may_review)  # read by the guard, which checks before CSRF
-    return wrapped
+# Decorate a view so that only admins may call it (403 for everyone else).
+admin_required = _role_required(_is_admin)
+# Decorate a view so that only reviewers and admins may call it (403 for everyone else).
+reviewer_required = _role_required(_may_review)
