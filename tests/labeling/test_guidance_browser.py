@@ -87,3 +87,22 @@ def test_confusion_cells_open_the_search_and_groups_keep_the_filters(app, users,
                            arg=first)
     assert page.is_visible("#previous-image") and "sort=filename" in page.url
     assert page.script_errors == []
+
+
+def test_an_admin_cancels_a_queued_retrain_on_the_model_page(app, users, live_server, browser,
+                                                             held_queue):
+    from supervising_ui.jobs import queue as jobs
+    from supervising_ui.models import Job
+    with app.app_context():
+        project_id = make_project("mars")
+        job_id = jobs.submit("retrain", project_id, {"kind": "quick"}).id
+    page = log_in(browser, live_server, "ada")
+    page.goto(f"{live_server}/projects/{project_id}/models")
+    page.click(f"button.cancel-job[data-job-id='{job_id}']")
+    page.wait_for_selector(f"tr.job[data-job-id='{job_id}'][data-state='failed']")
+    assert "cancelled by an admin before it started" in page.text_content(
+        f"tr.job[data-job-id='{job_id}']")
+    assert page.locator("button.cancel-job").count() == 0
+    with app.app_context():
+        assert db.session.get(Job, job_id).state == "failed"
+    assert page.script_errors == []
