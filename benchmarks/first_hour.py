@@ -158,6 +158,10 @@ def main() -> None:
                   f"({more} more labels meanwhile, one every {args.pace:g} s)"] = \
                 time.monotonic() - tick
             suggestion = page.text_content("#suggestion")
+            # The first retrain's own account of its time (its job log), oldest job row last.
+            page.goto(f"{base}/projects/{project_id}/models")
+            first_retrain = page.locator("tr.job").last.get_attribute("data-job-id")
+            job_log = page.request.get(f"{base}/api/jobs/{first_retrain}").json().get("log", "")
             if args.screenshots:
                 args.screenshots.mkdir(parents=True, exist_ok=True)
                 page.screenshot(path=str(args.screenshots / "first-hour-label.png"))
@@ -176,6 +180,8 @@ def main() -> None:
     for step, seconds in times.items():
         print(f"{seconds:7.1f} s  {step}")
     print(f"the label page then showed: {suggestion!r}")
+    print("the first retrain's log:")
+    print("".join(f"    {line}\n" for line in job_log.splitlines()))
 
 
 if __name__ == "__main__":
