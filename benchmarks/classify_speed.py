@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 HIRISE = ROOT.parent / "shared" / "data" / "hirise"
 sys.path.insert(0, str(ROOT))
 CALIBRATION_IMAGES = 320
-APP_VARIANT = "onnx:fp32:1"
+APP_VARIANT = "onnx:fp32:2"
 VARIANTS = ["torch:fp32:4", "torch:fp32:1", "onnx:fp32:4", "onnx:fp32:1", "onnx:fp32:2",
             "onnx:int8:4", "onnx:int8:1", "onnx:int8:2"]
 

@@ -135,3 +135,12 @@ def test_byte_quantiles_are_torch_quantiles():
     low, spread = expected[0].view(-1, 1, 1, 1), (expected[1] - expected[0]).clamp_min(1.0)
     torch.testing.assert_close(percentile_stretch(fractional),
                                ((fractional - low) * (255.0 / spread.view(-1, 1, 1, 1))).clamp(0, 255))
+
+
+def test_the_serving_views_are_the_trained_ones_up_to_the_chosen_number():
+    from supervising_ui.ml.serving_choice import SERVING_VIEWS
+    assert serving_views({"tta_views": 4}) == list(range(min(4, SERVING_VIEWS)))
+    assert serving_views({"tta_views": 1}) == [0], "a model trained on one view keeps it"
+    assert serving_views({"tta_views": 4}, views=3) == [0, 1, 2]
+    with pytest.raises(ValueError):
+        serving_views({"tta_views": 4}, views=9)
