@@ -189,12 +189,10 @@ def run_worker(args) -> None:
     from supervising_ui import create_app
     from supervising_ui.jobs import queue as jobs
     from supervising_ui.learning import classify, predictions
-    from supervising_ui.ml import serving_choice
     engine, precision, views = args.as_worker.split(":")
     torch.set_num_threads(args.threads)
     app = create_app({"CACHE_DIR": args.cache, "CLASSIFY_PRECISION": precision,
-                      "CLASSIFY_THREADS": args.threads})
-    serving_choice.SERVING_VIEWS = int(views)
+                      "CLASSIFY_THREADS": args.threads, "CLASSIFY_VIEWS": int(views)})
     if engine == "torch":
         loaded = {}
 

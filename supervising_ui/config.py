@@ -86,10 +86,12 @@ DEFAULTS = {
     # Classification (the classify job, a retrain's predictions): a project's images are split
     # into chunks of this many, each a job that any worker takes (docs/classify-speed.md);
     # ONNX Runtime's threads per worker (0: one per core; with several workers on one host,
-    # cores / workers); its precision, "fp32" or "int8" (needs model.int8.onnx in the version).
+    # cores / workers); its precision, "fp32" or "int8" (needs model.int8.onnx in the version);
+    # the test-time views it averages (0: ml/serving_choice.py's choice, 2; 1 doubles the speed).
     "CLASSIFY_CHUNK_IMAGES": 2000,
     "CLASSIFY_THREADS": 0,
     "CLASSIFY_PRECISION": "fp32",
+    "CLASSIFY_VIEWS": 0,
     # Where the job worker trains: "auto" (a GPU when torch sees one, else the CPU), "cpu", "cuda".
     "RETRAIN_DEVICE": "auto",
     # The job worker fine-tunes a whole network for a project (and serves it if it does better
@@ -138,6 +140,7 @@ _ENV_PARSERS = {
     "CLASSIFY_CHUNK_IMAGES": int,
     "CLASSIFY_THREADS": int,
     "CLASSIFY_PRECISION": str,
+    "CLASSIFY_VIEWS": int,
     "RETRAIN_TOP_BLOCKS": int,
     "FINETUNE_WHEN_IDLE_MINUTES": float,
     "FINETUNE_MIN_NEW_LABELS": int,

@@ -73,13 +73,14 @@ def predictor_for(path: str):
     first use), kept per process for the last few directories."""
     config = current_app.config
     written = (Path(path) / "model.pt").stat().st_mtime_ns  # a rewritten model is loaded again
-    return _predictor(str(path), written, config["CLASSIFY_PRECISION"], config["CLASSIFY_THREADS"])
+    return _predictor(str(path), written, config["CLASSIFY_PRECISION"], config["CLASSIFY_THREADS"],
+                      config["CLASSIFY_VIEWS"] or None)
 
 
 @functools.lru_cache(maxsize=2)
-def _predictor(path: str, written: int, precision: str, threads: int):
+def _predictor(path: str, written: int, precision: str, threads: int, views: int | None):
     from ..ml.serving import OnnxPredictor  # loads ONNX Runtime: only where a model runs
-    return OnnxPredictor(path, precision=precision, threads=threads)
+    return OnnxPredictor(path, precision=precision, views=views, threads=threads)
 
 
 def predict_project(model_version: ModelVersion, progress=None) -> int:

@@ -151,6 +151,7 @@ def model_overview(project: Project, shown_version_id: int | None = None,
             "shown": shown, "jobs": recent, "last_job": recent[0] if recent else None,
             "acceptance": suggestion_acceptance(project.id), "chart": accuracy_chart(versions),
             "figures": {version.id: version_figures(version) for version in versions},
-            "serving_path": serving_summary(serving.path, current_app.config["CLASSIFY_PRECISION"])
+            "serving_path": serving_summary(serving.path, current_app.config["CLASSIFY_PRECISION"],
+                                            current_app.config["CLASSIFY_VIEWS"] or None)
             if serving else None,
             "kinds": list(TRAINING_MODES)}

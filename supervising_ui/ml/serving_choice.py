@@ -17,20 +17,20 @@ SERVING_VIEWS = 2
 
 
 def serving_views(config: dict, views: int | None = None) -> list[int]:
-    """The dihedral views a model's predictions average: views, or the trained ones up to
-    SERVING_VIEWS."""
-    count = views or min(int(config["tta_views"]), SERVING_VIEWS)
-    if not 1 <= count <= 8:
-        raise ValueError(f"views must be 1 to 8, not {count}")
-    return list(range(count))
+    """The dihedral views a model's predictions average: the trained ones, up to views (None:
+    SERVING_VIEWS); a model trained on one view keeps it."""
+    if views is not None and not 1 <= views <= 8:
+        raise ValueError(f"views must be 1 to 8, not {views}")
+    return list(range(min(int(config["tta_views"]), views or SERVING_VIEWS)))
 
 
-def serving_summary(model_dir: str | os.PathLike, precision: str) -> dict | None:
-    """The views the serving path averages for a model directory, the views it trained on,
-    and the precision; None where the directory has no config.json."""
+def serving_summary(model_dir: str | os.PathLike, precision: str,
+                    views: int | None = None) -> dict | None:
+    """The views the serving path averages for a model directory (views: the configured
+    number), the views it trained on, and the precision; None without a config.json."""
     try:
         config = json.loads((Path(model_dir) / "config.json").read_text())
     except (OSError, ValueError):
         return None
-    return {"views": len(serving_views(config)), "trained_views": int(config["tta_views"]),
+    return {"views": len(serving_views(config, views)), "trained_views": int(config["tta_views"]),
             "precision": precision}
