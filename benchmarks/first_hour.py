@@ -158,10 +158,6 @@ def main() -> None:
                   f"({more} more labels meanwhile, one every {args.pace:g} s)"] = \
                 time.monotonic() - tick
             suggestion = page.text_content("#suggestion")
-            # The first retrain's own account of its time (its job log), oldest job row last.
-            page.goto(f"{base}/projects/{project_id}/models")
-            first_retrain = page.locator("tr.job").last.get_attribute("data-job-id")
-            job_log = page.request.get(f"{base}/api/jobs/{first_retrain}").json().get("log", "")
             if args.screenshots:
                 args.screenshots.mkdir(parents=True, exist_ok=True)
                 page.screenshot(path=str(args.screenshots / "first-hour-label.png"))
@@ -170,6 +166,10 @@ def main() -> None:
                 page.goto(f"{base}/projects/{project_id}/search")
                 page.wait_for_selector("#grid .result")
                 page.screenshot(path=str(args.screenshots / "first-hour-search.png"))
+            # The first retrain's own account of its time (its job log), oldest job row last.
+            page.goto(f"{base}/projects/{project_id}/models")
+            first_retrain = page.locator("tr.job").last.get_attribute("data-job-id")
+            job_log = page.request.get(f"{base}/api/jobs/{first_retrain}").json().get("log", "")
             browser.close()
     finally:
         os.killpg(server.pid, 15)
