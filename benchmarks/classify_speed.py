@@ -171,6 +171,7 @@ def start_workers(args, variant: str, count: int, cache: str) -> list[subprocess
     threads = max(1, (os.cpu_count() or 1) // count)
     workers = [subprocess.Popen([sys.executable, __file__, "--as-worker", variant, "--model",
                                  args.model, "--cache", cache, "--threads", str(threads),
+                                 "--chunk-images", str(args.chunk_images),
                                  "--ready", str(ready / f"{n}")], env=environment(args),
                                 stdout=subprocess.DEVNULL, stderr=open(Path(args.work) / "workers.log", "a"))
                for n in range(count)]
@@ -192,7 +193,8 @@ def run_worker(args) -> None:
     engine, precision, views = args.as_worker.split(":")
     torch.set_num_threads(args.threads)
     app = create_app({"CACHE_DIR": args.cache, "CLASSIFY_PRECISION": precision,
-                      "CLASSIFY_THREADS": args.threads, "CLASSIFY_VIEWS": int(views)})
+                      "CLASSIFY_THREADS": args.threads, "CLASSIFY_VIEWS": int(views),
+                      "CLASSIFY_CHUNK_IMAGES": args.chunk_images})
     if engine == "torch":
         loaded = {}
 
@@ -270,6 +272,7 @@ def main() -> None:
     parser.add_argument("--database-url", default=None, help="default: SQLite in --work")
     parser.add_argument("--queue", default=None, help="redis://... (default: SQLite queue)")
     parser.add_argument("--workers-kill", action="store_true")
+    parser.add_argument("--chunk-images", type=int, default=2000, help="CLASSIFY_CHUNK_IMAGES")
     parser.add_argument("--skip-accuracy", action="store_true")
     parser.add_argument("--accuracy-only", action="store_true")
     parser.add_argument("--work", default=None, help="scratch folder (default: a temporary one)")
