@@ -42,7 +42,8 @@ def test_routes_and_db_work_and_one_route_reports_a_job(app):
     routes = runner.invoke(cli.console(), ["routes"], obj=ScriptInfo(create_app=lambda: app))
     assert routes.exit_code == 0, routes.output
     job_routes = [line for line in routes.output.splitlines() if "/jobs/" in line]
-    assert len(job_routes) == 1 and "/api/jobs/<int:job_id>" in job_routes[0]
+    assert len(job_routes) == 2 and "/api/jobs/<int:job_id>/cancel" in job_routes[0]
+    assert "GET" in job_routes[1] and job_routes[1].split()[2] == "/api/jobs/<int:job_id>"
     migrate = runner.invoke(cli.console(), ["db", "current"],
                             obj=ScriptInfo(create_app=lambda: app))
     # Alembic prints the revision on the stdout it was imported with, not the runner's.

@@ -82,8 +82,11 @@ def test_serve_restarts_a_dead_worker_and_sigterm_ends_every_child(tmp_path, mon
         job_id = job_claimed_by(app, first)
         os.kill(first, signal.SIGKILL)
         killed = time.monotonic()
-        wait_until(lambda: job_state(app, job_id) == "failed", 10, "serve to fail the dead job")
-        print(f"the dead worker's job failed {time.monotonic() - killed:.1f} s after the kill")
+        # An import can run twice: the dead worker's job is queued again once (issue 30), or
+        # failed where it cannot; either way it is running no more.
+        wait_until(lambda: job_state(app, job_id) != "running", 10,
+                   "serve to take the dead job back")
+        print(f"the dead worker's job was taken back {time.monotonic() - killed:.1f} s after the kill")
         assert time.monotonic() - killed < 10 < app.config["JOB_STALE_SECONDS"]
         second = wait_until(lambda: (pid := job_worker()) != first and pid, 10,
                             "a restarted job worker")

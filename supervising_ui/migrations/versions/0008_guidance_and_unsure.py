@@ -29,9 +29,10 @@ def upgrade():
     op.add_column('label', sa.Column('imported', sa.Boolean(), nullable=False,
                                      server_default=sa.false()))
     op.add_column('job', sa.Column('cancelled_by_id', sa.Integer(), nullable=True))
-    if op.get_bind().dialect.name != 'sqlite':  # SQLite: a constraint needs a table rebuild
-        op.create_foreign_key('fk_job_cancelled_by_id_user', 'job', 'user',
-                              ['cancelled_by_id'], ['id'])
+    # SQLite adds a constraint by rebuilding the table (batch mode); no table refers to job.
+    with op.batch_alter_table('job', schema=None) as batch_op:
+        batch_op.create_foreign_key('fk_job_cancelled_by_id_user', 'user',
+                                    ['cancelled_by_id'], ['id'])
 
 
 def downgrade():
@@ -39,8 +40,7 @@ def downgrade():
     if sqlite:  # the rebuilds below drop tables that others refer to
         op.execute('PRAGMA foreign_keys=OFF')
     with op.batch_alter_table('job', schema=None) as batch_op:
-        if not sqlite:
-            batch_op.drop_constraint('fk_job_cancelled_by_id_user', type_='foreignkey')
+        batch_op.drop_constraint('fk_job_cancelled_by_id_user', type_='foreignkey')
         batch_op.drop_column('cancelled_by_id')
     with op.batch_alter_table('label', schema=None) as batch_op:
         batch_op.drop_column('imported')
