@@ -148,9 +148,10 @@ def generated_png(label: str, index: int) -> bytes:
 
 
 def make_stored_project(app, name="mars", count=IMAGE_COUNT, group_column="source_id") -> int:
-    """A project with `count` generated images in managed storage, 4 per source_id group."""
+    """A project with `count` generated images in managed storage, 4 per source_id group; its
+    retrains are the test's to start (no automatic one, whatever the app's defaults)."""
     project = create_project(name, classes=LOOP_CLASSES)
-    project.group_column = group_column
+    project.group_column, project.retrain_every = group_column, 0
     for index in range(count):
         data = generated_png(LOOP_CLASSES[index % 2], index)
         info = storage.validate_image(data, app.config["MAX_IMAGE_PIXELS"])
