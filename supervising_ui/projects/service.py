@@ -251,11 +251,6 @@ def project_counts() -> dict[int, dict]:
             for project_id, images, labeled in rows}
 
 
-def get_image_or_404(image_id: int) -> Image:
-    """Return the image with this id (of any project), or end the request with 404 Not Found."""
-    return db.get_or_404(Image, image_id)
-
-
 def image_page(project: Project, page: int, per_page: int = 50) -> tuple[list[Image], int, list[str]]:
     """Return one page of a project's images by id, the image count and the page's metadata keys."""
     total = db.session.scalar(select(func.count()).select_from(Image).where(
