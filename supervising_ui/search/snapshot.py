@@ -19,9 +19,9 @@ from flask import current_app
 from sqlalchemy import func, select
 
 from ..extensions import db
-from ..models import SearchColumn, SearchImage, SearchMeta, SearchState, SearchValue
+from ..models import SearchState
 from . import index
-from .index import CHUNK
+from .index import CHUNK, _column, _meta, _search, _value  # the tables' Core aliases: one home
 
 # Projects whose arrays a process keeps (least recently searched ones are dropped).
 CACHED_PROJECTS = 4
@@ -30,10 +30,6 @@ RELOAD_SHARE = 0.2
 # Rows fetched from the cursor at a time while loading (bounds the memory of Python tuples).
 READ_BATCH = 50000
 
-_search = SearchImage.__table__
-_meta = SearchMeta.__table__
-_value = SearchValue.__table__
-_column = SearchColumn.__table__
 # Missing class ids are 0 and missing confidences NaN in the arrays (SQL NULL in the rows;
 # read as -1, which no probability is).
 _ROW_COLUMNS = (_search.c.image_id, func.coalesce(_search.c.label_class_id, 0),
