@@ -46,6 +46,21 @@ class Project(db.Model):
     # How labels become an image's class: "majority" or "dawid-skene" (models/review.py).
     consensus_method: Mapped[str] = mapped_column(String(16), default="majority",
                                                   server_default="majority")
+    # Observations: how many labelers mark each tile, and how many of them make a landmark
+    # (None: landmarks.merge.DEFAULT_MIN_VOTES).
+    labelers_per_tile: Mapped[int] = mapped_column(Integer, default=2, server_default="2")
+    landmark_min_votes: Mapped[int | None] = mapped_column(Integer)
+    # Adaptive redundancy: an image with labels_per_image labels or more stays in the pool
+    # while its consensus posterior is below target_posterior and it has fewer than labels_max
+    # labels (None: a fixed count, labels_per_image). settle_preference: the share of picks
+    # that first try an image one more label could settle, before a fresh one.
+    labels_max: Mapped[int | None] = mapped_column(Integer)
+    target_posterior: Mapped[float] = mapped_column(Float, default=0.95, server_default="0.95")
+    settle_preference: Mapped[float] = mapped_column(Float, default=1.0, server_default="1")
+    # Share of a labeler's picks that serve a gold image (a known answer), unannounced.
+    gold_share: Mapped[float] = mapped_column(Float, default=0.05, server_default="0.05")
+    # A retrain leaves out images whose Dawid-Skene posterior is below this.
+    retrain_min_posterior: Mapped[float] = mapped_column(Float, default=0.7, server_default="0.7")
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
     classes: Mapped[list[LabelClass]] = relationship(
