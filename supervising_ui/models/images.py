@@ -48,6 +48,9 @@ class Image(db.Model):
         Index("ix_image_pick", "project_id", "label_count", "random_key"),
         # A labeler's own leases, found without scanning the project (a reload resumes one).
         Index("ix_image_lease", "leased_to_id", "lease_expires_at"),
+        # Gold images and images adaptive redundancy wants more labels for, found directly.
+        Index("ix_image_gold", "project_id", "gold_class_id"),
+        Index("ix_image_wanted", "project_id", "labels_wanted"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -66,6 +69,11 @@ class Image(db.Model):
     lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime)
     # The import run that added the image (None: imported before batches were recorded).
     import_batch_id: Mapped[int | None] = mapped_column(ForeignKey("import_batch.id"), index=True)
+    # A gold image's known answer (admins only, never shown to labelers); None: not gold.
+    gold_class_id: Mapped[int | None] = mapped_column(ForeignKey("label_class.id"))
+    # Adaptive redundancy: the labels the image needs now where that is more than the
+    # project's labels_per_image (set by the consensus job); None: labels_per_image.
+    labels_wanted: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
     project: Mapped[Project] = relationship()

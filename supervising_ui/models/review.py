@@ -62,3 +62,22 @@ class Review(db.Model):
     labeler_class_id: Mapped[int | None] = mapped_column(ForeignKey("label_class.id"))
     reason: Mapped[str | None] = mapped_column(String(300))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class LabelIssue(db.Model):
+    """A likely label error the finder ranked: an image whose consensus class the out-of-sample
+    model finds unlikely (cleanlab's self-confidence), with the class it suggests instead."""
+
+    __table_args__ = (UniqueConstraint("image_id"),
+                      Index("ix_label_issue_project_rank", "project_id", "rank"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("project.id"))
+    image_id: Mapped[int] = mapped_column(ForeignKey("image.id"))
+    rank: Mapped[int] = mapped_column(Integer)
+    # The consensus class the finder doubts, and the class the out-of-sample model prefers.
+    given_class_id: Mapped[int | None] = mapped_column(ForeignKey("label_class.id"))
+    suggested_class_id: Mapped[int | None] = mapped_column(ForeignKey("label_class.id"))
+    # The out-of-sample probability of the given class (lower: more likely wrong).
+    self_confidence: Mapped[float] = mapped_column(Float, default=0.0)
+    computed_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
