@@ -8,6 +8,7 @@ Decoding is images.py's job. This module imports no Flask, so the ML package can
 import hashlib
 import os
 import re
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +27,8 @@ MIMETYPES = {"jpg": "image/jpeg", "png": "image/png", "gif": "image/gif", "webp"
              "bmp": "image/bmp"}
 # The digest that names stored bytes, keys the database and the embedding cache.
 CONTENT_HASH = "sha256"
-KEY_PATTERN = re.compile(r"^[0-9a-f]{2}/[0-9a-f]{2}/[0-9a-f]{64}\.(jpg|png|gif|webp|bmp)$")
+# tif and jp2: whole observations' originals (observations/source.py), in a store of their own.
+KEY_PATTERN = re.compile(r"^[0-9a-f]{2}/[0-9a-f]{2}/[0-9a-f]{64}\.(jpg|png|gif|webp|bmp|tif|jp2)$")
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,24 @@ def store_bytes(store: str | Path, key: str, data: bytes) -> Path:
             pass
         return path
     write_atomically(path, data)
+    return path
+
+
+def store_file(store: str | Path, key: str, source: str | Path) -> Path:
+    """Copy the file source under key atomically, in chunks (files too big to hold in memory)."""
+    path = path_for_key(store, key)
+    if path.exists():
+        os.utime(path)
+        return path
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".incoming-")
+    try:
+        with os.fdopen(descriptor, "wb") as handle, open(source, "rb") as reader:
+            shutil.copyfileobj(reader, handle, 1024 * 1024)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
     return path
 
 
