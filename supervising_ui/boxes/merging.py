@@ -1,0 +1,153 @@
+"""The merge job: recompute an observation's consensus landmarks from its boxes, in the worker.
+
+When it runs: after every box change (service.py, imports.py, proposals.py ask for it with
+request_merge). A merge job already queued for the observation is enough: it has not read the
+boxes yet, so it will see the change; a running one may have read them already, so a new
+job is queued then.
+
+What it does (merge_observation): every box of the observation, drawn, imported and
+proposed, goes through ``landmarks.merge.merge_boxes`` with ``min_votes=1`` (the clusters do
+not depend on min_votes, so every landmark any threshold could keep is stored, with its
+votes, and readers filter by the project's minimum: ``consensus``). The new landmarks are
+matched one to one with the stored ones (greedy by IoU >= MATCH_IOU) so that a review and a
+crop outlive a rerun: a matched landmark keeps its id, status and crop (the crop is made
+again only when its box moved); a "fixed" landmark keeps the reviewer's box and class; a
+stored landmark that no cluster matches goes, unless a reviewer decided on it. Then the
+consensus landmarks without a crop get one (cropping.py).
+"""
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import select
+
+from ..extensions import db
+from ..jobs import queue as jobs
+from ..landmarks.geometry import Box as GeometryBox
+from ..landmarks.geometry import as_array, overlapping_pairs
+from ..landmarks.merge import DEFAULT_MIN_VOTES, PROPOSAL_ANNOTATOR, merge_boxes
+from ..models import Box, Job, Landmark, Observation, Project, utcnow
+
+log = logging.getLogger(__name__)
+
+JOB_KIND = "landmark-merge"
+# A new cluster takes over a stored landmark's id, review and crop when they overlap this much.
+MATCH_IOU = 0.5
+REVIEWED = ("accepted", "fixed", "rejected")
+CORNERS = ("x_min", "y_min", "x_max", "y_max")
+
+
+def annotator_name(user_id: int | None) -> str:
+    """The merge's name of a box's annotator: the user id, or the machine for a proposal."""
+    return PROPOSAL_ANNOTATOR if user_id is None else str(user_id)
+
+
+def human_votes(landmark: Landmark) -> int:
+    """The votes of people on a stored landmark (the machine's never count toward a minimum)."""
+    return sum(1 for name in landmark.annotators.split(",") if name and name != PROPOSAL_ANNOTATOR)
+
+
+def min_votes_of(project: Project) -> int:
+    """The project's minimum human votes for a consensus landmark."""
+    return project.landmark_min_votes or DEFAULT_MIN_VOTES
+
+
+def is_consensus(landmark: Landmark, min_votes: int) -> bool:
+    """Whether a stored landmark counts: enough human votes (or a reviewer's accept or fix),
+    and not rejected."""
+    if landmark.status == "rejected":
+        return False
+    return landmark.status in ("accepted", "fixed") or human_votes(landmark) >= min_votes
+
+
+def request_merge(project_id: int, observation_id: int, user_id: int | None = None) -> None:
+    """Queue the observation's merge unless one is queued already; never raises (logged)."""
+    try:
+        queued = db.session.scalars(select(Job.params).where(
+            Job.kind == JOB_KIND, Job.project_id == project_id, Job.state == "queued")).all()
+        if any((params or {}).get("observation_id") == observation_id for params in queued):
+            db.session.commit()  # end the read
+            return
+        jobs.submit(JOB_KIND, project_id, {"observation_id": observation_id},
+                    created_by_id=user_id)
+    except Exception:  # the boxes are stored; the next change or a rerun catches up
+        log.exception("could not queue the merge of observation %s", observation_id)
+        db.session.rollback()
+
+
+def run_merge(job, reporter) -> dict:
+    """Job handler: merge the job's observation, then crop its new consensus landmarks."""
+    from . import cropping  # cropping imports importing's runner: loaded only where merges run
+    observation_id = int((job.params or {})["observation_id"])
+    result = merge_observation(observation_id)
+    reporter.progress(0.5, f"{result['landmarks']} landmarks; cropping")
+    result["crops"] = cropping.crop_landmarks(observation_id)
+    return result
+
+
+def _geometry(box: Box) -> GeometryBox:
+    return GeometryBox(box.x_min, box.y_min, box.x_max, box.y_max,
+                       label="" if box.label_class_id is None else str(box.label_class_id),
+                       annotator=annotator_name(box.user_id))
+
+
+def _matches(stored: list[Landmark], merged: list) -> dict[int, int]:
+    """Stored landmark index -> merged landmark index, one to one, greedy by IoU."""
+    if not stored or not merged:
+        return {}
+    old = as_array([GeometryBox(*(getattr(mark, name) for name in CORNERS)) for mark in stored])
+    new = as_array([mark.box for mark in merged])
+    left, right, overlap = overlapping_pairs(old, new, min_iou=MATCH_IOU - 1e-9)
+    matches: dict[int, int] = {}
+    taken: set[int] = set()
+    for index in sorted(range(len(overlap)), key=lambda k: -overlap[k]):
+        i, j = int(left[index]), int(right[index])
+        if i not in matches and j not in taken:
+            matches[i] = j
+            taken.add(j)
+    return matches
+
+
+def _update(landmark: Landmark, mark) -> None:
+    """Bring a stored landmark in line with its merged cluster (a fix keeps the reviewer's box)."""
+    landmark.votes = mark.votes
+    landmark.annotators = ",".join(mark.annotators)
+    landmark.merged_at = utcnow()
+    if landmark.status == "fixed":
+        return
+    corners = (mark.box.x_min, mark.box.y_min, mark.box.x_max, mark.box.y_max)
+    if tuple(getattr(landmark, name) for name in CORNERS) != corners:
+        for name, value in zip(CORNERS, corners, strict=True):
+            setattr(landmark, name, value)
+        landmark.image_id = None  # the crop shows the old box: crop again
+    landmark.label_class_id = int(mark.box.label) if mark.box.label else None
+
+
+def merge_observation(observation_id: int) -> dict:
+    """Recompute and store the observation's landmarks; return what changed."""
+    observation = db.session.get(Observation, observation_id, with_for_update=True)
+    if observation is None:
+        return {"landmarks": 0, "added": 0, "updated": 0, "removed": 0}
+    boxes = db.session.scalars(select(Box).where(Box.observation_id == observation_id)).all()
+    merged = merge_boxes([_geometry(box) for box in boxes], min_votes=1)
+    stored = db.session.scalars(select(Landmark).where(
+        Landmark.observation_id == observation_id).order_by(Landmark.id)).all()
+    matches = _matches(stored, merged)
+    removed = 0
+    for index, landmark in enumerate(stored):
+        if index in matches:
+            _update(landmark, merged[matches[index]])
+        elif landmark.status not in REVIEWED:
+            db.session.delete(landmark)
+            removed += 1
+    matched = set(matches.values())
+    added = [mark for index, mark in enumerate(merged) if index not in matched]
+    for mark in added:
+        db.session.add(Landmark(
+            observation_id=observation_id, x_min=mark.box.x_min, y_min=mark.box.y_min,
+            x_max=mark.box.x_max, y_max=mark.box.y_max,
+            label_class_id=int(mark.box.label) if mark.box.label else None, votes=mark.votes,
+            annotators=",".join(mark.annotators), status="pending", merged_at=utcnow()))
+    db.session.commit()
+    return {"landmarks": len(merged), "added": len(added), "updated": len(matches),
+            "removed": removed, "boxes": len(boxes)}

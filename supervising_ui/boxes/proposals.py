@@ -1,0 +1,62 @@
+"""Machine proposals: ``landmarks.proposals.propose`` over an observation, stored as boxes of
+no user (source "proposal"), in a job an admin starts.
+
+The proposals are one more voter in the merge (``PROPOSAL_ANNOTATOR``): they add a vote to
+a landmark people marked but never make one alone. Labelers see them on their tile as dashed
+boxes and take one over as their own box with a key (the tile page). Running the job again
+replaces the observation's proposals.
+"""
+from __future__ import annotations
+
+from sqlalchemy import delete, insert, select
+
+from ..extensions import db
+from ..jobs import queue as jobs
+from ..models import Box, LabelClass, Observation, utcnow
+from . import BoxError, merging, originals
+
+JOB_KIND = "landmark-proposals"
+
+
+def request_proposals(observation: Observation, user_id: int | None) -> int:
+    """Queue the proposals job of an observation; return the job's id."""
+    if observation.status != "ready":
+        raise BoxError(f"observation {observation.name!r} is {observation.status}, not ready")
+    try:
+        job = jobs.submit(JOB_KIND, observation.project_id, {"observation_id": observation.id},
+                          created_by_id=user_id)
+    except jobs.JobBusy as busy:
+        raise BoxError("proposals are being made for this project already "
+                       f"(job {busy.job.id}); try again when it is done", 409) from None
+    return job.id
+
+
+def store_proposals(observation: Observation, found) -> int:
+    """Replace the observation's proposals with found (geometry boxes); return how many."""
+    classes = dict(db.session.execute(select(LabelClass.name, LabelClass.id).where(
+        LabelClass.project_id == observation.project_id)).all())
+    now = utcnow()
+    rows = [{"observation_id": observation.id, "tile_id": None, "user_id": None,
+             "label_class_id": classes.get(box.label), "shape": "box", "source": "proposal",
+             "x_min": float(box.x_min), "y_min": float(box.y_min), "x_max": float(box.x_max),
+             "y_max": float(box.y_max), "created_at": now, "updated_at": now}
+            for box in found if box.is_valid()]
+    db.session.execute(delete(Box).where(Box.observation_id == observation.id,
+                                         Box.source == "proposal"))
+    if rows:
+        db.session.execute(insert(Box), rows)
+    db.session.commit()
+    return len(rows)
+
+
+def run_proposals(job, reporter) -> dict:
+    """Job handler: propose boxes over the job's observation, store them, queue the merge."""
+    from ..landmarks.proposals import propose  # scikit-image and friends: only in the worker
+    observation = db.session.get(Observation, int((job.params or {})["observation_id"]))
+    gray = originals.gray_array(originals.open_original(observation))
+    db.session.commit()  # no transaction open while proposing
+    reporter.progress(0.1, f"proposing over {gray.shape[1]} x {gray.shape[0]} pixels")
+    count = store_proposals(observation, propose(gray))
+    merging.request_merge(observation.project_id, observation.id, job.created_by_id)
+    megapixels = gray.size / 1e6
+    return {"proposals": count, "per_megapixel": round(count / megapixels, 1) if megapixels else 0}
