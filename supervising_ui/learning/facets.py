@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from ..consensus import consensus_class_ids
 from ..extensions import db
+from ..ml.intervals import proportion
 from ..models import Image, ModelVersion, Prediction, Project
 from .dataset import holdout_split, labeled_images
 
@@ -37,13 +38,15 @@ class HeldOutPrediction:
 
 
 def quality(rows: list[HeldOutPrediction], threshold: float = CONFIDENCE_THRESHOLD) -> dict:
-    """Accuracy, share abstained below threshold and accuracy on the rest, of some rows."""
+    """Accuracy, share abstained below threshold and accuracy on the rest, of some rows; the
+    two accuracies also as ml.intervals.proportion (sample size, 95% Wilson interval)."""
     kept = [row for row in rows if row.confidence >= threshold]
-    return {"images": len(rows),
-            "accuracy": _share(sum(r.predicted_class_id == r.true_class_id for r in rows), len(rows)),
-            "abstained": _share(len(rows) - len(kept), len(rows)),
-            "accuracy_kept": _share(sum(r.predicted_class_id == r.true_class_id for r in kept),
-                                    len(kept))}
+    accuracy = _share(sum(r.predicted_class_id == r.true_class_id for r in rows), len(rows))
+    accuracy_kept = _share(sum(r.predicted_class_id == r.true_class_id for r in kept), len(kept))
+    return {"images": len(rows), "accuracy": accuracy,
+            "abstained": _share(len(rows) - len(kept), len(rows)), "accuracy_kept": accuracy_kept,
+            "judged": proportion(accuracy, len(rows)),
+            "judged_kept": proportion(accuracy_kept, len(kept))}
 
 
 def _share(part: int, whole: int) -> float | None:

@@ -108,8 +108,18 @@ def test_per_instrument_quality_on_the_held_out_images(app, rover, client, auth)
         assert table["columns"] == ["instrument", "sol"]
         rows = {row["value"]: row for row in table["rows"]}
         # Held out: even sols, 10 sols x 2 cameras; mahli is wrong on sols divisible by 4.
-        assert rows["mastcam_left"] == {"value": "mastcam_left", "images": 10, "accuracy": 1.0,
-                                             "abstained": 0.0, "accuracy_kept": 1.0}
+        assert {key: rows["mastcam_left"][key] for key in ("value", "images", "accuracy", "abstained",
+                                                         "accuracy_kept")} == {
+            "value": "mastcam_left", "images": 10, "accuracy": 1.0, "abstained": 0.0, "accuracy_kept": 1.0}
+        # Every accuracy comes with its sample size and 95% Wilson interval (10 of 10: 72-100%).
+        judged = rows["mastcam_left"]["judged"]
+        assert judged["n"] == 10 and not judged["enough"]
+        assert judged["low"] == pytest.approx(0.7225, abs=1e-3) and judged["high"] == pytest.approx(1.0)
+        assert rows["mahli"]["judged_kept"] is None, "nothing kept: no figure, no interval"
+        overall = table["overall"]["judged"]
+        assert overall["n"] == 20 and overall["enough"]
+        assert overall["low"] == pytest.approx(0.5313, abs=1e-3)
+        assert overall["high"] == pytest.approx(0.8881, abs=1e-3)
         assert rows["mahli"]["images"] == 10 and rows["mahli"]["abstained"] == 1.0
         assert rows["mahli"]["accuracy"] == pytest.approx(0.5) and rows["mahli"]["accuracy_kept"] is None
         assert table["overall"]["accuracy"] == pytest.approx(0.75)
@@ -119,9 +129,13 @@ def test_per_instrument_quality_on_the_held_out_images(app, rover, client, auth)
     auth.login("ada")
     page = client.get(f"/projects/{rover['project_id']}/models?facet=instrument").get_data(as_text=True)
     assert '<h2 id="facets">v1 per instrument</h2>' in page
-    assert ('<tr class="facet" data-value="mahli"><td>mahli</td><td>10</td><td>50.0%</td>\n'
-            '    <td>100.0%</td><td>–</td></tr>') in page
-    assert '<td>mastcam_left</td><td>10</td><td>100.0%</td>' in page
+    row = page[page.index('<tr class="facet" data-value="mahli">'):]
+    row = row[:row.index("</tr>")]
+    assert "<td>mahli</td><td>10</td>" in row and "too few images to judge" in row
+    assert "5 of 10 right; 95% CI 24–76%" in row and "<td>100.0%</td><td>–</td>" in row
+    row = page[page.index("<tr><th>all</th>"):]
+    row = row[:row.index("</tr>")]
+    assert '<span class="figure">75.0%</span>' in row and "95% CI 53–89%, n = 20" in row
 
 
 def test_facets_without_recorded_ids_use_the_current_split(app, rover):
