@@ -7,7 +7,8 @@ a consensus label. Training, export and search all take an image's class from he
 A project whose consensus method is "dawid-skene" takes its classes from what the consensus
 job stored (image_consensus, written by review/consensus_jobs.py); an image labeled since
 that job ran falls back to the majority until the next one. An image a reviewer settled
-(its latest accept or fix; a reject only removes a label) takes the reviewer's class under either method.
+(its latest accept or fix; a reject only removes a label) takes the reviewer's class under either
+method, and a gold image its gold answer (known_class_ids), posterior 1.
 The search index's class (search/, majority_sql) is still the plain majority.
 """
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Collection, Hashable, Mapping
 from sqlalchemy import case, func, select
 
 from .extensions import db
-from .models import ImageConsensus, Label, LabelClass, Project, Review
+from .models import Image, ImageConsensus, Label, LabelClass, Project, Review
 
 
 def majority(votes: Mapping[Hashable, int]):
@@ -67,9 +68,24 @@ def consensus_details(project_id: int, image_ids: Collection[int] | None = None)
             # Only while its labels are the ones the job saw: a later label or reject falls back.
             if image_id in details and details[image_id][2] == count:
                 details[image_id] = (class_id, posterior, count)
-    for image_id, class_id in settled_class_ids(project_id, image_ids).items():
+    for image_id, class_id in known_class_ids(project_id, image_ids).items():
         details[image_id] = (class_id, 1.0, details.get(image_id, (None, 0.0, 0))[2])
     return method, details
+
+
+def known_class_ids(project_id: int, image_ids: Collection[int] | None = None) -> dict[int, int]:
+    """Map image id -> its known class: a gold image's answer, else a reviewer's settled class
+    (a review of a gold image wins: it is the later word)."""
+    known = gold_class_ids(project_id, image_ids)
+    known.update(settled_class_ids(project_id, image_ids))
+    return known
+
+
+def gold_class_ids(project_id: int, image_ids: Collection[int] | None = None) -> dict[int, int]:
+    """Map image id -> the gold answer of each gold image of the project (of image_ids, if given)."""
+    return dict(db.session.execute(_only(select(Image.id, Image.gold_class_id).where(
+        Image.project_id == project_id, Image.gold_class_id.is_not(None)),
+        Image.id, image_ids)).all())
 
 
 def settled_class_ids(project_id: int, image_ids: Collection[int] | None = None) -> dict[int, int]:

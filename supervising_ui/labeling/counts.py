@@ -22,9 +22,12 @@ def labeling_counts(project: ProjectSettings, user_id: int, now: datetime) -> di
         *mine, Label.created_at >= start_of_day))
     mine_total = db.session.scalar(select(func.count(Label.id)).where(*mine))
     images = Image.__table__
+    # Gold images (known answers) count in neither figure; an image adaptive redundancy
+    # wants more labels for is not done until it has them.
+    counted = (images.c.project_id == project.id, images.c.gold_class_id.is_(None))
     done = db.session.scalar(select(func.count()).select_from(images).where(
-        images.c.project_id == project.id, images.c.label_count >= project.labels_per_image))
-    total = db.session.scalar(select(func.count()).select_from(images).where(
-        images.c.project_id == project.id))
+        *counted, images.c.label_count >= func.coalesce(images.c.labels_wanted,
+                                                        project.labels_per_image)))
+    total = db.session.scalar(select(func.count()).select_from(images).where(*counted))
     return {"mine_today": mine_today, "mine_total": mine_total, "done": done, "total": total,
             "labels_per_image": project.labels_per_image}

@@ -33,7 +33,16 @@ from ..models import Label, LabelClass, SearchImage, Skip
 from ..search import index as search_index
 from ..search.refresh_sql import refresh_ctes
 from . import suggestions
-from .leases import IMAGE, Assignment, is_postgres, lease_free_or_mine, run, serialized_write
+from .leases import (
+    IMAGE,
+    Assignment,
+    completed_by_one_more,
+    is_postgres,
+    lease_free_or_mine,
+    run,
+    serialized_write,
+    takes_labels,
+)
 from .settings import LabelingError, ProjectSettings, lease_seconds, settings_of
 
 # Client-measured seconds outside this range are clamped (a tab left open overnight).
@@ -59,12 +68,11 @@ _LABEL_OF_REQUEST = (
     .where(_label.c.user_id == bindparam("user_id"),
            _label.c.request_id == bindparam("request_id")))
 # The lease ends with the label; a label that completes the image frees anyone's lease.
-_ENDS_LEASE = or_(IMAGE.c.leased_to_id == bindparam("user_id"),
-                  IMAGE.c.label_count + _ONE >= bindparam("labels_per_image"))
+_ENDS_LEASE = or_(IMAGE.c.leased_to_id == bindparam("user_id"), completed_by_one_more(_ONE))
 # Counted only while nobody else holds a valid lease: a labeler whose lease expired and was
 # taken over, or who posts to an image someone else holds, gets 409 (the holder's work wins).
 _COUNTABLE = (IMAGE.c.id == bindparam("in_image_id"),
-              IMAGE.c.label_count < bindparam("labels_per_image"),
+              takes_labels(),
               lease_free_or_mine(bindparam("user_id"), bindparam("now")))
 _COUNT_LABEL = (
     update(IMAGE)

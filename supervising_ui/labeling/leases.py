@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, or_, select, update
+from sqlalchemy import and_, bindparam, func, or_, select, update
 
 from ..database import open_connection
 from ..extensions import db
@@ -75,6 +75,23 @@ def lease_free_or_mine(user_id, now):
                IMAGE.c.lease_expires_at.is_(None), IMAGE.c.lease_expires_at <= now)
 
 
+def wanted_labels():
+    """The labels an image takes: its labels_wanted (adaptive redundancy) or :labels_per_image."""
+    return func.coalesce(IMAGE.c.labels_wanted, bindparam("labels_per_image"))
+
+
+def takes_labels():
+    """The condition: the image still takes a label, fewer than it wants or a gold image (which
+    every labeler answers once, whatever its count)."""
+    return or_(IMAGE.c.label_count < wanted_labels(), IMAGE.c.gold_class_id.is_not(None))
+
+
+def completed_by_one_more(one):
+    """The condition: one more label completes the image (never a gold image); one: the
+    statement's literal 1."""
+    return and_(IMAGE.c.label_count + one >= wanted_labels(), IMAGE.c.gold_class_id.is_(None))
+
+
 # --- serialized writes on SQLite ------------------------------------------------------------
 
 _thread_lock = threading.Lock()
@@ -127,7 +144,7 @@ _HELD_LEASES = (
     .where(IMAGE.c.leased_to_id == bindparam("user_id"),
            IMAGE.c.project_id == bindparam("project_id"),
            IMAGE.c.lease_expires_at > bindparam("now"),
-           IMAGE.c.label_count < bindparam("labels_per_image"))
+           takes_labels())
     .order_by(IMAGE.c.lease_expires_at).limit(2))
 # What a claim reads back for the labeler (saves a select per "next"), and for the image file
 # and submit requests that follow (access.keep_handed_image).
@@ -142,7 +159,7 @@ _REFRESH_LEASE = (
 _CLAIM = (
     update(IMAGE)
     .where(IMAGE.c.id == bindparam("image_id"),
-           IMAGE.c.label_count < bindparam("labels_per_image"),
+           takes_labels(),
            lease_free_or_mine(bindparam("user_id"), bindparam("now")))
     .values(leased_to_id=bindparam("user_id"), lease_expires_at=bindparam("expires_at"))
     .returning(*SHOWN_COLUMNS))

@@ -20,11 +20,13 @@ def image_payload(image_id: int, project: ProjectSettings, given: Assignment) ->
     image = given.image or vars(stored_image(image_id))
     suggestion = suggestions.suggestion_for(image_id, project, image.get("prediction"),
                                             known="prediction" in image)
+    # A gold image is unannounced: the labeler is told it came at random.
+    pick = "random" if given.pick == "gold" else given.pick
     return {"image_id": image_id, "project_id": project.id,
             "image_url": f"/api/images/{image_id}/file", "filename": image["original_name"],
             "width": image["width"], "height": image["height"], "metadata": image["meta"] or {},
-            "lease_expires_at": iso_utc(given.lease_expires_at), "pick": given.pick,
-            "pick_reason": pick_reason(given.pick, project),
+            "lease_expires_at": iso_utc(given.lease_expires_at), "pick": pick,
+            "pick_reason": pick_reason(pick, project),
             "suggestion": suggestion.to_json() if suggestion else None}
 
 
@@ -45,6 +47,8 @@ def pick_reason(pick: str, project: ProjectSettings) -> str:
         return "random: the serving model has predicted no other open image"
     if pick == "random":
         return "random order, as the project's settings ask"
+    if pick == "settle":
+        return "its labels do not settle its class yet: one more label may"
     if pick == "put_off":
         return "an image you put off with Later: nothing else is left"
     if pick == "held":

@@ -50,8 +50,16 @@ from sqlalchemy import (
 
 from ..extensions import db
 from ..models import LabelClass, Prediction
-from .candidates import UNCERTAINTY_ORDERS, open_image_conditions
-from .leases import IMAGE, SHOWN_COLUMNS, Assignment, lease_free_or_mine, run, shown_fields
+from .candidates import UNCERTAINTY_ORDERS, listed_conditions, open_image_conditions
+from .leases import (
+    IMAGE,
+    SHOWN_COLUMNS,
+    Assignment,
+    lease_free_or_mine,
+    run,
+    shown_fields,
+    takes_labels,
+)
 from .settings import ProjectSettings
 from .suggestions import PREDICTION_FIELDS
 
@@ -63,7 +71,8 @@ _class = LabelClass.__table__
 
 # A step: (what the pick is recorded as, where its candidates come from, whether it keeps to
 # the priority batch). Sources: "uncertainty", "walk" (open images, put-off ones left out),
-# "walk_put_off" (open images including the labeler's put-off ones).
+# "walk_put_off" (open images including the labeler's put-off ones), "gold" (gold images the
+# labeler has not answered), "settle" (images adaptive redundancy wants one more label for).
 Step = tuple[str, str, bool]
 
 
@@ -94,11 +103,12 @@ def _claim_statement(steps: tuple[Step, ...], labels_per_image: int, serving_ord
     """Return the one-statement claim for these steps (built once per shape)."""
     branches, walks = [_held()], []
     for pick, source, scoped in steps:
-        if source == "uncertainty":
+        if source in ("uncertainty", "gold", "settle"):
             if walks:
                 branches.append(_walk(walks, labels_per_image))
                 walks = []
-            branches.append(_uncertain(pick, _batch(scoped), serving_order))
+            branches.append(_uncertain(pick, _batch(scoped), serving_order)
+                            if source == "uncertainty" else _listed(pick, source, _batch(scoped)))
         else:
             walks.append((pick, scoped, source == "walk_put_off"))
     if walks:
@@ -117,7 +127,7 @@ def _claim_statement(steps: tuple[Step, ...], labels_per_image: int, serving_ord
         .subquery("chosen"))
     return (update(IMAGE)
             .where(IMAGE.c.id == chosen.c.id,
-                   IMAGE.c.label_count < bindparam("labels_per_image"),
+                   takes_labels(),
                    lease_free_or_mine(bindparam("user_id"), bindparam("now")))
             .values(leased_to_id=bindparam("user_id"), lease_expires_at=bindparam("expires_at"))
             .returning(IMAGE.c.id, chosen.c.pick, *SHOWN_COLUMNS,
@@ -142,7 +152,7 @@ def _held():
             .where(IMAGE.c.leased_to_id == bindparam("user_id"),
                    IMAGE.c.project_id == bindparam("in_project_id"),
                    IMAGE.c.lease_expires_at > bindparam("now"),
-                   IMAGE.c.label_count < bindparam("labels_per_image"),
+                   takes_labels(),
                    IMAGE.c.id != bindparam("exclude_image_id"))
             .order_by(IMAGE.c.lease_expires_at).limit(_ONE)
             .with_for_update(skip_locked=True))
@@ -153,10 +163,18 @@ def _uncertain(pick: str, batch_id, serving_order: str):
     return (select(IMAGE.c.id, _constant(pick).label("pick"))
             .select_from(_prediction.join(IMAGE, IMAGE.c.id == _prediction.c.image_id))
             .where(_prediction.c.model_version_id == bindparam("model_version_id"),
-                   IMAGE.c.label_count < bindparam("labels_per_image"),
+                   takes_labels(),
                    *open_image_conditions(False, batch_id))
             .order_by(UNCERTAINTY_ORDERS[serving_order]).limit(_ONE)
             .with_for_update(skip_locked=True, of=IMAGE))
+
+
+def _listed(pick: str, source: str, batch_id):
+    """A gold image the labeler has not answered, or an image that wants one more label."""
+    return (select(IMAGE.c.id, _constant(pick).label("pick"))
+            .where(*listed_conditions(source, batch_id))
+            .order_by(IMAGE.c.random_key).limit(_ONE)
+            .with_for_update(skip_locked=True))
 
 
 def _walk(walks: list[tuple[str, bool, bool]], labels_per_image: int):

@@ -3,6 +3,11 @@
 ``next_image`` first gives back the labeler's own valid lease (a reload burns nothing), then
 tries the strategies of the project's serving order in turn, each ending in a claim:
 
+- gold: an image with a known answer this labeler has not answered (a share ``gold_share``
+  of asks, unannounced: the pick is recorded, the page shows nothing of it);
+- settle (adaptive redundancy): an image whose consensus is not settled yet, that one more
+  label could settle (first for a share ``settle_preference`` of asks, else after the random
+  walk); the consensus job sets which images want more labels (image.labels_wanted);
 - uncertainty: among the images the serving model is least sure about;
 - audit: a random image, recorded as the unbiased stream (a share ``audit_share`` of asks);
 - random: a random walk over the open images, those closest to their quota first;
@@ -32,8 +37,8 @@ from sqlalchemy import bindparam, select
 from ..extensions import db
 from ..models import Prediction
 from . import pg_claim
-from .candidates import UNCERTAINTY_ORDERS, open_image_conditions
-from .leases import IMAGE, Assignment, claim_first, held_lease, is_postgres, run
+from .candidates import UNCERTAINTY_ORDERS, listed_conditions, open_image_conditions
+from .leases import IMAGE, Assignment, claim_first, held_lease, is_postgres, run, takes_labels
 from .settings import ProjectSettings, lease_seconds, settings_of
 
 # Candidates read per index walk; a claim tries them in order until one is won.
@@ -93,8 +98,12 @@ def next_image(project, user, now: datetime,
 def _chain(project: ProjectSettings) -> Iterator[tuple[int | None, Callable]]:
     """Yield (import batch or None, strategy) in the order to try them."""
     scopes = [project.priority_batch_id, None] if project.priority_batch_id else [None]
+    strategies = _strategies(project)
+    if strategies[0] is _gold_pick:  # gold images come from anywhere in the project, once
+        yield None, _gold_pick
+        strategies = strategies[1:]
     for batch_id in scopes:
-        for strategy in _strategies(project):
+        for strategy in strategies:
             if batch_id is not None and strategy is _put_off_pick:
                 continue  # put-off images wait until the whole project has none left
             yield batch_id, strategy
@@ -103,10 +112,17 @@ def _chain(project: ProjectSettings) -> Iterator[tuple[int | None, Callable]]:
 def _strategies(project: ProjectSettings) -> list[Callable]:
     """Return the pick strategies for the project's serving order, in the order to try."""
     if project.serving_order not in UNCERTAINTY_ORDERS or project.serving_model_id is None:
-        return [_random_pick, _put_off_pick]
-    if random.random() < project.audit_share:
-        return [_audit_pick, _uncertainty_pick, _put_off_pick]
-    return [_uncertainty_pick, _random_pick, _put_off_pick]
+        strategies = [_random_pick, _put_off_pick]
+    elif random.random() < project.audit_share:
+        strategies = [_audit_pick, _uncertainty_pick, _put_off_pick]
+    else:
+        strategies = [_uncertainty_pick, _random_pick, _put_off_pick]
+    if project.adaptive:  # first, or once the fresh images are gone
+        place = 0 if random.random() < project.settle_preference else len(strategies) - 1
+        strategies.insert(place, _settle_pick)
+    if project.gold_share > 0 and random.random() < project.gold_share:
+        strategies.insert(0, _gold_pick)
+    return strategies
 
 
 def _random_pick(request: _PickRequest, pick="random", include_put_off=False):
@@ -152,9 +168,37 @@ def _uncertainty_pick(request: _PickRequest):
     return None
 
 
+def _gold_pick(request: _PickRequest):
+    """Claim a gold image (a known answer) this user has not answered yet."""
+    return _claim_listed(request, _listed_statements("gold"), "gold")
+
+
+def _settle_pick(request: _PickRequest):
+    """Claim an image whose consensus is unsettled and that wants one more label."""
+    return _claim_listed(request, _listed_statements("settle"), "settle")
+
+
+def _claim_listed(request: _PickRequest, statements, pick: str):
+    """Claim one of the images statements list, read upward from a random point, wrapping."""
+    upward, wrapped = statements
+    params = request.params()
+    for _ in range(CLAIM_ATTEMPTS):
+        walk = params | {"start": random.random()}
+        candidates = list(run(upward, **walk).scalars())
+        if len(candidates) < RANDOM_CANDIDATES:
+            candidates += run(wrapped, **walk).scalars()
+        if not candidates:
+            return None
+        claimed = claim_first(candidates, params)
+        if claimed is not None:
+            return Assignment(claimed[0], request.expires_at, pick, claimed[1])
+    return None
+
+
 # The same strategies as steps of PostgreSQL's one statement: (pick, candidate source).
 _PG_STEPS = {_uncertainty_pick: ("uncertainty", "uncertainty"), _random_pick: ("random", "walk"),
-             _audit_pick: ("audit", "walk"), _put_off_pick: ("put_off", "walk_put_off")}
+             _audit_pick: ("audit", "walk"), _put_off_pick: ("put_off", "walk_put_off"),
+             _gold_pick: ("gold", "gold"), _settle_pick: ("settle", "settle")}
 
 
 # --- SQLite's statements (built once per variant) ---------------------------------------------
@@ -172,13 +216,22 @@ def _walk_statements(include_put_off: bool):
 
 
 @lru_cache(maxsize=None)
+def _listed_statements(source: str):
+    """Return the (upward from :start, wrapped) selects of gold images or of images that
+    adaptive redundancy wants one more label for."""
+    base = select(IMAGE.c.id).where(*listed_conditions(source)).order_by(IMAGE.c.random_key) \
+        .limit(RANDOM_CANDIDATES)
+    return (base.where(IMAGE.c.random_key >= bindparam("start")),
+            base.where(IMAGE.c.random_key < bindparam("start")))
+
+
+@lru_cache(maxsize=None)
 def _uncertainty_statement(serving_order: str):
     """Return the select of the open images the model :model_version_id is least sure about."""
     prediction = Prediction.__table__
     return (select(IMAGE.c.id)
             .select_from(prediction.join(IMAGE, IMAGE.c.id == prediction.c.image_id))
             .where(prediction.c.model_version_id == bindparam("model_version_id"),
-                   IMAGE.c.label_count < bindparam("labels_per_image"),
-                   *open_image_conditions(include_put_off=False))
+                   takes_labels(), *open_image_conditions(include_put_off=False))
             .order_by(UNCERTAINTY_ORDERS[serving_order])
             .limit(UNCERTAIN_CANDIDATES))

@@ -42,13 +42,27 @@ class ProjectSettings:
     priority_batch_id: int | None = None
     # Only the project's members (and admins) may label it (membership.can_access).
     members_only: bool = False
+    # Adaptive redundancy: the most labels an image takes (None: a fixed count), and the
+    # share of picks that first try an image one more label could settle.
+    labels_max: int | None = None
+    settle_preference: float = 1.0
+    # Share of picks that serve a gold image (a known answer), unannounced.
+    gold_share: float = 0.0
+    # How labels become an image's class: "majority" or "dawid-skene".
+    consensus_method: str = "majority"
+
+    @property
+    def adaptive(self) -> bool:
+        """Whether images may take more labels than labels_per_image while unsettled."""
+        return self.labels_max is not None and self.labels_max > self.labels_per_image
 
 
 # ProjectSettings' columns, in order; a select of them joins SERVING_MODEL to Project.
 SETTINGS_COLUMNS = (Project.id, Project.labels_per_image, Project.serving_order,
                     Project.audit_share, Project.hide_suggestion_share, ModelVersion.id,
                     ModelVersion.version, Project.retrain_every, Project.priority_batch_id,
-                    Project.members_only)
+                    Project.members_only, Project.labels_max, Project.settle_preference,
+                    Project.gold_share, Project.consensus_method)
 SERVING_MODEL = and_(ModelVersion.project_id == Project.id, ModelVersion.is_serving.is_(True))
 _PROJECT_SETTINGS = (
     select(*SETTINGS_COLUMNS).outerjoin(ModelVersion, SERVING_MODEL)

@@ -1,8 +1,9 @@
 """Agreement: how far a project's labels agree, per labeler, per class and between labelers.
 
 Per labeler: labels given, agreement and Cohen's kappa against the consensus of the OTHER
-labels of the same images (leave-one-out: the majority of the others, or the reviewer's class
-where a reviewer settled the image), median seconds per label, review outcomes, and the
+labels of the same images (leave-one-out: the majority of the others, or the known class where
+a reviewer settled the image or it is gold), accuracy on gold images (known answers), median
+seconds per label, review outcomes, and the
 confusion matrix Dawid-Skene estimated (stored by the consensus job; none under majority).
 Per project and per class: Krippendorff's alpha (nominal; per class, that class against the
 rest) over images with at least two labels. Pairwise: Cohen's kappa of every two labelers
@@ -16,7 +17,7 @@ from itertools import combinations
 
 from sqlalchemy import func, select
 
-from ..consensus import majority, settled_class_ids
+from ..consensus import gold_class_ids, known_class_ids, majority
 from ..extensions import db
 from ..models import ConsensusRun, Label, Project, Review, User
 
@@ -51,8 +52,11 @@ def krippendorff_alpha(by_image: dict[int, dict[int, object]], labelers: list[in
                                           level_of_measurement="nominal")), 4)
 
 
-def agreement_report(project: Project, only_user_id: int | None = None) -> dict:
-    """The project's agreement figures; only_user_id keeps that labeler's own row alone."""
+def agreement_report(project: Project, only_user_id: int | None = None,
+                     show_gold: bool = True) -> dict:
+    """The project's agreement figures; only_user_id keeps that labeler's own row alone;
+    show_gold=False leaves out the gold figures (for labelers: a count that moves after a
+    label would tell them which image was gold)."""
     labels = db.session.execute(select(Label.image_id, Label.user_id, Label.label_class_id,
                                        Label.seconds_spent).where(
         Label.project_id == project.id)).all()
@@ -71,6 +75,9 @@ def agreement_report(project: Project, only_user_id: int | None = None) -> dict:
               "alpha_by_class": {name: krippendorff_alpha(by_image, labelers, class_id)
                                  for class_id, name in names.items()},
               "labelers": rows, "pairwise_kappa": [], "pair_min_shared": PAIR_MIN_SHARED}
+    if not show_gold:
+        for row in rows:
+            row["gold_answered"] = row["gold_accuracy"] = None
     if only_user_id is not None:
         report["labelers"] = [row for row in rows if row["user_id"] == only_user_id]
     else:
@@ -81,7 +88,7 @@ def agreement_report(project: Project, only_user_id: int | None = None) -> dict:
 
 def _labeler_rows(project, labels, by_image, names, usernames) -> list[dict]:
     """One dict per labeler: counts, leave-one-out agreement and kappa, time, reviews, confusions."""
-    settled = settled_class_ids(project.id)
+    settled, gold = known_class_ids(project.id), gold_class_ids(project.id)
     outcomes = defaultdict(Counter)
     for labeler_id, decision, count in db.session.execute(
             select(Review.labeler_id, Review.decision, func.count(Review.id)).where(
@@ -92,7 +99,11 @@ def _labeler_rows(project, labels, by_image, names, usernames) -> list[dict]:
     confusions = (run.confusions or {}) if run is not None and run.method == project.consensus_method \
         else {}
     given, reference, seconds = defaultdict(list), defaultdict(list), defaultdict(list)
+    gold_answered, gold_right = Counter(), Counter()
     for image_id, user_id, class_id, spent in labels:
+        if image_id in gold:
+            gold_answered[user_id] += 1
+            gold_right[user_id] += class_id == gold[image_id]
         if spent is not None:
             seconds[user_id].append(spent)
         others = Counter(c for other, c in by_image[image_id].items() if other != user_id)
@@ -110,6 +121,9 @@ def _labeler_rows(project, labels, by_image, names, usernames) -> list[dict]:
             "labels": given_count[user_id],
             "compared": compared, "agreement": round(agreed / compared, 4) if compared else None,
             "kappa": cohen_kappa(given[user_id], reference[user_id]),
+            "gold_answered": gold_answered[user_id],
+            "gold_accuracy": round(gold_right[user_id] / gold_answered[user_id], 4)
+            if gold_answered[user_id] else None,
             "timed": len(seconds[user_id]),
             "median_seconds": round(statistics.median(seconds[user_id]), 2)
             if seconds[user_id] else None,
@@ -141,8 +155,8 @@ def _pairwise(by_image, labelers, usernames) -> list[dict]:
     return pairs
 
 
-CSV_COLUMNS = ["labeler", "labels", "compared", "agreement", "kappa", "timed", "median_seconds",
-               "accepted", "fixed", "rejected"]
+CSV_COLUMNS = ["labeler", "labels", "compared", "agreement", "kappa", "gold_answered",
+               "gold_accuracy", "timed", "median_seconds", "accepted", "fixed", "rejected"]
 
 
 def agreement_csv(report: dict) -> str:
@@ -151,7 +165,8 @@ def agreement_csv(report: dict) -> str:
 
     from ..downloads import frame_csv
     frame = pd.DataFrame([[row["labeler"], row["labels"], row["compared"], row["agreement"],
-                           row["kappa"], row["timed"], row["median_seconds"],
+                           row["kappa"], row["gold_answered"], row["gold_accuracy"],
+                           row["timed"], row["median_seconds"],
                            row["reviews"]["accept"], row["reviews"]["fix"],
                            row["reviews"]["reject"]] for row in report["labelers"]],
                          columns=CSV_COLUMNS)

@@ -20,7 +20,7 @@ from flask_login import current_user
 from ..accounts.guard import admin_required, reviewer_required
 from ..downloads import attachment
 from ..models import CONSENSUS_METHODS, utcnow
-from . import access, agreement, decisions, queue
+from . import access, agreement, decisions, gold, queue
 from .queue import ReviewError
 
 blueprint = Blueprint("review", __name__)
@@ -97,7 +97,8 @@ def api_review(image_id):
 def agreement_page(project_id):
     """Agreement figures: everyone's for reviewers and admins, a labeler's own otherwise."""
     project = _project_or_404(project_id)
-    report = agreement.agreement_report(project, access.figures_of(_user()))
+    report = agreement.agreement_report(project, access.figures_of(_user()),
+                                        show_gold=_user().may_review)
     return render_template("review/agreement.html", project=project, report=report,
                            methods=CONSENSUS_METHODS)
 
@@ -111,7 +112,7 @@ def api_agreement(project_id):
         whose = access.figures_of(_user(), request.args.get("labeler"))
     except ReviewError as error:
         return _api_error(error)
-    return jsonify(agreement.agreement_report(project, whose))
+    return jsonify(agreement.agreement_report(project, whose, show_gold=_user().may_review))
 
 
 @blueprint.get("/projects/<int:project_id>/agreement.csv")
@@ -122,7 +123,7 @@ def agreement_csv(project_id):
         whose = access.figures_of(_user(), request.args.get("labeler"))
     except ReviewError as error:
         abort(error.status)
-    report = agreement.agreement_report(project, whose)
+    report = agreement.agreement_report(project, whose, show_gold=_user().may_review)
     return Response(agreement.agreement_csv(report), mimetype="text/csv", headers={
         "Content-Disposition": attachment(project.name, "-agreement.csv",
                                           f"project-{project.id}")})
@@ -140,3 +141,48 @@ def consensus_method(project_id):
     except ReviewError as error:
         flash(error.message, "error")
     return redirect(url_for("review.agreement_page", project_id=project.id))
+
+
+@blueprint.get("/api/projects/<int:project_id>/gold")
+@admin_required
+def api_gold_list(project_id):
+    """The project's gold images with their answers (admins only)."""
+    project = _project_or_404(project_id)
+    return jsonify(images=gold.gold_list(project))
+
+
+@blueprint.post("/api/projects/<int:project_id>/gold")
+@admin_required
+def api_gold_import(project_id):
+    """Mark gold images from a CSV body with the columns filename and gold (the answer)."""
+    project = _project_or_404(project_id)
+    try:
+        done = gold.import_gold_csv(project, request.get_data(as_text=True))
+    except ReviewError as error:
+        return _api_error(error)
+    return jsonify(done)
+
+
+@blueprint.put("/api/images/<int:image_id>/gold")
+@admin_required
+def api_gold_set(image_id):
+    """Make an image gold: {"label": CLASS} (its known answer)."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict) or not isinstance(body.get("label"), str):
+        return _api_error(ReviewError('send a JSON object: {"label": CLASS}', 400))
+    try:
+        project = access.image_project(_user(), image_id)
+        return jsonify(gold.set_gold(project, image_id, body["label"]))
+    except ReviewError as error:
+        return _api_error(error)
+
+
+@blueprint.delete("/api/images/<int:image_id>/gold")
+@admin_required
+def api_gold_unset(image_id):
+    """Make an image an ordinary one again (no gold answer)."""
+    try:
+        project = access.image_project(_user(), image_id)
+        return jsonify(gold.set_gold(project, image_id, None))
+    except ReviewError as error:
+        return _api_error(error)

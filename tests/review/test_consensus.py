@@ -77,7 +77,7 @@ def test_dawid_skene_project_reads_the_stored_job_result_and_exports_it(app, use
             vote(project_id, image, users["liu"], "crater" if image != images[2] else "other")
         assert db.session.scalar(select(func.count(ImageConsensus.id))) == 0
         done = consensus_jobs.recompute(project_id)
-        assert done == {"method": "dawid-skene", "images": 3, "labels": 6}
+        assert done == {"method": "dawid-skene", "images": 3, "labels": 6, "wanting_more_labels": 0}
         stored = {row.image_id: row for row in db.session.scalars(select(ImageConsensus))}
         assert all(row.method == "dawid-skene" and row.n_labels == 2 for row in stored.values())
         assert consensus_class_ids(project_id) == {
