@@ -40,6 +40,8 @@ def create_app(test_config=None) -> Flask:
     from .labeling import views as labeling_views
     from .learning import classify, retrain, triggers
     from .learning import views as learning_views
+    from .observations import tiling as observation_tiling
+    from .observations import views as observation_views
     from .projects import views as project_views
     from .review import consensus_jobs
     from .review import views as review_views
@@ -76,10 +78,14 @@ def create_app(test_config=None) -> Flask:
     # minutely check, which sees the stored run stale.
     jobs.register_handler(consensus_jobs.JOB_KIND, consensus_jobs.run_consensus, exclusive=True)
     triggers.on_label_recorded(consensus_jobs.consensus_after_label)
+    # Observations: deep-zoom tiles made in the worker (a rerun writes the same pyramid).
+    jobs.register_handler(observation_tiling.JOB_KIND, observation_tiling.run_tiling,
+                          can_run_twice=True)
     minutely.register(consensus_jobs.queue_stale_consensus)
 
     for views in (account_views, web_views, project_views, importing_views, labeling_views,
-                  learning_views, job_views, search_views, review_views):
+                  learning_views, job_views, search_views, review_views,
+                  observation_views):
         app.register_blueprint(views.blueprint)
     search_index.init_app(app)  # new images, labels and predictions reach the search index
 

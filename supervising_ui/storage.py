@@ -27,7 +27,7 @@ MIMETYPES = {"jpg": "image/jpeg", "png": "image/png", "gif": "image/gif", "webp"
              "bmp": "image/bmp"}
 # The digest that names stored bytes, keys the database and the embedding cache.
 CONTENT_HASH = "sha256"
-# tif and jp2: whole observations' originals (observations/source.py), in a store of their own.
+# tif and jp2: whole observations' originals (observations/files.py).
 KEY_PATTERN = re.compile(r"^[0-9a-f]{2}/[0-9a-f]{2}/[0-9a-f]{64}\.(jpg|png|gif|webp|bmp|tif|jp2)$")
 
 

@@ -32,6 +32,7 @@ from ..projects import service as projects
 from ..search import service as search_service
 from ..web import errors
 from . import members as cli_members
+from . import observations as cli_observations
 
 
 def console() -> FlaskGroup:
@@ -389,7 +390,8 @@ def search_rebuild_command(project_name):
 COMMANDS = (init_command, create_user_command, create_project_command, import_command,
             demo_command, retrain_command, classify_command, export_command, create_token_command,
             revoke_tokens_command, search_rebuild_command, serve_command, worker_command,
-            ml_command, cli_members.project_members_command)
+            ml_command, cli_members.project_members_command,
+            cli_observations.import_observation_command)
 
 
 def init_app(app: Flask) -> None:

@@ -1,5 +1,8 @@
 """Managed files that no image row names: what an unfinished import wrote, and their sweep.
 
+Whole observations' originals (observations/service.py) live in the same store; an
+observation row names them as an image row names an image.
+
 An import writes each file before its row and commits rows in batches (runner.py). A run
 that fails or is stopped removes the files of its uncommitted batch at once
 (remove_unreferenced). What a killed process could not remove, the sweep does: the worker
@@ -22,7 +25,7 @@ from sqlalchemy import select
 
 from .. import storage
 from ..extensions import db
-from ..models import Image
+from ..models import Image, Observation
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +36,7 @@ TEMPORARY_PREFIX = ".incoming-"
 
 
 def unreferenced(keys) -> set[str]:
-    """The storage keys among keys that no image row names (in any project)."""
+    """The storage keys among keys that no image row (in any project) and no observation names."""
     keys = sorted(set(keys))
     named: set[str] = set()
     for start in range(0, len(keys), LOOKUP_CHUNK):
@@ -41,6 +44,8 @@ def unreferenced(keys) -> set[str]:
         digests = [key.rsplit("/", 1)[-1].split(".", 1)[0] for key in chunk]
         named.update(db.session.scalars(select(Image.storage_key).where(
             Image.content_hash.in_(digests), Image.storage_key.in_(chunk))))  # hashes are indexed
+        named.update(db.session.scalars(select(Observation.image_key).where(
+            Observation.image_key.in_(chunk))))  # a whole observation's original: few rows
     db.session.commit()
     return set(keys) - named
 

@@ -31,7 +31,7 @@ from ..echo import shorten
 MAX_ID = 2**31 - 1
 MAX_JSON_DEPTH = 64
 # Endpoints that may receive large bodies (image and zip uploads): MAX_CONTENT_LENGTH there.
-UPLOAD_ENDPOINTS = frozenset({"importing.import_upload"})
+UPLOAD_ENDPOINTS = frozenset({"importing.import_upload", "observations.import_upload"})
 # How much of a name from the request an error message repeats.
 
 _JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
