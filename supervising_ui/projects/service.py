@@ -185,7 +185,8 @@ def delete_class(label_class: LabelClass, merge_into: LabelClass | None = None) 
         raise ProjectError("a project keeps at least one class")
     moved = 0
     if merge_into is not None:
-        for column in (Label.label_class_id, Label.suggested_class_id, Prediction.label_class_id):
+        for column in (Label.label_class_id, Label.suggested_class_id, Prediction.label_class_id,
+                       Image.gold_class_id):
             moved += db.session.execute(update(column.class_).where(
                 column == label_class.id).values({column.key: merge_into.id})).rowcount
         search_index.after_class_merge(project.id, label_class.id, merge_into.id)
@@ -216,7 +217,18 @@ def update_settings(project: Project, form: dict) -> None:
         "hide_suggestion_share": _number(form, "hide_suggestion_share", float,
                                          project.hide_suggestion_share, 0.0, 1.0),
         "retrain_every": _number(form, "retrain_every", int, project.retrain_every, 0, 1_000_000),
+        # Issue 25: adaptive redundancy (labels_max 0: off, a fixed count), gold, retraining.
+        "labels_max": _number(form, "labels_max", int, project.labels_max or 0, 0, 1000) or None,
+        "target_posterior": _number(form, "target_posterior", float, project.target_posterior,
+                                    0.5, 1.0),
+        "settle_preference": _number(form, "settle_preference", float, project.settle_preference,
+                                     0.0, 1.0),
+        "gold_share": _number(form, "gold_share", float, project.gold_share, 0.0, 1.0),
+        "retrain_min_posterior": _number(form, "retrain_min_posterior", float,
+                                         project.retrain_min_posterior, 0.0, 1.0),
     }
+    if values["labels_max"] is not None and values["labels_max"] < values["labels_per_image"]:
+        raise ProjectError("labels max must be 0 (a fixed count) or at least labels per image")
     project.name = name
     project.description = (form.get("description", project.description) or "").strip()
     project.group_column = (form.get("group_column", project.group_column) or "").strip() or None

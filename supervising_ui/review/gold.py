@@ -39,20 +39,25 @@ def import_gold_csv(project: Project, text: str) -> dict:
     """Mark gold images from CSV text with columns filename (the image's original name) and
     gold (the answer; empty: no longer gold). Refuses the whole file on any unknown name or
     class, so that nothing is half-marked."""
-    rows = list(csv.DictReader(io.StringIO(text)))
+    if "\x00" in text:
+        raise ReviewError("send CSV text (this has a NUL character)", 400)
+    try:
+        rows = list(csv.DictReader(io.StringIO(text)))
+    except csv.Error as error:
+        raise ReviewError(f"not CSV: {error}", 400) from None
     if not rows or not {"filename", "gold"} <= set(rows[0]):
         raise ReviewError("send CSV with the columns filename and gold", 400)
     if len(rows) > CSV_ROW_LIMIT:
         raise ReviewError(f"at most {CSV_ROW_LIMIT} rows per file", 400)
+    names = [str(row.get("filename") or "") for row in rows]
     ids = dict(db.session.execute(select(Image.original_name, Image.id).where(
-        Image.project_id == project.id,
-        Image.original_name.in_({row["filename"] for row in rows}))).all())
+        Image.project_id == project.id, Image.original_name.in_(set(names)))).all())
     answers = {}
-    for number, row in enumerate(rows, start=2):
-        if row["filename"] not in ids:
-            raise ReviewError(f"line {number}: no image named {row['filename'][:80]!r}", 400)
-        answer = (row["gold"] or "").strip()
-        answers[ids[row["filename"]]] = _class_id(project, answer) if answer else None
+    for number, (name, row) in enumerate(zip(names, rows, strict=True), start=2):
+        if name not in ids:
+            raise ReviewError(f"line {number}: no image named {name[:80]!r}", 400)
+        answer = str(row.get("gold") or "").strip()
+        answers[ids[name]] = _class_id(project, answer) if answer else None
     for image_id, class_id in answers.items():
         db.session.execute(update(Image).where(Image.id == image_id).values(
             gold_class_id=class_id, labels_wanted=None))

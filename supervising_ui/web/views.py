@@ -1,13 +1,14 @@
 """The home page: the projects a user may work on, or for an admin of an empty instance the
-first-run page (create a project, or load the demo); and the API's OpenAPI document."""
+first-run page (create a project, or load the demo); the API's OpenAPI document; and the
+project API for scripts (admin token): settings and exports."""
 from importlib import resources
 
-from flask import Blueprint, Response, flash, redirect, render_template, url_for
+from flask import Blueprint, Response, flash, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from ..accounts import membership
 from ..accounts.guard import admin_required
-from ..projects import demo
+from ..projects import api_settings, demo, export
 from ..projects import service as projects
 
 blueprint = Blueprint("web", __name__)
@@ -41,3 +42,50 @@ def openapi():
     """The OpenAPI document of the JSON API."""
     text = resources.files(__package__).joinpath(OPENAPI_FILE).read_text("utf-8")
     return Response(text, mimetype="application/json")
+
+
+def _visible_project_or_404(project_id: int):
+    """The project, if the caller may see it; else a JSON 404 (like a missing one)."""
+    project = membership.visible_project(current_user, project_id)
+    if project is None:
+        response = jsonify(error=f"no project {project_id} that you may see")
+        response.status_code = 404
+        return None, response
+    return project, None
+
+
+@blueprint.get("/api/projects/<int:project_id>/settings")
+@admin_required
+def api_settings_get(project_id):
+    """Every setting of the project (admins)."""
+    project, missing = _visible_project_or_404(project_id)
+    return missing or jsonify(api_settings.settings_payload(project))
+
+
+@blueprint.patch("/api/projects/<int:project_id>/settings")
+@admin_required
+def api_settings_patch(project_id):
+    """Change settings: a JSON object of the ones to change; all checked before any is saved."""
+    project, missing = _visible_project_or_404(project_id)
+    if missing:
+        return missing
+    try:
+        return jsonify(api_settings.patch_settings(project, request.get_json(silent=True)))
+    except projects.ProjectError as error:
+        return jsonify(error=str(error)), 400
+
+
+@blueprint.get("/api/projects/<int:project_id>/export")
+@admin_required
+def api_export(project_id):
+    """An export: ?kind=labels|consensus|manifest|unsure&format=csv|json (admins)."""
+    project, missing = _visible_project_or_404(project_id)
+    if missing:
+        return missing
+    kind, export_format = request.args.get("kind", "labels"), request.args.get("format", "json")
+    try:
+        text = export.export_text(project, kind, export_format)
+    except export.ExportError as error:
+        return jsonify(error=str(error)), 400
+    return Response(text, mimetype=export.MIMETYPES[export_format], headers={
+        "Content-Disposition": export.content_disposition(project, kind, export_format)})
