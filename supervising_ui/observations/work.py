@@ -20,7 +20,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.exc import IntegrityError
 
 from ..extensions import db
@@ -68,11 +68,18 @@ def _done_by(user_id: int):
                                      TileDone.user_id == user_id).exists()
 
 
+def _open_lease(now: datetime):
+    """The condition: a lease that holds its tile (valid, not put off, its labeler not done)."""
+    done = select(TileDone.id).where(TileDone.tile_id == TileLease.tile_id,
+                                     TileDone.user_id == TileLease.user_id).exists()
+    return and_(TileLease.later.is_(False), TileLease.expires_at > now, ~done)
+
+
 def _others_leasing(now: datetime, user_id: int):
-    """A correlated count of the other labelers' valid leases on a tile."""
+    """A correlated count of the other labelers' open leases on a tile."""
     return (select(func.count(TileLease.id))
             .where(TileLease.tile_id == ObservationTile.id, TileLease.user_id != user_id,
-                   TileLease.later.is_(False), TileLease.expires_at > now)
+                   _open_lease(now))
             .scalar_subquery())
 
 
@@ -120,8 +127,7 @@ def tile_states(observation: Observation, user_id: int, now: datetime) -> list[d
     """Return every tile of the observation with its Done count, open leases and this user's state."""
     quota = _quota(observation)
     leasing = (select(TileLease.tile_id, func.count(TileLease.id).label("leases"))
-               .where(TileLease.later.is_(False), TileLease.expires_at > now)
-               .group_by(TileLease.tile_id).subquery())
+               .where(_open_lease(now)).group_by(TileLease.tile_id).subquery())
     mine_done = select(TileDone.tile_id).where(TileDone.user_id == user_id).subquery()
     mine_later = select(TileLease.tile_id).where(TileLease.user_id == user_id,
                                                  TileLease.later.is_(True)).subquery()
