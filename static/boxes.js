@@ -96,18 +96,27 @@
     tileSources: { type: "image", url: urls.picture },
     gestureSettingsMouse: { clickToZoom: false, dblClickToZoom: false },
   });
-  const anno = OpenSeadragon.Annotorious(viewer, {
-    disableEditor: true,
-    formatter: (annotation) => {
-      const tag = (annotation.bodies || annotation.body || []).find((b) => b.purpose === "tagging");
-      if (!tag) return "";
-      if (tag.value === "proposal") return "proposal";
-      return `class-${classIndex.has(tag.value) ? classIndex.get(tag.value) % 8 : 0}`;
-    },
-  });
+  // Annotorious' formatter option breaks the selector pack's circle tool (2.7.19), so shapes
+  // get their class colour here, whenever Annotorious (re)draws one.
+  const anno = OpenSeadragon.Annotorious(viewer, { disableEditor: true });
+  function paint() {
+    document.querySelectorAll("#tile-viewer g.a9s-annotation[data-id]").forEach((shape) => {
+      const parsed = parseId(shape.getAttribute("data-id"));
+      let name = "";
+      if (parsed && parsed.kind === "proposal") name = "proposal";
+      else if (parsed && state.boxes.has(parsed.id)) {
+        name = `class-${(classIndex.get(state.boxes.get(parsed.id).label) || 0) % 8}`;
+      }
+      if (name && !shape.classList.contains(name)) {
+        shape.classList.remove(...[...shape.classList].filter((c) => c.startsWith("class-")));
+        shape.classList.add(name);
+      }
+    });
+  }
+  new MutationObserver(paint).observe(document.getElementById("tile-viewer"),
+    { childList: true, subtree: true });
   Annotorious.SelectorPack(anno, { tools: ["circle"] });
   anno.setDrawingTool("rect");
-  anno.setDrawingEnabled(true);
 
   function show(box) {
     state.boxes.set(box.id, box);
@@ -238,6 +247,8 @@
     }
   }
 
+  // Annotorious 2.7: Shift + drag draws with the current tool; a plain drag pans and a click
+  // selects. Choosing a tool (B, C) also arms it: the next plain drag draws one shape.
   function chooseTool(tool) {
     state.tool = tool;
     anno.setDrawingTool(tool);
@@ -318,5 +329,6 @@
   });
 
   chooseClass(state.label);
+  $("tool-rect").classList.add("selected");
   viewer.addHandler("open", () => { load().catch(failed); });
 })();

@@ -13,7 +13,9 @@ from .listing import landmark_rows
 from .merging import human_votes, min_votes_of
 
 # Keys of the tile page's actions; classes take the digits 1-9.
-TILE_KEYS = {"B": "draw boxes", "C": "draw circles", "Delete / Backspace": "delete the selected box",
+TILE_KEYS = {"Shift + drag": "draw with the current tool (a plain drag pans, a click selects)",
+             "B": "box tool: the next plain drag draws a box",
+             "C": "circle tool: the next plain drag draws a circle", "Delete / Backspace": "delete the selected box",
              "U / Ctrl+Z": "undo", "A": "take the selected proposal as your box",
              "P": "show or hide the machine's proposals", "D": "done with this tile",
              "L": "later: leave this tile for now", "Esc": "cancel drawing"}
