@@ -7,8 +7,9 @@ from pathlib import Path
 from sqlalchemy import select
 
 from ..extensions import db
-from ..models import Landmark, TileDone
-from . import BoxError, access, imports, pictures
+from ..models import Landmark, TileDone, utcnow
+from ..observations import work
+from . import BoxError, access, imports, pictures, tile_work
 from .listing import landmark_rows
 from .merging import human_votes, min_votes_of
 
@@ -55,6 +56,22 @@ def tile_page(user, project_id: int, observation_id: int, tile_id: int) -> TileP
         f"/projects/{project.id}/observations/{observation.id}")
     db.session.commit()  # end the read
     return page
+
+
+def finish_tile(user, observation_id: int, tile_id: int, done: bool) -> dict:
+    """Mark a tile Done (done=True) or Later for user, and lease them the next tile to mark:
+    {"tile_id", "done_count", "next_url"} (next_url None when none is left for them)."""
+    observation, tile = access.tile_of(user, observation_id, tile_id)
+    answer = {"tile_id": tile.id}
+    if done:
+        answer["done_count"] = tile_work.mark_done(user, tile)
+    else:
+        tile_work.put_off(user, tile)
+    following = work.next_tile(observation, user.id, utcnow())
+    answer["next_url"] = None if following is None or following.id == tile_id else (
+        f"/projects/{observation.project_id}/observations/{observation.id}/tiles/{following.id}/label")
+    db.session.commit()
+    return answer
 
 
 def tile_picture_file(user, observation_id: int, tile_id: int) -> Path:

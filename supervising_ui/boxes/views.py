@@ -7,7 +7,7 @@ from flask import Blueprint, Response, abort, jsonify, render_template, request,
 from flask_login import current_user
 
 from ..accounts.guard import admin_required, reviewer_required
-from . import BoxError, access, exports, pages, proposals, review, service, tile_work
+from . import BoxError, access, exports, pages, proposals, review, service
 
 blueprint = Blueprint("boxes", __name__)
 
@@ -82,24 +82,20 @@ def create_box(observation_id, tile_id):
 
 @blueprint.post("/api/observations/<int:observation_id>/tiles/<int:tile_id>/done")
 def tile_done(observation_id, tile_id):
-    """Mark the tile done for the user: their boxes on it are complete."""
+    """Mark the tile done for the user (their boxes on it are complete); say the next tile."""
     try:
-        _, tile = access.tile_of(_user(), observation_id, tile_id)
-        done = tile_work.mark_done(_user(), tile)
+        return jsonify(pages.finish_tile(_user(), observation_id, tile_id, done=True))
     except BoxError as error:
         _api_error(error)
-    return jsonify(tile_id=tile_id, done_count=done, next_url=None)
 
 
 @blueprint.post("/api/observations/<int:observation_id>/tiles/<int:tile_id>/later")
 def tile_later(observation_id, tile_id):
-    """Put the tile off for the user (Later)."""
+    """Put the tile off for the user (Later); say the next tile."""
     try:
-        _, tile = access.tile_of(_user(), observation_id, tile_id)
-        tile_work.put_off(_user(), tile)
+        return jsonify(pages.finish_tile(_user(), observation_id, tile_id, done=False))
     except BoxError as error:
         _api_error(error)
-    return jsonify(tile_id=tile_id, later=True, next_url=None)
 
 
 @blueprint.patch("/api/boxes/<int:box_id>")
