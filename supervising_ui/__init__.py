@@ -31,6 +31,9 @@ def create_app(test_config=None) -> Flask:
     from . import cli, database
     from .accounts import guard as account_guard
     from .accounts import views as account_views
+    from .boxes import merging as box_merging
+    from .boxes import proposals as box_proposals
+    from .boxes import views as box_views
     from .importing import orphans, runner
     from .importing import views as importing_views
     from .jobs import minutely
@@ -82,10 +85,14 @@ def create_app(test_config=None) -> Flask:
     jobs.register_handler(observation_tiling.JOB_KIND, observation_tiling.run_tiling,
                           can_run_twice=True)
     minutely.register(consensus_jobs.queue_stale_consensus)
+    # Landmarks: merged again after box changes (a rerun recomputes from the stored boxes).
+    jobs.register_handler(box_merging.JOB_KIND, box_merging.run_merge, can_run_twice=True)
+    jobs.register_handler(box_proposals.JOB_KIND, box_proposals.run_proposals,
+                          exclusive=True, can_run_twice=True)
 
     for views in (account_views, web_views, project_views, importing_views, labeling_views,
                   learning_views, job_views, search_views, review_views,
-                  observation_views):
+                  observation_views, box_views):
         app.register_blueprint(views.blueprint)
     search_index.init_app(app)  # new images, labels and predictions reach the search index
 
