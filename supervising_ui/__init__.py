@@ -77,9 +77,10 @@ def create_app(test_config=None) -> Flask:
     minutely.register(orphans.sweep_orphan_files)  # files of imports that were cut off
     runner.on_images_added(classify.classify_new_images)
     # Consensus (majority or Dawid-Skene) refits in the worker, after labels and reviews.
-    # Not marked can_run_twice: a dead worker's consensus job is simply queued again by the
-    # minutely check, which sees the stored run stale.
-    jobs.register_handler(consensus_jobs.JOB_KIND, consensus_jobs.run_consensus, exclusive=True)
+    # can_run_twice: a run recomputes everything from the stored labels and writes it in one
+    # transaction, so a second run after a dead worker does what one run would.
+    jobs.register_handler(consensus_jobs.JOB_KIND, consensus_jobs.run_consensus, exclusive=True,
+                          can_run_twice=True)
     triggers.on_label_recorded(consensus_jobs.consensus_after_label)
     # Observations: deep-zoom tiles made in the worker (a rerun writes the same pyramid).
     jobs.register_handler(observation_tiling.JOB_KIND, observation_tiling.run_tiling,

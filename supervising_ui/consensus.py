@@ -9,7 +9,10 @@ job stored (image_consensus, written by review/consensus_jobs.py); an image labe
 that job ran falls back to the majority until the next one. An image a reviewer settled
 (its latest accept or fix; a reject only removes a label) takes the reviewer's class under either
 method, and a gold image its gold answer (known_class_ids), posterior 1.
-The search index's class (search/, majority_sql) is still the plain majority.
+A retrain leaves out Dawid-Skene images whose posterior is below the project's
+retrain_min_posterior (training_labels). The search index's class follows the method too: the
+consensus job writes its classes into the search rows (search/index.py), and a new label
+writes the majority (majority_sql) until the job runs again.
 """
 from __future__ import annotations
 
@@ -113,6 +116,20 @@ def _votes(project_id: int, image_ids: Collection[int] | None = None) -> dict[in
     for image_id, class_id, count in rows:
         votes[image_id][class_id] = count
     return votes
+
+
+def training_labels(project_id: int) -> dict[int, str]:
+    """What a retrain learns from: consensus_labels, less (under Dawid-Skene, whose posterior
+    is a probability) the images whose posterior is below the project's retrain_min_posterior.
+    Under majority the posterior is a vote share, and no image is left out for it."""
+    min_posterior = db.session.scalar(select(Project.retrain_min_posterior).where(
+        Project.id == project_id)) or 0.0
+    method, details = consensus_details(project_id)
+    names = dict(db.session.execute(select(LabelClass.id, LabelClass.name).where(
+        LabelClass.project_id == project_id)).all())
+    return {image_id: names[class_id] for image_id, (class_id, posterior, _count)
+            in details.items() if class_id is not None
+            and (method == "majority" or posterior >= min_posterior)}
 
 
 def consensus_labels(project_id: int) -> dict[int, str]:

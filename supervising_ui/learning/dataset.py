@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from .. import storage
 from ..buckets import in_share
-from ..consensus import consensus_labels
+from ..consensus import training_labels
 from ..extensions import db
 from ..jobs import queue as jobs
 from ..models import Image, Project
@@ -36,8 +36,9 @@ class LabeledImage:
 
 
 def labeled_images(project: Project) -> list[LabeledImage]:
-    """The project's images that have a consensus label, with their files and groups."""
-    consensus = consensus_labels(project.id)
+    """The project's images that have a consensus label (under Dawid-Skene, a posterior of at
+    least the project's retrain_min_posterior), with their files and groups."""
+    consensus = training_labels(project.id)
     store = current_app.config["IMAGE_STORE"]
     rows = db.session.execute(select(Image.id, Image.storage_key, Image.meta, Image.content_hash)
                               .where(Image.project_id == project.id).order_by(Image.id)).all()

@@ -99,6 +99,8 @@ def manifest_frame(project: Project) -> pd.DataFrame:
     """Return the training manifest: filename, consensus label, then the metadata columns."""
     consensus = consensus_frame(project)
     consensus = consensus[consensus["label"].notna()]
+    if project.consensus_method != "majority":  # as training_labels: a low posterior stays out
+        consensus = consensus[consensus["posterior"] >= project.retrain_min_posterior]
     metas = dict(db.session.execute(select(Image.id, Image.meta).where(
         Image.id.in_(consensus["image_id"].tolist()))).all()) if len(consensus) else {}
     frame = consensus[["filename", "label", "image_id"]].reset_index(drop=True)

@@ -2,9 +2,10 @@
 store each image's class and posterior (image_consensus) and the labelers' estimated confusion
 matrices (consensus_run), so that reads stay cheap and no labeling request ever refits.
 
-Adaptive redundancy: the job also marks the images that want one more label (their posterior
-below the project's target_posterior, fewer than labels_max labels): image.labels_wanted,
-which the picker reads (labeling/picking.py). Gold answers and reviewers' decisions go into
+The search rows take the stored classes too (search/consensus_rows.py), so that the search's
+class facet follows the project's method. Adaptive redundancy: the job also marks the images
+that want one more label (their posterior below the project's target_posterior, fewer than
+labels_max labels): image.labels_wanted, which the picker reads (labeling/picking.py). Gold answers and reviewers' decisions go into
 the fit as known truth.
 
 When it runs: after labels arrive (the labeling code's after-label hook, at most once per
@@ -34,6 +35,7 @@ from ..models import (
     Review,
     utcnow,
 )
+from ..search import consensus_rows as search_rows
 from .aggregate import aggregate
 
 log = logging.getLogger(__name__)
@@ -74,6 +76,8 @@ def recompute(project_id: int) -> dict:
                       for true, row in by_true.items()}
         for worker, by_true in result.confusions.items()}
     db.session.add(run)
+    search_rows.set_consensus_classes(project_id, {row["image_id"]: row["label_class_id"]
+                                                   for row in rows})
     wanting = _want_more_labels(project_id, result)
     db.session.commit()
     return {"method": method, "images": len(rows), "labels": len(votes),
