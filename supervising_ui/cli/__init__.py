@@ -1,7 +1,8 @@
 """The console commands: ``supervising-ui COMMAND`` (also ``flask --app supervising_ui COMMAND``).
 
 One style throughout: every command is a ``@click.command`` registered from ``COMMANDS`` in
-``init_app`` (project-members lives in members.py), and every one that uses the app
+``init_app`` (project-members lives in members.py, export in export.py, import-observation
+in observations.py, import-boxes in boxes.py), and every one that uses the app
 carries ``@with_appcontext``, so it behaves the same under ``supervising-ui``, ``flask`` and
 the test runner; ``echo.fail`` is the one-line error. Choice lists come from the
 module that owns them. ``supervising-ui`` adds Flask's ``shell`` and ``routes`` but not
@@ -27,10 +28,12 @@ from ..jobs import queue as jobs
 from ..jobs.status import follow_job
 from ..learning import classify, triggers
 from ..models import ROLES
-from ..projects import demo, export
+from ..projects import demo
 from ..projects import service as projects
 from ..search import service as search_service
 from ..web import errors
+from . import boxes as cli_boxes
+from . import export as cli_export
 from . import members as cli_members
 from . import observations as cli_observations
 
@@ -354,26 +357,6 @@ def revoke_tokens_command(name):
     click.echo(f"Revoked {count} token{'s' if count != 1 else ''} of {user.username!r}.")
 
 
-@click.command("export")
-@click.argument("name")
-@click.option("--kind", type=click.Choice(export.KINDS), default="labels", show_default=True)
-@click.option("--format", "export_format", type=click.Choice(export.FORMATS), default="csv",
-              show_default=True)
-@click.option("--out", type=click.Path(dir_okay=False, writable=True), required=True,
-              help="File to write ('-' for standard output).")
-@with_appcontext
-def export_command(name, kind, export_format, out):
-    """Export project NAME's labels, consensus or training manifest as CSV or JSON."""
-    try:
-        text = export.export_text(projects.get_project_by_name(name), kind, export_format)
-    except (projects.ProjectError, export.ExportError) as error:
-        fail(str(error))
-    with click.open_file(out, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    if out != "-":
-        click.echo(f"Wrote {kind} of {name!r} to {out}", err=True)
-
-
 @click.command("search-rebuild")
 @click.argument("project_name")
 @with_appcontext
@@ -388,10 +371,11 @@ def search_rebuild_command(project_name):
 
 # Every console command of the app (`--help` lists them sorted by name).
 COMMANDS = (init_command, create_user_command, create_project_command, import_command,
-            demo_command, retrain_command, classify_command, export_command, create_token_command,
+            demo_command, retrain_command, classify_command, cli_export.export_command,
+            create_token_command,
             revoke_tokens_command, search_rebuild_command, serve_command, worker_command,
             ml_command, cli_members.project_members_command,
-            cli_observations.import_observation_command)
+            cli_observations.import_observation_command, cli_boxes.import_boxes_command)
 
 
 def init_app(app: Flask) -> None:
