@@ -3,6 +3,8 @@ import click
 from flask.cli import ScriptInfo
 
 from supervising_ui import cli
+from supervising_ui.boxes import exports as landmark_exports
+from supervising_ui.cli import export as cli_export
 from supervising_ui.learning import triggers
 from supervising_ui.models import ROLES
 from supervising_ui.projects import export
@@ -18,8 +20,10 @@ def choices(command: click.Command, name: str) -> list[str]:
 def test_choice_lists_come_from_the_modules_that_own_them():
     assert choices(cli.create_user_command, "role") == list(ROLES)
     assert choices(cli.retrain_command, "kind") == list(triggers.TRAINING_MODES)
-    assert choices(cli.export_command, "kind") == list(export.KINDS)
-    assert choices(cli.export_command, "export_format") == list(export.FORMATS)
+    assert choices(cli_export.export_command, "kind") == [*export.KINDS, "landmarks"]
+    formats = choices(cli_export.export_command, "export_format")
+    assert formats[:len(export.FORMATS)] == list(export.FORMATS)
+    assert set(formats) == set(export.FORMATS) | set(landmark_exports.FORMATS)
     assert choices(cli.create_project_command, "preset") == sorted(projects.PRESETS)
 
 
