@@ -1,7 +1,7 @@
 """Crops of consensus landmarks as images of the project: labeled, trained on and predicted
 like any image.
 
-Each consensus landmark (merging.is_consensus) without a crop gets one: the square around its
+Each consensus landmark (every stored one a reviewer did not reject) without a crop gets one: the square around its
 box plus a 30-pixel border, 227 x 227 (``landmarks.crops.crop_landmark``, as the HiRISE data
 set was made), stored as PNG through the project's import path (importing/runner.py:
 managed storage, an import batch, the search index, and the images-added hooks that queue
@@ -29,7 +29,7 @@ from ..importing.sources import Candidate, ImportPlan
 from ..landmarks.geometry import Box as GeometryBox
 from ..models import Box, Image, Label, Landmark, Observation, Project
 from . import originals
-from .merging import PROPOSAL_ANNOTATOR, is_consensus, min_votes_of
+from .merging import PROPOSAL_ANNOTATOR, is_consensus
 
 log = logging.getLogger(__name__)
 
@@ -74,10 +74,9 @@ def crop_landmarks(observation_id: int) -> int:
     if observation is None:
         return 0
     project = db.session.get(Project, observation.project_id)
-    min_votes = min_votes_of(project)
     todo = [landmark for landmark in db.session.scalars(select(Landmark).where(
         Landmark.observation_id == observation_id, Landmark.image_id.is_(None))
-        .order_by(Landmark.id)) if is_consensus(landmark, min_votes)]
+        .order_by(Landmark.id)) if is_consensus(landmark)]
     if not todo:
         db.session.commit()  # end the read
         return 0

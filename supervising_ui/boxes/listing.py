@@ -2,10 +2,10 @@
 
 One reader for the API, the review page and the exports. The class is the consensus one
 (the merged boxes' majority, or the reviewer's fix); the prediction is the serving model's
-on the landmark's crop, where there is one. By default only consensus landmarks
-(merging.is_consensus with the project's minimum votes) are listed; ``min_votes`` asks for
-another minimum of human votes (rejected landmarks are never listed, reviewed ones always
-are, except with an explicit ``min_votes`` they do not reach).
+on the landmark's crop, where there is one. By default the stored consensus landmarks are
+listed (merged with the project's minimum votes; rejected ones left out). Another
+``min_votes`` merges the boxes again on the fly (merging.merged): those rows have no id,
+review, crop or prediction.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from sqlalchemy import and_, select
 
 from ..extensions import db
 from ..models import LabelClass, Landmark, ModelVersion, Observation, Prediction, Project
-from .merging import human_votes, is_consensus, min_votes_of
+from .merging import human_votes, is_consensus, merged, min_votes_of
 
 
 def _predictions(project_id: int, image_ids: list[int]) -> dict[int, tuple[str, float]]:
@@ -30,17 +30,27 @@ def _predictions(project_id: int, image_ids: list[int]) -> dict[int, tuple[str, 
     return {image_id: (name, float(confidence)) for image_id, name, confidence in rows}
 
 
+def _merged_row(observation: Observation, mark, names: dict[int, str]) -> dict:
+    """A landmark merged on the fly as a row (no id, review, crop or prediction)."""
+    box = mark.box
+    return {"id": None, "observation": observation.name, "observation_id": observation.id,
+            "x_min": box.x_min, "y_min": box.y_min, "x_max": box.x_max, "y_max": box.y_max,
+            "class": names.get(int(box.label)) if box.label else None, "predicted_class": None,
+            "confidence": None, "votes": mark.votes, "human_votes": mark.human_votes,
+            "annotators": ",".join(mark.annotators), "status": "merged", "image_id": None}
+
+
 def landmark_rows(observation: Observation, min_votes: int | None = None) -> list[dict]:
     """The observation's landmarks as rows (see the module's docstring for which)."""
     project = db.session.get(Project, observation.project_id)
     names = {label_class.id: label_class.name for label_class in project.classes}
+    if min_votes is not None and min_votes != min_votes_of(project):
+        rows = [_merged_row(observation, mark, names) for mark in merged(observation.id, min_votes)]
+        db.session.commit()  # end the read
+        return rows
     stored = db.session.scalars(select(Landmark).where(
         Landmark.observation_id == observation.id).order_by(Landmark.id)).all()
-    if min_votes is None:
-        kept = [mark for mark in stored if is_consensus(mark, min_votes_of(project))]
-    else:
-        kept = [mark for mark in stored
-                if mark.status != "rejected" and human_votes(mark) >= min_votes]
+    kept = [mark for mark in stored if is_consensus(mark)]
     predictions = _predictions(project.id, [mark.image_id for mark in kept if mark.image_id])
     rows = []
     for mark in kept:

@@ -6,14 +6,15 @@ boxes yet, so it will see the change; a running one may have read them already, 
 job is queued then.
 
 What it does (merge_observation): every box of the observation, drawn, imported and
-proposed, goes through ``landmarks.merge.merge_boxes`` with ``min_votes=1`` (the clusters do
-not depend on min_votes, so every landmark any threshold could keep is stored, with its
-votes, and readers filter by the project's minimum: ``consensus``). The new landmarks are
+proposed, goes through ``landmarks.merge.merge_boxes`` with the project's minimum votes
+(``landmark_min_votes``, else ``DEFAULT_MIN_VOTES``): the stored landmarks are the consensus
+landmarks, which the observation page, the review page, crops and exports use. (An export
+with another minimum merges the boxes again on the fly: ``merged``.) The new landmarks are
 matched one to one with the stored ones (greedy by IoU >= MATCH_IOU) so that a review and a
 crop outlive a rerun: a matched landmark keeps its id, status and crop (the crop is made
 again only when its box moved); a "fixed" landmark keeps the reviewer's box and class; a
 stored landmark that no cluster matches goes, unless a reviewer decided on it. Then the
-consensus landmarks without a crop get one (cropping.py).
+landmarks without a crop get one (cropping.py); rejected ones never do.
 """
 from __future__ import annotations
 
@@ -52,12 +53,16 @@ def min_votes_of(project: Project) -> int:
     return project.landmark_min_votes or DEFAULT_MIN_VOTES
 
 
-def is_consensus(landmark: Landmark, min_votes: int) -> bool:
-    """Whether a stored landmark counts: enough human votes (or a reviewer's accept or fix),
-    and not rejected."""
-    if landmark.status == "rejected":
-        return False
-    return landmark.status in ("accepted", "fixed") or human_votes(landmark) >= min_votes
+def is_consensus(landmark: Landmark) -> bool:
+    """Whether a stored landmark counts (every stored one but those a reviewer rejected)."""
+    return landmark.status != "rejected"
+
+
+def merged(observation_id: int, min_votes: int) -> list:
+    """The observation's boxes merged now with min_votes (landmarks.merge.Landmark list),
+    without storing anything: for exports that ask for another minimum than the project's."""
+    boxes = db.session.scalars(select(Box).where(Box.observation_id == observation_id)).all()
+    return merge_boxes([_geometry(box) for box in boxes], min_votes=min_votes)
 
 
 def request_merge(project_id: int, observation_id: int, user_id: int | None = None) -> None:
@@ -128,8 +133,9 @@ def merge_observation(observation_id: int) -> dict:
     observation = db.session.get(Observation, observation_id, with_for_update=True)
     if observation is None:
         return {"landmarks": 0, "added": 0, "updated": 0, "removed": 0}
+    project = db.session.get(Project, observation.project_id)
     boxes = db.session.scalars(select(Box).where(Box.observation_id == observation_id)).all()
-    merged = merge_boxes([_geometry(box) for box in boxes], min_votes=1)
+    merged = merge_boxes([_geometry(box) for box in boxes], min_votes=min_votes_of(project))
     stored = db.session.scalars(select(Landmark).where(
         Landmark.observation_id == observation_id).order_by(Landmark.id)).all()
     matches = _matches(stored, merged)

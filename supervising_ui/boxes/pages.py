@@ -101,7 +101,7 @@ def review_page(user, project_id: int, observation_id: int) -> ReviewPage:
     """Every stored landmark of an observation (the rejected too), for a reviewer."""
     observation = access.observation_of(user, observation_id, project_id)
     project = access.project_of(observation)
-    rows = {row["id"]: row for row in landmark_rows(observation, min_votes=1)}
+    rows = {row["id"]: row for row in landmark_rows(observation)}
     names = dict(enumerate(project.class_names))
     class_of = {label_class.id: label_class.name for label_class in project.classes}
     stored = db.session.scalars(select(Landmark).where(
