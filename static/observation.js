@@ -223,7 +223,12 @@
   async function loadSfd() {
     const choice = $("sfd-class").value;
     const query = choice ? `?class=${encodeURIComponent(choice)}` : "";
-    drawSfd(await getJson(`${page.urls.sfd}${query}`));
+    try {
+      drawSfd(await getJson(`${page.urls.sfd}${query}`));
+    } catch (error) {
+      $("sfd-plot").textContent = "";
+      $("sfd-note").textContent = `No size-frequency plot: ${error.message}`;
+    }
   }
 
   function fillSfdClasses(classes) {

@@ -98,8 +98,8 @@ def deepzoom_descriptor(observation_id):
     return response
 
 
-@blueprint.get("/api/observations/<int:observation_id>/deepzoom_files/<int:level>/"
-               "<int:column>_<int:row>.jpg")
+@blueprint.get("/api/observations/<int:observation_id>/deepzoom_files/<int(min=0):level>/"
+               "<int(min=0):column>_<int(min=0):row>.jpg")
 def deepzoom_tile(observation_id, level, column, row):
     """One deep-zoom tile, found from the ids and numbers in the URL (never a path)."""
     observation = service.visible_observation(current_user, observation_id)

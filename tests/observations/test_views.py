@@ -89,6 +89,8 @@ def test_deep_zoom_descriptor_and_tiles_by_id(client, auth, scene):
     descriptor = client.get(f"/api/observations/{observation_id}/deepzoom.dzi")
     assert descriptor.status_code == 200 and b'Width="1300"' in descriptor.data
     top = files.deepzoom_levels(1300, 900) - 1
+    assert client.get(f"/api/observations/{observation_id}/deepzoom_files/0/0_0.jpg") \
+        .status_code == 200
     tile = client.get(f"/api/observations/{observation_id}/deepzoom_files/{top}/1_2.jpg")
     assert tile.status_code == 200 and tile.mimetype == "image/jpeg"
     assert "max-age=604800" in tile.headers["Cache-Control"]
@@ -97,7 +99,8 @@ def test_deep_zoom_descriptor_and_tiles_by_id(client, auth, scene):
     again = client.get(f"/api/observations/{observation_id}/deepzoom_files/{top}/1_2.jpg",
                        headers={"If-None-Match": tile.headers["ETag"]})
     assert again.status_code == 304
-    for level, column, row in ((top + 1, 0, 0), (top, 6, 0), (top, 0, 4), (0, 1, 0)):
+    for level, column, row in ((top + 1, 0, 0), (top, 6, 0), (top, 0, 4), (0, 1, 0),
+                               (-1, 0, 0), (top, -1, 0)):
         assert client.get(f"/api/observations/{observation_id}/deepzoom_files/"
                           f"{level}/{column}_{row}.jpg").status_code == 404
     assert client.get(f"/api/observations/{observation_id}/deepzoom_files/"
