@@ -37,7 +37,9 @@
       $("why").textContent = `Nothing to review${state.reviewed ? ` (${state.reviewed} reviewed here)` : ""}.`;
       return;
     }
-    $("why").textContent = `Image ${item.image_id}: ${item.why}.`;
+    const finder = item.finder
+      ? ` The finder ranks it ${item.finder.rank} and suggests ${item.finder.suggested}.` : "";
+    $("why").textContent = `Image ${item.image_id}: ${item.why}.${finder}`;
     $("picture").src = item.image_url;
     const consensus = item.consensus;
     $("consensus").textContent = consensus.label || "none (tie)";

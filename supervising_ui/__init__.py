@@ -46,7 +46,7 @@ def create_app(test_config=None) -> Flask:
     from .observations import tiling as observation_tiling
     from .observations import views as observation_views
     from .projects import views as project_views
-    from .review import consensus_jobs
+    from .review import consensus_jobs, finder
     from .review import views as review_views
     from .search import index as search_index
     from .search import views as search_views
@@ -90,6 +90,9 @@ def create_app(test_config=None) -> Flask:
     jobs.register_handler(box_merging.JOB_KIND, box_merging.run_merge, can_run_twice=True)
     jobs.register_handler(box_proposals.JOB_KIND, box_proposals.run_proposals,
                           exclusive=True, can_run_twice=True)
+    # The label-error finder (a rerun ranks the same labels again, stored in one transaction).
+    jobs.register_handler(finder.JOB_KIND, finder.run_finder, exclusive=True, can_run_twice=True)
+    minutely.register(finder.queue_finder_after_retrains)
 
     for views in (account_views, web_views, project_views, importing_views, labeling_views,
                   learning_views, job_views, search_views, review_views,

@@ -1,7 +1,8 @@
 """The review queue: which image a reviewer sees next, and why.
 
 In this order: images whose labels disagree; then images where the serving model disagrees
-with the consensus at confidence >= MODEL_CONFIDENCE; then random spot checks of each
+with the consensus at confidence >= MODEL_CONFIDENCE; then the label-error finder's ranking
+(likely label errors, finder.py) of images no reviewer has looked at; then random spot checks of each
 labeler's SPOT_CHECK_RECENT latest labels (the labeler with the fewest reviewed labels
 first). Images a reviewer settled (accept or fix) leave the first two steps; an image with
 any review leaves the spot checks. Filters: one labeler (images they labeled) and one class
@@ -16,12 +17,22 @@ from sqlalchemy import func, select
 
 from ..consensus import consensus_details
 from ..extensions import db
-from ..models import Label, LabelClass, ModelVersion, Prediction, Project, Review, User
+from ..models import (
+    Label,
+    LabelClass,
+    LabelIssue,
+    ModelVersion,
+    Prediction,
+    Project,
+    Review,
+    User,
+)
 
 MODEL_CONFIDENCE = 0.9
 SPOT_CHECK_RECENT = 50
 REASONS = {"disagreement": "its labels disagree",
            "model": f"the serving model disagrees with the consensus at confidence >= {MODEL_CONFIDENCE}",
+           "finder": "likely label error: the label-error finder doubts its class",
            "spot_check": "a random spot check of a labeler's recent labels"}
 
 
@@ -65,6 +76,8 @@ def next_item(project: Project, queue_filter: QueueFilter, rng=random) -> dict |
     reason = "disagreement"
     if found is None:
         found, reason = _model_disagrees(project.id, queue_filter, settled), "model"
+    if found is None:
+        found, reason = _likely_error(project.id, queue_filter), "finder"
     if found is None:
         found, reason = _spot_check(project.id, queue_filter, rng), "spot_check"
     if found is None:
@@ -123,6 +136,17 @@ def _model_disagrees(project_id: int, queue_filter: QueueFilter, settled) -> tup
     return None
 
 
+def _likely_error(project_id: int, queue_filter: QueueFilter) -> tuple | None:
+    """The finder's best-ranked image that no reviewer has looked at yet."""
+    reviewed = select(Review.image_id).where(Review.project_id == project_id)
+    query = (select(Label.image_id, func.max(Label.id))
+             .join(LabelIssue, LabelIssue.image_id == Label.image_id)
+             .where(Label.project_id == project_id, Label.image_id.not_in(reviewed))
+             .group_by(Label.image_id, LabelIssue.rank).order_by(LabelIssue.rank).limit(1))
+    row = db.session.execute(_filtered(query, project_id, queue_filter)).first()
+    return (row[0], None) if row else None
+
+
 def _spot_check(project_id: int, queue_filter: QueueFilter, rng) -> tuple | None:
     """A random unreviewed label among the recent ones of the least-reviewed labeler."""
     reviewed = select(Review.image_id).where(Review.project_id == project_id)
@@ -155,13 +179,12 @@ def item_payload(project: Project, image_id: int, reason: str, focus_label_id: i
         select(Prediction.label_class_id, Prediction.confidence)
         .join(ModelVersion, ModelVersion.id == Prediction.model_version_id)
         .where(Prediction.image_id == image_id, ModelVersion.is_serving.is_(True))).first()
-    db.session.commit()  # end the read
     if reason == "disagreement":  # the latest label that goes against the consensus, if any
         focus_label_id = next((label_id for label_id, _user, name, _created in reversed(labels)
                                if name != names.get(class_id)), focus_label_id)
     focused = next((name for label_id, _user, name, _created in labels
                     if label_id == focus_label_id), None)
-    return {"image_id": image_id, "reason": reason, "why": REASONS[reason],
+    payload = {"image_id": image_id, "reason": reason, "why": REASONS[reason],
             "accept_settles_to": focused or names.get(class_id),
             "image_url": f"/api/images/{image_id}/file", "focus_label_id": focus_label_id,
             "labels": [{"label_id": label_id, "labeler": username, "label": name}
@@ -170,4 +193,15 @@ def item_payload(project: Project, image_id: int, reason: str, focus_label_id: i
                           "n_labels": count, "method": method},
             "prediction": None if prediction is None else {
                 "label": names.get(prediction[0]), "confidence": round(prediction[1], 4)},
+            "finder": _finder_note(image_id, names),
             "classes": project.class_names}
+    db.session.commit()  # end the read
+    return payload
+
+
+def _finder_note(image_id: int, names: dict) -> dict | None:
+    """What the label-error finder said of the image: its rank and the class it suggests."""
+    issue = db.session.scalar(select(LabelIssue).where(LabelIssue.image_id == image_id))
+    return None if issue is None else {
+        "rank": issue.rank, "suggested": names.get(issue.suggested_class_id),
+        "self_confidence": round(issue.self_confidence, 4)}

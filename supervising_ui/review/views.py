@@ -20,7 +20,7 @@ from flask_login import current_user
 from ..accounts.guard import admin_required, reviewer_required
 from ..downloads import attachment
 from ..models import CONSENSUS_METHODS, utcnow
-from . import access, agreement, decisions, gold, queue
+from . import access, agreement, decisions, finder, gold, queue
 from .queue import ReviewError
 
 blueprint = Blueprint("review", __name__)
@@ -186,3 +186,16 @@ def api_gold_unset(image_id):
         return jsonify(gold.set_gold(project, image_id, None))
     except ReviewError as error:
         return _api_error(error)
+
+
+@blueprint.post("/projects/<int:project_id>/label-issues")
+@admin_required
+def find_label_issues(project_id):
+    """Queue the label-error finder from the review page; back to the queue."""
+    project = _project_or_404(project_id)
+    if finder.request_finder(project.id):
+        flash("The label-error finder runs in the background; its likely errors join the "
+              "queue when it is done.", "info")
+    else:
+        flash("The label-error finder is already queued or running.", "info")
+    return redirect(url_for("review.review_page", project_id=project.id))
