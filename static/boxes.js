@@ -116,6 +116,7 @@
   new MutationObserver(paint).observe(document.getElementById("tile-viewer"),
     { childList: true, subtree: true });
   Annotorious.SelectorPack(anno, { tools: ["circle"] });
+  state.viewer = viewer;
   anno.setDrawingTool("rect");
 
   function show(box) {
