@@ -58,6 +58,9 @@ def test_admin_uploads_an_observation_with_its_label(app, client, auth):
     assert page.status_code == 200 and b"observation.js" in page.data
     listing = client.get(f"/projects/{project_id}/observations").get_data(as_text=True)
     assert "ESP_072719_1970" in listing and "2.911 m/pixel" in listing
+    links = f'href="/projects/{project_id}/observations"'
+    assert links in client.get("/").get_data(as_text=True)
+    assert links in client.get(f"/admin/projects/{project_id}").get_data(as_text=True)
 
 
 def test_a_bad_upload_is_refused_with_a_message_and_labelers_may_not_upload(app, client, auth,
