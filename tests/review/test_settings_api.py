@@ -63,3 +63,22 @@ def test_export_api_carries_the_consensus_class_and_posterior(app, client, users
     assert as_csv.mimetype == "text/csv" and as_csv.get_data(as_text=True).count("\n") == 4
     assert client.get(url + "?kind=nope", headers=admin).status_code == 400
     assert client.get(url, headers=bearer(app, users["lee"])).status_code == 403
+
+
+def test_the_settings_form_takes_the_team_settings(app, client, auth, users):
+    with app.app_context():
+        project_id = make_project()
+    auth.login("ada")
+    page = client.get(f"/admin/projects/{project_id}").get_data(as_text=True)
+    assert 'name="labels_max"' in page and 'name="gold_share"' in page
+    url = f"/admin/projects/{project_id}/settings"
+    client.post(url, data={"csrf_token": auth.csrf_token, "labels_per_image": "2",
+                           "labels_max": "4", "target_posterior": "0.9", "gold_share": "0.1",
+                           "settle_preference": "0.5", "retrain_min_posterior": "0.6"})
+    admin = bearer(app, users["ada"])
+    got = client.get(f"/api/projects/{project_id}/settings", headers=admin).get_json()
+    assert (got["labels_max"], got["target_posterior"], got["gold_share"],
+            got["settle_preference"], got["retrain_min_posterior"]) == (4, 0.9, 0.1, 0.5, 0.6)
+    client.post(url, data={"csrf_token": auth.csrf_token, "labels_max": "0"})
+    assert client.get(f"/api/projects/{project_id}/settings",
+                      headers=admin).get_json()["labels_max"] is None
