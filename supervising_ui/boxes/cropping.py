@@ -28,7 +28,7 @@ from ..importing import runner
 from ..importing.sources import Candidate, ImportPlan
 from ..landmarks.geometry import Box as GeometryBox
 from ..models import Box, Image, Label, Landmark, Observation, Project
-from . import originals
+from . import originals, review
 from .merging import PROPOSAL_ANNOTATOR, is_consensus
 
 log = logging.getLogger(__name__)
@@ -80,6 +80,8 @@ def crop_landmarks(observation_id: int) -> int:
     if not todo:
         db.session.commit()  # end the read
         return 0
+    decided = [(landmark.id, landmark.reviewed_by_id) for landmark in todo
+               if landmark.status in ("accepted", "fixed") and landmark.reviewed_by_id is not None]
     original = originals.open_original(observation)
     crops = {landmark.id: _png(crop_of(original, landmark)) for landmark in todo}
     plan = ImportPlan([Candidate(_crop_name(observation, landmark), _reader(crops[landmark.id]),
@@ -93,6 +95,8 @@ def crop_landmarks(observation_id: int) -> int:
                     report.rejected[:5])
     linked = _link(project.id, todo, crops)
     runner.tell_images_added(project.id, report.added, None)
+    for landmark_id, reviewer_id in decided:  # a decision taken before the crop reaches it now
+        review.tell_reviewed(landmark_id, reviewer_id)
     return linked
 
 

@@ -7,16 +7,41 @@ ask accounts.guard.reviewer_required, as the review queue does).
   if it had one, stays an image of the project.
 
 A decision sticks across merges (merging.py matches new clusters to stored landmarks). An
-accepted or fixed landmark without a crop is cropped by the merge job queued here.
+accepted or fixed landmark without a crop is cropped by the merge job queued here. The
+landmark-reviewed hooks (create_app registers review/landmarks.settle_crop) carry an accept
+or fix to the landmark's crop, now or once the crop is made (cropping.py).
 """
 from __future__ import annotations
+
+import logging
+from typing import Callable
 
 from ..extensions import db
 from ..models import Landmark, Observation, utcnow
 from . import BoxError, merging
 from .service import CORNERS, parse_class, parse_corners
 
+log = logging.getLogger(__name__)
+
 DECISIONS = ("accept", "fix", "reject")
+# What runs after a landmark was accepted or fixed: (landmark_id, reviewer_id) -> None.
+LANDMARK_REVIEWED_HOOKS: list[Callable[[int, int], object]] = []
+
+
+def on_landmark_reviewed(hook: Callable[[int, int], object]) -> None:
+    """Register hook(landmark_id, reviewer_id) to run after an accept or fix (once)."""
+    if hook not in LANDMARK_REVIEWED_HOOKS:
+        LANDMARK_REVIEWED_HOOKS.append(hook)
+
+
+def tell_reviewed(landmark_id: int, reviewer_id: int) -> None:
+    """Run every landmark-reviewed hook; a failing hook is logged (the decision is stored)."""
+    for hook in LANDMARK_REVIEWED_HOOKS:
+        try:
+            hook(landmark_id, reviewer_id)
+        except Exception:
+            log.exception("landmark %s: a landmark-reviewed hook failed", landmark_id)
+            db.session.rollback()
 STATUS_OF = {"accept": "accepted", "fix": "fixed", "reject": "rejected"}
 
 
@@ -43,6 +68,9 @@ def review_landmark(reviewer, landmark: Landmark, body: dict) -> Landmark:
     landmark.reviewed_by_id = reviewer.id
     landmark.reviewed_at = utcnow()
     db.session.commit()
-    if decision != "reject" and landmark.image_id is None:
-        merging.request_merge(observation.project_id, observation.id, reviewer.id)
+    if decision != "reject":
+        if landmark.image_id is None:
+            merging.request_merge(observation.project_id, observation.id, reviewer.id)
+        else:
+            tell_reviewed(landmark.id, reviewer.id)
     return landmark

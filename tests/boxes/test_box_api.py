@@ -88,7 +88,7 @@ def test_missing_and_mismatched_ids_are_404(app, client, auth):
     assert client.delete("/api/boxes/999", headers={"X-CSRFToken": auth.csrf_token}).status_code == 404
 
 
-def test_done_and_later(app, client, auth):
+def test_done_and_later(app, client, auth, users):
     observation_id, tiles = _setup(app)
     for name in ("lee", "liu"):
         auth.login(name)
@@ -103,7 +103,8 @@ def test_done_and_later(app, client, auth):
     with app.app_context():
         assert db.session.scalar(select(func.count(TileDone.id))) == 2
         assert db.session.get(ObservationTile, tiles[0]).done_count == 2
-        assert db.session.scalar(select(TileLease.later).where(TileLease.tile_id == tiles[1]))
+        assert db.session.scalar(select(TileLease.later).where(TileLease.tile_id == tiles[1],
+                                                               TileLease.user_id == users["lee"]))
 
 
 def test_tile_page_and_picture(app, client, auth):
