@@ -33,6 +33,7 @@ def create_app(test_config=None) -> Flask:
     from .accounts import views as account_views
     from .boxes import merging as box_merging
     from .boxes import proposals as box_proposals
+    from .boxes import review as box_review
     from .boxes import views as box_views
     from .importing import orphans, runner
     from .importing import views as importing_views
@@ -47,6 +48,7 @@ def create_app(test_config=None) -> Flask:
     from .observations import views as observation_views
     from .projects import views as project_views
     from .review import consensus_jobs, finder
+    from .review import landmarks as review_landmarks
     from .review import views as review_views
     from .search import index as search_index
     from .search import views as search_views
@@ -90,6 +92,8 @@ def create_app(test_config=None) -> Flask:
     jobs.register_handler(box_merging.JOB_KIND, box_merging.run_merge, can_run_twice=True)
     jobs.register_handler(box_proposals.JOB_KIND, box_proposals.run_proposals,
                           exclusive=True, can_run_twice=True)
+    # A reviewer's accept or fix of a landmark settles its crop (an image) to its class.
+    box_review.on_landmark_reviewed(review_landmarks.settle_crop)
     # The label-error finder (a rerun ranks the same labels again, stored in one transaction).
     jobs.register_handler(finder.JOB_KIND, finder.run_finder, exclusive=True, can_run_twice=True)
     minutely.register(finder.queue_finder_after_retrains)
