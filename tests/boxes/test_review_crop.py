@@ -4,7 +4,7 @@ from sqlalchemy import select
 
 from supervising_ui.consensus import consensus_details
 from supervising_ui.extensions import db
-from supervising_ui.models import Landmark, LabelClass, Observation, Review
+from supervising_ui.models import LabelClass, Landmark, Observation, Review
 
 from ..helpers import add_images
 from ..review.helpers import make_reviewer, vote
