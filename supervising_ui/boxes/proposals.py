@@ -5,6 +5,10 @@ The proposals are one more voter in the merge (``PROPOSAL_ANNOTATOR``): they add
 a landmark people marked but never make one alone. Labelers see them on their tile as dashed
 boxes and take one over as their own box with a key (the tile page). Running the job again
 replaces the observation's proposals.
+
+Proposals are made work unit by work unit (each tile with MARGIN pixels around it, keeping
+the boxes whose centre lies in the tile), so memory stays that of one tile whatever the
+observation's size, and a crater on a tile's edge is seen whole by one of them.
 """
 from __future__ import annotations
 
@@ -12,10 +16,13 @@ from sqlalchemy import delete, insert, select
 
 from ..extensions import db
 from ..jobs import queue as jobs
-from ..models import Box, LabelClass, Observation, utcnow
+from ..landmarks.geometry import Box as GeometryBox
+from ..models import Box, LabelClass, Observation, ObservationTile, utcnow
 from . import BoxError, merging, originals
 
 JOB_KIND = "landmark-proposals"
+# Pixels around a tile that its proposals see.
+MARGIN = 64
 
 
 def request_proposals(observation: Observation, user_id: int | None) -> int:
@@ -49,14 +56,38 @@ def store_proposals(observation: Observation, found) -> int:
     return len(rows)
 
 
+def propose_tile(propose, original, tile: ObservationTile) -> list[GeometryBox]:
+    """Proposals over one tile and its margin, in observation pixels, centres in the tile."""
+    left, top = max(tile.x - MARGIN, 0), max(tile.y - MARGIN, 0)
+    right = min(tile.x + tile.width + MARGIN, original.width)
+    bottom = min(tile.y + tile.height + MARGIN, original.height)
+    gray = originals.gray_array(original.crop(left, top, right - left, bottom - top))
+    found = []
+    for box in propose(gray):
+        moved = GeometryBox(box.x_min + left, box.y_min + top, box.x_max + left,
+                            box.y_max + top, label=box.label, annotator=box.annotator,
+                            score=box.score)
+        x, y = moved.center
+        if tile.x <= x < tile.x + tile.width and tile.y <= y < tile.y + tile.height:
+            found.append(moved)
+    return found
+
+
 def run_proposals(job, reporter) -> dict:
-    """Job handler: propose boxes over the job's observation, store them, queue the merge."""
+    """Job handler: propose boxes over the job's observation tile by tile, store them, queue
+    the merge."""
     from ..landmarks.proposals import propose  # scikit-image and friends: only in the worker
     observation = db.session.get(Observation, int((job.params or {})["observation_id"]))
-    gray = originals.gray_array(originals.open_original(observation))
+    tiles = db.session.scalars(select(ObservationTile).where(
+        ObservationTile.observation_id == observation.id)
+        .order_by(ObservationTile.y, ObservationTile.x)).all()
     db.session.commit()  # no transaction open while proposing
-    reporter.progress(0.1, f"proposing over {gray.shape[1]} x {gray.shape[0]} pixels")
-    count = store_proposals(observation, propose(gray))
+    original = originals.open_original(observation)
+    found = []
+    for done, tile in enumerate(tiles, start=1):
+        found += propose_tile(propose, original, tile)
+        reporter.progress(0.9 * done / len(tiles), f"{done} of {len(tiles)} tiles")
+    count = store_proposals(observation, found)
     merging.request_merge(observation.project_id, observation.id, job.created_by_id)
-    megapixels = gray.size / 1e6
+    megapixels = observation.width * observation.height / 1e6
     return {"proposals": count, "per_megapixel": round(count / megapixels, 1) if megapixels else 0}

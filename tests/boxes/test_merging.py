@@ -68,3 +68,35 @@ def test_a_rerun_keeps_ids_and_reviewed_landmarks(app, users):
         again = {mark.x_min: (mark.id, mark.status) for mark in db.session.scalars(select(Landmark))}
         assert again == {10.5: (first[10.5], "pending"), 200.5: (first[200.5], "accepted")}
         assert (result["updated"], result["added"], result["removed"]) == (1, 0, 0)
+
+
+def _fake_propose(gray):
+    """Two proposals in the picture's own pixels: one near its corner, one at (100, 20)."""
+    assert gray.ndim == 2 and gray.dtype.name == "uint8"
+    return [GeometryBox(0, 0, 10, 10, annotator=PROPOSAL_ANNOTATOR, score=0.5),
+            GeometryBox(100, 20, 110, 30, annotator=PROPOSAL_ANNOTATOR, score=0.9)]
+
+
+def test_proposals_are_made_tile_by_tile(app, client, auth, monkeypatch):
+    """The job's wiring (with a stand-in for landmarks.proposals.propose): each tile sees its
+    margin, keeps the boxes centred in it, and the admin's API call stores them."""
+    import sys
+    import types
+    fake = types.ModuleType("supervising_ui.landmarks.proposals")
+    fake.propose = _fake_propose
+    monkeypatch.setitem(sys.modules, "supervising_ui.landmarks.proposals", fake)
+    with app.app_context():
+        observation_id, tiles = make_observation()  # 300 x 200, tiles of 150
+    auth.login("ada")
+    answer = client.post(f"/api/observations/{observation_id}/proposals",
+                         headers={"X-CSRFToken": auth.csrf_token})
+    assert answer.status_code == 202
+    with app.app_context():
+        stored = sorted((box.x_min, box.y_min) for box in db.session.scalars(
+            select(Box).where(Box.source == "proposal")))
+        job = db.session.get(Job, answer.get_json()["job_id"])
+        assert job.state == "done", job.error
+    # Tile (0, 0) sees from (0, 0): both boxes are centred in it. Tile (150, 0) sees from
+    # x 86: (86, 0) is centred in tile (0, 0), so only (186, 20) is its own. The lower tiles
+    # see from y 86: their boxes are centred above y 150, in no tile of theirs: dropped.
+    assert stored == [(0.0, 0.0), (100.0, 20.0), (186.0, 20.0)]
