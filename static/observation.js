@@ -45,6 +45,20 @@
       `${mine} done by you.`;
   }
 
+  function listTiles() {
+    const list = $("tile-list");
+    list.textContent = "";
+    page.tiles.forEach((tile) => {
+      const item = document.createElement("li");
+      const link = document.createElement("a");
+      link.href = `${page.urls.label_tile}${tile.id}/label`;
+      link.textContent = `x ${tile.x}, y ${tile.y}`;
+      const mine = tile.done_by_me ? ", done by you" : tile.later ? ", put off by you" : "";
+      item.append(link, ` ${tile.done} of ${tile.needed} done${mine}`);
+      list.append(item);
+    });
+  }
+
   function drawTiles(show) {
     state.tileElements.forEach((element) => state.viewer.removeOverlay(element));
     state.tileElements = [];
@@ -243,6 +257,7 @@
 
   async function start() {
     summariseTiles();
+    listTiles();
     if (page.status !== "ready") {
       if (page.status !== "failed") setTimeout(() => window.location.reload(), 3000);
       return;

@@ -110,6 +110,8 @@ def open_for_tiling(path: str | Path, extension: str):
     else:
         image = pyvips.Image.new_from_file(str(path), access="sequential", fail=True)
     if image.format != "uchar":  # 16-bit or float: stretched to 0-255 as images.py does
+        if extension != "jp2":  # min and max read it all first: a second pass, in any order
+            image = pyvips.Image.new_from_file(str(path), access="random", fail=True)
         low, high = image.min(), image.max()
         image = ((image - low) * (255.0 / max(high - low, 1e-9))).cast("uchar")
     if image.bands == 2 or image.bands > 3:  # grey + alpha, or RGBA: the alpha dropped

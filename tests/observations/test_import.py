@@ -3,6 +3,7 @@ deep-zoom tiles served by id; bad files get a clear error and leave nothing behi
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image as PILImage
 
@@ -107,3 +108,22 @@ def test_import_observation_command_with_the_hirise_label(app, runner):
     assert again.exit_code == 1 and "already has an observation" in again.output
     missing = runner.invoke(args=["import-observation", "nope", "--image", str(BROWSE)])
     assert missing.exit_code == 1 and "nope" in missing.output
+
+
+@pytest.mark.parametrize("fmt, suffix, mode", [("JPEG2000", "jp2", "L"), ("TIFF", "tif", "I;16")])
+def test_jpeg_2000_and_16_bit_tiff_are_tiled(app, tmp_path, fmt, suffix, mode):
+    picture = PILImage.open(synthetic_image(tmp_path / "scene.png", size=(700, 500)))
+    if mode == "I;16":
+        picture = picture.point(lambda value: value * 200, "I").convert("I;16")
+    source = tmp_path / f"scene.{suffix}"
+    picture.save(source, fmt)
+    with app.app_context():
+        project = project_of(make_project("craters"))
+        observation, _job = import_observation(project, f"scene-{suffix}", source)
+        db.session.refresh(observation)
+        assert observation.status == "ready", observation.error
+        assert observation.image_key.endswith(f".{suffix}")
+        top = files.deepzoom_levels(700, 500) - 1
+        with PILImage.open(files.tile_path(observation.id, 700, 500, top, 1, 1)) as tile:
+            pixels = np.asarray(tile.convert("L"))
+        assert pixels.max() > 150 and pixels.min() < 120  # the disc and the background, stretched

@@ -36,6 +36,7 @@ def test_upload_then_view_with_overlay_and_latlon(app, users, live_server, brows
             Landmark(observation_id=observation.id, x_min=300, y_min=300, x_max=400,
                      y_max=400, label_class_id=crater, votes=2, annotators="2,3")])
         db.session.commit()
+        observation_id = observation.id
     tiles = []
     page.on("response", lambda response: tiles.append(response.status)
             if "/deepzoom_files/" in response.url else None)
@@ -45,6 +46,10 @@ def test_upload_then_view_with_overlay_and_latlon(app, users, live_server, brows
                            " && window.observationPage.viewer.world.getItemAt(0).getFullyLoaded()")
     assert tiles and set(tiles) == {200}
     assert page.script_errors == []
+    links = page.locator("#tile-list a")
+    assert links.count() == 2 * 3  # 1024-pixel work units of 2048 x 2999
+    assert links.first.get_attribute("href").startswith(
+        f"/projects/{project_id}/observations/{observation_id}/tiles/")
     assert page.locator(".landmark-box").count() == 2
     assert "other: 1" in page.inner_text("#class-toggles")
     assert "crater: 1" in page.inner_text("#class-toggles")
