@@ -36,7 +36,10 @@ def list_page(project: Project) -> dict:
              "area_km2": groups[observation.id]["area_km2"]}
             for observation in observations]
     db.session.commit()
-    return {"project": {"id": project.id, "name": project.name}, "observations": rows}
+    return {"project": {"id": project.id, "name": project.name,
+                        "labelers_per_tile": project.labelers_per_tile,
+                        "landmark_min_votes": project.landmark_min_votes},
+            "observations": rows}
 
 
 def class_colours(project_id: int) -> dict[str, str]:

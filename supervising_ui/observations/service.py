@@ -129,3 +129,26 @@ def visible_project_or_404(user, project_id: int) -> Project:
     if project is None:
         abort(404)
     return project
+
+
+MAX_LABELERS_PER_TILE = 20
+
+
+def update_settings(project: Project, labelers_per_tile: str, landmark_min_votes: str) -> None:
+    """Set how many labelers mark each tile and the landmarks' minimum votes (blank: default)."""
+    per_tile = _whole_number(labelers_per_tile, "labelers per tile")
+    votes = _whole_number(landmark_min_votes, "minimum votes") if \
+        (landmark_min_votes or "").strip() else None
+    project.labelers_per_tile, project.landmark_min_votes = per_tile, votes
+    db.session.commit()
+
+
+def _whole_number(text: str, what: str) -> int:
+    """Return text as a whole number 1..MAX_LABELERS_PER_TILE, or refuse it."""
+    try:
+        value = int((text or "").strip())
+    except ValueError:
+        raise ObservationRefused(f"{what} must be a whole number") from None
+    if not 1 <= value <= MAX_LABELERS_PER_TILE:
+        raise ObservationRefused(f"{what} must be between 1 and {MAX_LABELERS_PER_TILE}")
+    return value

@@ -55,6 +55,20 @@ def import_upload(project_id):
     return redirect(url_for("observations.list_page", project_id=project.id))
 
 
+@blueprint.post("/admin/projects/<int:project_id>/observations/settings")
+@admin_required
+def update_settings(project_id):
+    """Set the project's labelers per tile and landmarks' minimum votes."""
+    project = service.visible_project_or_404(current_user, project_id)
+    try:
+        service.update_settings(project, request.form.get("labelers_per_tile", ""),
+                                request.form.get("landmark_min_votes", ""))
+        flash("Observation settings saved.", "success")
+    except service.ObservationRefused as error:
+        flash(f"Settings not saved: {error}.", "error")
+    return redirect(url_for("observations.list_page", project_id=project.id))
+
+
 @blueprint.get("/projects/<int:project_id>/observations/<int:observation_id>")
 def observation_page(project_id, observation_id):
     """The observation in the deep-zoom viewer, its tiles, overlay and plot."""

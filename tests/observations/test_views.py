@@ -190,3 +190,26 @@ def test_size_frequency_numbers_from_the_label_scale(app, client, auth):
     assert 0.3 * full < data["area_km2"] < full
     assert data["diameters_m"][0] == pytest.approx(40 * 2.9112, rel=1e-3)
     assert data["cumulative_per_km2"][-1] == pytest.approx(3 / data["area_km2"], rel=1e-6)
+
+
+def test_admin_sets_labelers_per_tile_and_minimum_votes(app, client, auth, scene):
+    project_id, _observation_id = scene
+    auth.login("ada")
+    url = f"/admin/projects/{project_id}/observations/settings"
+    saved = client.post(url, data={"csrf_token": auth.csrf_token, "labelers_per_tile": "3",
+                                   "landmark_min_votes": "2"}, follow_redirects=True)
+    assert "Observation settings saved" in saved.get_data(as_text=True)
+    refused = client.post(url, data={"csrf_token": auth.csrf_token, "labelers_per_tile": "0",
+                                     "landmark_min_votes": ""}, follow_redirects=True)
+    assert "labelers per tile must be between 1 and 20" in refused.get_data(as_text=True)
+    with app.app_context():
+        project = project_of(project_id)
+        assert (project.labelers_per_tile, project.landmark_min_votes) == (3, 2)
+    client.post(url, data={"csrf_token": auth.csrf_token, "labelers_per_tile": "1",
+                           "landmark_min_votes": ""})
+    with app.app_context():
+        assert project_of(project_id).landmark_min_votes is None
+    auth.logout()
+    auth.login("lee")
+    assert client.post(url, data={"csrf_token": auth.csrf_token,
+                                  "labelers_per_tile": "5"}).status_code == 403
