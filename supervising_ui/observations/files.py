@@ -97,8 +97,12 @@ def _checked(probe: ImageProbe) -> ImageProbe:
     return probe
 
 
-def open_for_tiling(path: str | Path, extension: str):
-    """Return the stored original as a pyvips image (8-bit, 1 or 3 bands) ready for dzsave."""
+def open_for_tiling(path: str | Path, extension: str, access: str = "sequential"):
+    """Return the stored original as a pyvips image (8-bit, 1 or 3 bands) ready for dzsave.
+
+    access "sequential" reads it once top to bottom (dzsave); "random" lets a caller cut
+    regions anywhere (crops, tile pictures).
+    """
     import pyvips
     if extension == "jp2":
         import numpy as np
@@ -108,9 +112,9 @@ def open_for_tiling(path: str | Path, extension: str):
             array = np.asarray(decoded)
         image = pyvips.Image.new_from_array(array)
     else:
-        image = pyvips.Image.new_from_file(str(path), access="sequential", fail=True)
+        image = pyvips.Image.new_from_file(str(path), access=access, fail=True)
     if image.format != "uchar":  # 16-bit or float: stretched to 0-255 as images.py does
-        if extension != "jp2":  # min and max read it all first: a second pass, in any order
+        if access != "random" and extension != "jp2":  # min and max read it all: a 2nd pass
             image = pyvips.Image.new_from_file(str(path), access="random", fail=True)
         low, high = image.min(), image.max()
         image = ((image - low) * (255.0 / max(high - low, 1e-9))).cast("uchar")
