@@ -96,13 +96,15 @@ def footprint_km2(observation: Observation) -> float | None:
     """Return the imaged area in km^2: the pixels inside the footprint times the pixel area."""
     if not observation.meters_per_pixel or observation.status != "ready":
         return None
-    share = _footprint_share(observation.id, observation.width, observation.height)
+    share = _footprint_share(observation.id, observation.image_key, observation.width,
+                             observation.height)
     return observation.width * observation.height * share * observation.meters_per_pixel ** 2 / 1e6
 
 
 @lru_cache(maxsize=256)
-def _footprint_share(observation_id: int, width: int, height: int) -> float:
-    """Share of the image inside its footprint, from the one-tile deep-zoom level (<= 256 px)."""
+def _footprint_share(observation_id: int, image_key: str, width: int, height: int) -> float:
+    """Share of the image inside its footprint, from the one-tile deep-zoom level (<= 256 px);
+    image_key is part of the cache key only (another database's observation of that id)."""
     from PIL import Image
     level = files.deepzoom_levels(width, height) - 1
     while level > 0 and max(files.level_size(width, height, level)) > files.DEEPZOOM_TILE:
