@@ -42,7 +42,7 @@ def create_app(test_config=None) -> Flask:
     from .jobs import views as job_views
     from .labeling import snapshots as labeling_snapshots
     from .labeling import views as labeling_views
-    from .learning import classify, retrain, triggers
+    from .learning import classify, embedding, retrain, triggers
     from .learning import views as learning_views
     from .observations import tiling as observation_tiling
     from .observations import views as observation_views
@@ -78,6 +78,12 @@ def create_app(test_config=None) -> Flask:
     minutely.register(jobs.reap_stale_jobs)  # a dead worker's job runs again with no page open
     minutely.register(orphans.sweep_orphan_files)  # files of imports that were cut off
     runner.on_images_added(classify.classify_new_images)
+    # The quick model's features of new images, cached before the first retrain needs them
+    # (a rerun computes only what is missing).
+    jobs.register_handler(embedding.JOB_KIND, embedding.run_embed, can_run_twice=True)
+    runner.on_images_added(embedding.embed_new_images)
+    if embedding.warm_up not in jobs.WARM_UPS:  # a starting worker imports what retrains need
+        jobs.WARM_UPS.append(embedding.warm_up)
     # Consensus (majority or Dawid-Skene) refits in the worker, after labels and reviews.
     # can_run_twice: a run recomputes everything from the stored labels and writes it in one
     # transaction, so a second run after a dead worker does what one run would.

@@ -81,8 +81,13 @@ DEFAULTS = {
     # Backbone of retrained models: efficientnet_lite0 or alexnet.
     "RETRAIN_BACKBONE": "efficientnet_lite0",
     # Last backbone blocks the quick retrain trains along with its head, over cached
-    # activations (0: the head alone, fastest; None: 1 for efficientnet_lite0, 0 for alexnet).
-    "RETRAIN_TOP_BLOCKS": None,
+    # activations (0: the head alone over cached embeddings, seconds once they are cached;
+    # None: 1 for efficientnet_lite0, 0 for alexnet: about a minute on 2 cores, 5.7 points
+    # more on HiRISE val with all labels; docs/first-hour.md).
+    "RETRAIN_TOP_BLOCKS": 0,
+    # 1: an import queues an "embed" job that caches the quick model's features of the new
+    # images (the first retrain then finds them cached); 0: the first retrain computes them.
+    "EMBED_AT_IMPORT": 1,
     # Classification (the classify job, a retrain's predictions): a project's images are split
     # into chunks of this many, each a job that any worker takes (docs/classify-speed.md);
     # ONNX Runtime's threads per worker (0: one per core; with several workers on one host,
@@ -142,6 +147,7 @@ _ENV_PARSERS = {
     "CLASSIFY_PRECISION": str,
     "CLASSIFY_VIEWS": int,
     "RETRAIN_TOP_BLOCKS": int,
+    "EMBED_AT_IMPORT": int,
     "FINETUNE_WHEN_IDLE_MINUTES": float,
     "FINETUNE_MIN_NEW_LABELS": int,
     "API_TOKEN_DAYS": int,

@@ -120,11 +120,13 @@ def app(request, tmp_path, monkeypatch):
     # test_retraining and tests/ml cover the default (the last block retrained too).
     # New projects start with the learning loop off here (random order, no automatic
     # retrain), so that a test's labels queue no retrain it did not ask for; tests of the
-    # loop's defaults build their own app (tests/projects/test_first_hour.py).
+    # loop's defaults build their own app (tests/projects/test_first_hour.py). Imports queue
+    # no embed job (tests/learning/test_embedding.py covers it).
     config = {"TESTING": True, "SECRET_KEY": "test", "JOB_QUEUE": "memory",
               "DATABASE_URL": TEST_DATABASE_URL or f"sqlite:///{database}",
               "IMPORT_ROOT": str(tmp_path / "import_root"), "RETRAIN_TOP_BLOCKS": 0,
-              "NEW_PROJECT_SERVING_ORDER": "random", "NEW_PROJECT_RETRAIN_EVERY": 0}
+              "NEW_PROJECT_SERVING_ORDER": "random", "NEW_PROJECT_RETRAIN_EVERY": 0,
+              "EMBED_AT_IMPORT": 0}
     app = create_app(config)
     if TEST_DATABASE_URL:
         with app.app_context():

@@ -26,7 +26,7 @@ from ..extensions import db
 from ..importing import ImportRefused, runner, sources
 from ..jobs import queue as jobs
 from ..jobs.status import follow_job
-from ..learning import classify, triggers
+from ..learning import classify, embedding, triggers
 from ..models import ROLES
 from ..projects import demo
 from ..projects import service as projects
@@ -267,15 +267,15 @@ def import_command(project_name, manifest, image_root, folder, user_name):
     if user is None and any(candidate.label for candidate in plan.candidates):
         fail("the manifest has labels but there is no admin to attribute them to: create one "
              "(supervising-ui init --admin NAME) or pass --user NAME")
-    with click.progressbar(length=len(plan.candidates), label="Importing",
-                           show_pos=True) as bar:
+    with click.progressbar(length=len(plan.candidates), label="Importing", show_pos=True) as bar:
         report = runner.run_import(project, plan, user_id=user.id if user else None,
                                    progress=lambda done, total: bar.update(1),
                                    source=f"manifest {Path(manifest).name}" if manifest
                                    else f"folder {Path(folder).name}")
     click.echo(f"Import into {project.name!r}: {report.summary()}.")
-    _echo_classify_job(classify.classify_new_images(project.id, report.added,
-                                                    user.id if user else None))
+    user_id = user.id if user else None
+    _echo_classify_job(classify.classify_new_images(project.id, report.added, user_id))
+    embedding.embed_new_images(project.id, report.added, user_id)  # features for the first retrain
     for line in report.detail_lines():
         click.echo(line)
     if report.stopped:

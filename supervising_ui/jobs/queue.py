@@ -54,6 +54,8 @@ EXCLUSIVE_KINDS: set[str] = set()
 RETRY_DELAY_SECONDS = 3
 # Kinds whose job may run again from the start after its worker died (can_run_twice).
 RERUNNABLE_KINDS: set[str] = set()
+# What the worker runs in a thread as it starts (the learning loop's heavy imports).
+WARM_UPS: list[Callable[[], None]] = []
 # A job cut off by a worker shutdown or death is queued again this many times, then failed.
 MAX_INTERRUPTIONS = 1
 # The error of a job an admin cancelled (jobs/cancel.py).
@@ -364,6 +366,8 @@ def run_worker() -> None:
     reap_stale_jobs()
     db.session.remove()  # hold no connection, let alone a snapshot, while waiting for jobs
     SHUTDOWN.clear()
+    for warm_up in WARM_UPS:  # in a thread: a job that comes at once need not wait for it
+        threading.Thread(target=warm_up, name="warm-up", daemon=True).start()
     huey = current_app.extensions["huey"]
     # An idle worker polls the queue every second; periodic: it queues minutely.py's task too.
     huey.create_consumer(workers=1, worker_type="thread", periodic=True, max_delay=1.0).run()

@@ -30,6 +30,7 @@ from .dataset import (
     labeled_images,
     to_records,
 )
+from .embedding import embed_project, training_config
 from .predictions import (
     delete_version,
     embedding_cache_dir,
@@ -73,11 +74,19 @@ def run_retrain(job: Job, reporter) -> dict:
     reporter.log(f"{kind} retrain of {project_name!r} v{version}: {len(train)} training and "
                  f"{len(held_out)} held-out images ({how})")
 
+    config = training_config(kind, params, classes, color_input)
+    train_from = 0.02
+    if kind == "quick":  # every image's features once, so that training and predicting read them
+        train_from = 0.3
+        embedding = time.perf_counter()
+        computed, total = embed_project(project_id, config, _stage_progress(
+            reporter, 0.02, train_from, "features"))
+        reporter.log(f"embedded {computed} of {total} images in "
+                     f"{time.perf_counter() - embedding:.1f} s ({total - computed} were cached)")
     model_dir = _fresh_model_dir(project_id, version, kind)
     try:
-        config = _train_config(kind, params, classes, color_input)
         trained = _train(config, train, held_out, model_dir, _stage_progress(
-            reporter, 0.02, 0.55, "training", _expected_passes(config)))
+            reporter, train_from, 0.55, "training", _expected_passes(config)))
         report = trained.metrics["val"]
         from ..ml.metrics import write_plots
         write_plots(report, model_dir)
@@ -172,16 +181,6 @@ def _fresh_model_dir(project_id: int, version: int, kind: str) -> Path:
     shutil.rmtree(path, ignore_errors=True)
     path.mkdir(parents=True)
     return path
-
-
-def _train_config(kind: str, params: dict, classes: list[str], color_input: bool):
-    """The ML package's TrainConfig of a retrain of this kind, with the job's parameters."""
-    from ..ml import TrainConfig
-    return TrainConfig(mode=TRAINING_MODES[kind], classes=classes, epochs=params.get("epochs"),
-                       tta_views=params.get("tta_views"),
-                       stretch="color" if color_input else None,  # None: the mode's default
-                       backbone=current_app.config["RETRAIN_BACKBONE"],
-                       top_blocks=current_app.config["RETRAIN_TOP_BLOCKS"])
 
 
 def _train(config, train: list[LabeledImage], held_out: list[LabeledImage], model_dir: Path,

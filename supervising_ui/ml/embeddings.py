@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import re
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -91,15 +92,36 @@ class EmbeddingCache:
         return self.root / digest[:2] / f"{digest}-v{view}.npy"
 
     def get(self, digest: str, view: int) -> np.ndarray | None:
-        """A cached embedding, or None."""
-        path = self.path(digest, view)
-        return np.load(path) if path.is_file() else None
+        """A cached embedding (read-only), or None."""
+        try:
+            raw = self.path(digest, view).read_bytes()
+        except FileNotFoundError:
+            return None
+        return read_npy(raw)
 
     def put(self, digest: str, view: int, embedding: np.ndarray) -> None:
         """Store one embedding atomically (write to a temp file, then rename)."""
         buffer = io.BytesIO()
         np.save(buffer, embedding.astype(self.dtype))
         write_atomically(self.path(digest, view), buffer.getvalue())
+
+
+# The header np.save writes for a plain array: {'descr': '<f4', 'fortran_order': False, 'shape': (1280,), }
+_NPY_HEADER = re.compile(r"\{'descr': '([<>|][a-z]\d+)', 'fortran_order': False, 'shape': \(([\d, ]*)\), \}")
+
+
+def read_npy(raw: bytes) -> np.ndarray:
+    """np.load of a .npy file's bytes, without np.load's parsing of the header as Python (a
+    millisecond a file, seconds over a project's images); other headers go to np.load."""
+    if raw[:6] == b"\x93NUMPY" and raw[6] in (1, 2):
+        size = 2 if raw[6] == 1 else 4
+        length = int.from_bytes(raw[8:8 + size], "little")
+        start = 8 + size
+        match = _NPY_HEADER.match(raw[start:start + length].decode("latin1"))
+        if match:
+            shape = tuple(int(part) for part in match.group(2).split(",") if part.strip())
+            return np.frombuffer(raw, np.dtype(match.group(1)), offset=start + length).reshape(shape)
+    return np.load(io.BytesIO(raw))
 
 
 def feature_cache(directory: str | os.PathLike, backbone: str, preprocessing: Preprocessing,

@@ -66,23 +66,35 @@ class OnnxPredictor:
     def __init__(self, model_dir: str | os.PathLike, precision: str = "fp32",
                  views: int | None = None, threads: int = 0, batch_size: int = BATCH_SIZE,
                  decode_threads: int = DECODE_THREADS):
-        import onnxruntime
-
         self.model_dir = Path(model_dir)
         self.info = read_model_dir(model_dir)
         self.info.config["temperature"] = read_temperature(model_dir)  # as load_model() has it
         self.preprocessing = self.info.preprocessing
         self.views = serving_views(self.info.config, views)
         self.batch_size, self.decode_threads, self.precision = batch_size, decode_threads, precision
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        # Spinning threads would take the cores from the decoding threads between calls.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.session = onnxruntime.InferenceSession(
-            str(ensure_onnx(model_dir, precision)), options, providers=["CPUExecutionProvider"])
-        self.outputs = [output.name for output in self.session.get_outputs()]
+        self.threads = threads
+        # The graph's outputs (a head-mode model's graph also hands out its features); the
+        # session itself is made on first use: images whose features are all cached need none,
+        # and exporting the graph takes seconds.
+        self.outputs = [LOGITS, FEATURES] if has_features(self.info) else [LOGITS]
+        self._session = None
         self._trained = None
+
+    @property
+    def session(self):
+        """The ONNX Runtime session of the model's graph (exported on first use)."""
+        if self._session is None:
+            import onnxruntime
+            options = onnxruntime.SessionOptions()
+            options.intra_op_num_threads = self.threads
+            options.inter_op_num_threads = 1
+            # Spinning threads would take the cores from the decoding threads between calls.
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            self._session = onnxruntime.InferenceSession(
+                str(ensure_onnx(self.model_dir, self.precision)), options,
+                providers=["CPUExecutionProvider"])
+            self.outputs = [output.name for output in self._session.get_outputs()]
+        return self._session
 
     @property
     def classes(self) -> list[str]:
@@ -118,7 +130,8 @@ class OnnxPredictor:
                                 prefetched(paths, self.preprocessing, self.views, self.batch_size,
                                            self.decode_threads), strict=True):
             indices = todo[start:start + self.batch_size]
-            results = dict(zip(self.outputs, self.session.run(None, {INPUT: batch}), strict=True))
+            session = self.session  # made on first use: it settles self.outputs
+            results = dict(zip(self.outputs, session.run(None, {INPUT: batch}), strict=True))
             out[:, indices] = results[LOGITS].reshape(len(self.views), len(indices), -1)
             if cache is not None and self.precision == "fp32":  # int8 features: not for training
                 self._keep(cache, [records[i] for i in indices], results[FEATURES])

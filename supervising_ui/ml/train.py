@@ -213,18 +213,24 @@ def train_on_features(trained: nn.Module, features: torch.Tensor, labels: torch.
         optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * step / max(1, epochs * steps))))
     device = module_device(trained)
     trained.train()
-    for epoch in range(epochs):
-        order = epoch_order(targets, config.balance, generator)
-        for start in range(0, len(order), batch_size):
-            index = order[start:start + batch_size]
-            batch = samples[index].to(device).float()
-            loss = loss_fn(trained(batch), targets[index].to(device))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-        if progress:
-            progress("fit", epoch + 1, epochs)
+    threads = torch.get_num_threads()
+    if not isinstance(trained, Top):  # a lone head's steps are tiny: a second thread only waits
+        torch.set_num_threads(1)
+    try:
+        for epoch in range(epochs):
+            order = epoch_order(targets, config.balance, generator)
+            for start in range(0, len(order), batch_size):
+                index = order[start:start + batch_size]
+                batch = samples[index].to(device).float()
+                loss = loss_fn(trained(batch), targets[index].to(device))
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                scheduler.step()
+            if progress:
+                progress("fit", epoch + 1, epochs)
+    finally:
+        torch.set_num_threads(threads)
     trained.eval()
 
 

@@ -45,6 +45,8 @@ def test_the_quick_model_exported_on_first_use_predicts_as_torch_does(quick_mode
     paths = [r.path for r in val] * 3  # more than a batch: several prefetched batches
     assert not onnx_path(quick_model).exists()
     predictor = OnnxPredictor(quick_model, batch_size=4)
+    assert not onnx_path(quick_model).exists(), "not before an image needs the graph"
+    predictor.proba(paths[:1])
     assert onnx_path(quick_model).is_file(), "exported into the model directory"
     assert predictor.views == serving_views(predictor.info.config)
     for views in (1, 4):
