@@ -202,7 +202,8 @@
     const plot = $("sfd-plot");
     plot.textContent = "";
     $("sfd-note").textContent = data.note ||
-      `${data.count} landmarks over ${data.area_km2.toFixed(2)} km²; cumulative number per ` +
+      `${data.count} landmark${data.count === 1 ? "" : "s"} over ${data.area_km2.toFixed(2)} ` +
+      "km²; cumulative number per " +
       "km² at least D across, log-log.";
     if (!data.diameters_m.length) return;
     const width = 280, height = 200, left = 42, bottom = 28, top = 8, right = 8;
