@@ -48,8 +48,12 @@ def build_pyramid(observation_id: int, key: str) -> int:
     incoming = final.with_name(f"{final.name}.incoming")
     shutil.rmtree(incoming, ignore_errors=True)
     incoming.mkdir(parents=True, mode=0o700)
-    image.dzsave(str(incoming / "image"), tile_size=files.DEEPZOOM_TILE,
-                 overlap=files.DEEPZOOM_OVERLAP, suffix=f".{files.DEEPZOOM_FORMAT}[Q=85]")
+    try:
+        image.dzsave(str(incoming / "image"), tile_size=files.DEEPZOOM_TILE,
+                     overlap=files.DEEPZOOM_OVERLAP, suffix=f".{files.DEEPZOOM_FORMAT}[Q=85]")
+    except BaseException:
+        shutil.rmtree(incoming, ignore_errors=True)  # no half pyramid left behind
+        raise
     old = final.with_name(f"{final.name}.old")
     if final.exists():
         final.rename(old)

@@ -86,6 +86,8 @@ def test_a_file_that_breaks_during_tiling_fails_with_the_reason(app, tmp_path):
         db.session.refresh(observation)
         assert observation.status == "failed"
         assert "tiling failed" in observation.error
+        assert not files.deepzoom_folder(observation.id).parent.exists() or not any(
+            files.deepzoom_folder(observation.id).parent.iterdir())  # no half pyramid
         assert db.session.get(type(job), job.id).state == "failed"
 
 
