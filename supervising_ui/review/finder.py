@@ -1,7 +1,7 @@
 """The label-error finder: which consensus classes are likely wrong.
 
 Every image with a consensus class gets out-of-sample class probabilities: a logistic
-regression over the frozen backbone's pooled embeddings (cached by content hash, the quick
+regression (scikit-learn's) over the frozen backbone's pooled embeddings, L2-normalized (cached by content hash, the quick
 model's features, ml.embeddings), FOLDS-fold, each image predicted by a model that did not
 train on it. cleanlab's ``find_label_issues`` ranks the images whose class those
 probabilities doubt (by self-confidence, the probability of the given class); the ranking is
@@ -26,6 +26,10 @@ JOB_KIND = "label_issues"
 FOLDS = 5
 # A project needs this many images with a consensus class, in at least two classes.
 MIN_IMAGES = 20
+# The logistic regression's C over L2-normalized embeddings: on HiRISE's 5% flipped train
+# labels (seed 0) it found 0.83 of random flips and 0.74 of flips toward the nearest class at
+# k, against 0.80 / 0.68 with standardized features at C 0.005 and 0.74 / 0.59 at C 1 unscaled.
+REGULARIZATION = 1.0
 
 
 def rank_issues(features, labels, n_classes: int, folds: int = FOLDS, seed: int = 0):
@@ -35,18 +39,16 @@ def rank_issues(features, labels, n_classes: int, folds: int = FOLDS, seed: int 
     from cleanlab.filter import find_label_issues
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold
-    from sklearn.preprocessing import StandardScaler
-    labels = np.asarray(labels)
+    from sklearn.preprocessing import normalize
+    labels, features = np.asarray(labels), normalize(np.asarray(features, dtype=np.float64))
     smallest = int(np.bincount(labels, minlength=n_classes)[np.unique(labels)].min())
     splits = StratifiedKFold(n_splits=max(2, min(folds, smallest)), shuffle=True,
                              random_state=seed)
     probabilities = np.zeros((len(labels), n_classes))
     for train, held_out in splits.split(features, labels):
-        scaler = StandardScaler().fit(features[train])
-        model = LogisticRegression(max_iter=500, C=0.5)
-        model.fit(scaler.transform(features[train]), labels[train])
-        probabilities[np.ix_(held_out, model.classes_)] = \
-            model.predict_proba(scaler.transform(features[held_out]))
+        model = LogisticRegression(max_iter=1000, C=REGULARIZATION)
+        model.fit(features[train], labels[train])
+        probabilities[np.ix_(held_out, model.classes_)] = model.predict_proba(features[held_out])
     probabilities = np.clip(probabilities, 1e-6, None)
     probabilities /= probabilities.sum(axis=1, keepdims=True)
     ranked = find_label_issues(labels, probabilities, return_indices_ranked_by="self_confidence")
