@@ -17,7 +17,13 @@ cleanlab's find_label_issues over out-of-sample probabilities (k-fold linear hea
 EfficientNet-Lite0 embeddings of benchmarks/active_learning.py, cached under the system's
 temporary folder); --skip-finder leaves it out.
 
+Adaptive redundancy runs twice: as a simulation over the aggregation function (rounds), and
+through the app's picker and submit with the consensus job between rounds (--skip-picker leaves
+it out, --picker-images N keeps it to the first N images). --top N prints the finder's top N on
+the unflipped labels of --data and of each --also data set (e.g. ../shared/data/msl).
+
     python benchmarks/label_quality.py [--data DIR] [--seed 0] [--uniform-spammer] [--skip-finder]
+        [--skip-picker] [--picker-images N] [--top 30 --also ../shared/data/msl]
 """
 from __future__ import annotations
 
@@ -161,15 +167,15 @@ def _triples(votes: dict) -> list[tuple]:
 
 
 def finder(data_dir: Path, seed: int) -> list[tuple]:
-    """Flip 5% of the train labels (at random, and toward the nearest class); rank cleanlab's
-    label issues over 5-fold out-of-sample probabilities; (how, flipped, precision, recall at k)."""
+    """Flip 5% of the train labels (at random, and toward the nearest class); rank the likely
+    label errors with the app's finder (review.finder.rank_issues: 5-fold out-of-sample
+    probabilities, cleanlab); (how, flipped, precision, recall at k = flipped)."""
     import numpy as np
-    import torch
-    from active_learning import fit_head, load_embeddings, probabilities
-    from cleanlab.filter import find_label_issues
-    data = load_embeddings(data_dir, Path(tempfile.gettempdir()) / "supervising_ui_embeddings")
+
+    from supervising_ui.review.finder import rank_issues
+    data = cached_embeddings(data_dir)
     train = np.flatnonzero(data["split"] == "train")
-    features = torch.as_tensor(data["embeddings"][train], dtype=torch.float32)
+    features = data["embeddings"][train]
     truth, classes = data["labels"][train], data["classes"]
     rows = []
     for how in ("random", "nearest"):
@@ -181,16 +187,36 @@ def finder(data_dir: Path, seed: int) -> list[tuple]:
                 noisy[index] = classes.index(NEAR[classes[truth[index]]])
             else:
                 noisy[index] = rng.choice([c for c in range(len(classes)) if c != truth[index]])
-        folds = rng.permutation(len(truth)) % 5
-        out_of_sample = np.zeros((len(truth), len(classes)))
-        for fold in range(5):
-            head = fit_head(features[folds != fold], noisy[folds != fold], len(classes), seed)
-            out_of_sample[folds == fold] = probabilities(head, features[folds == fold])
-        ranked = find_label_issues(noisy, out_of_sample, return_indices_ranked_by="self_confidence")
+        ranked, _probabilities = rank_issues(features, noisy, len(classes), seed=seed)
         top = set(ranked[:len(flipped)].tolist())
         hits = len(top & set(flipped.tolist()))
         rows.append((how, len(flipped), hits / max(len(top), 1), hits / len(flipped)))
     return rows
+
+
+def cached_embeddings(data_dir: Path) -> dict:
+    """The EfficientNet-Lite0 embeddings of every manifest image (benchmarks/active_learning.py's,
+    computed once and cached under the system's temporary folder)."""
+    from active_learning import load_embeddings
+    return load_embeddings(data_dir, Path(tempfile.gettempdir()) / "supervising_ui_embeddings")
+
+
+def print_top_issues(data_dir: Path, count: int, seed: int) -> None:
+    """Run the finder on a data set's unflipped labels and print its top `count` (to look at)."""
+    import numpy as np
+
+    from supervising_ui.review.finder import rank_issues
+    data = cached_embeddings(data_dir)
+    frame = pd.read_csv(data_dir / "manifest.csv")
+    ranked, probabilities = rank_issues(data["embeddings"], data["labels"], len(data["classes"]),
+                                        seed=seed)
+    print(f"finder on {data_dir.name} ({len(frame)} images, labels as shared): "
+          f"{len(ranked)} flagged; top {count}:")
+    for rank, index in enumerate(ranked[:count].tolist(), start=1):
+        given, suggested = data["labels"][index], int(np.argmax(probabilities[index]))
+        print(f"  {rank:2d}. {frame['filename'][index]}  given {data['classes'][given]} "
+              f"(p {probabilities[index, given]:.3f}), suggested {data['classes'][suggested]} "
+              f"(p {probabilities[index, suggested]:.3f})")
 
 
 def main() -> int:
@@ -201,6 +227,15 @@ def main() -> int:
     parser.add_argument("--uniform-spammer", action="store_true")
     parser.add_argument("--skip-finder", action="store_true")
     parser.add_argument("--skip-adaptive", action="store_true")
+    parser.add_argument("--skip-picker", action="store_true",
+                        help="leave out adaptive redundancy through the app's picker")
+    parser.add_argument("--picker-images", type=int, default=0,
+                        help="images of the picker run (0: all; fewer for a quick check)")
+    parser.add_argument("--top", type=int, default=0,
+                        help="print the finder's top N on the unflipped labels of --data and "
+                             "of each --also data set")
+    parser.add_argument("--also", type=Path, action="append", default=[],
+                        help="another data set for --top (e.g. ../shared/data/msl)")
     arguments = parser.parse_args()
     manifest = arguments.data / "manifest.csv"
     if not manifest.exists():
@@ -226,10 +261,15 @@ def main() -> int:
           f"{[place for place, (name, _k) in enumerate(ranking, 1) if name.startswith('hasty')]}")
     if not arguments.skip_adaptive:
         print_redundancy(truth, arguments)
+    if not arguments.skip_picker:
+        print_picker(truth, arguments)
     if not arguments.skip_finder:
         for how, flipped, precision, recall in finder(arguments.data, arguments.seed):
             print(f"finder, {flipped} train labels flipped {how}: precision {precision:.2f}, "
                   f"recall {recall:.2f} at k = {flipped}")
+    if arguments.top:
+        for data_dir in [arguments.data, *arguments.also]:
+            print_top_issues(data_dir, arguments.top, arguments.seed)
     return 0
 
 
@@ -245,6 +285,90 @@ def print_redundancy(truth: dict, arguments) -> None:
         share = f", {used / fixed:.0%} of the fixed count's" if fixed else ""
         print(f"adaptive (min {labels_min}, max {labels_max}, target {target}): {used} labels "
               f"({used / len(truth):.2f} per image{share}), Dawid-Skene {accuracy:.2%}")
+
+
+def adaptive_through_picker(app, truth: dict, classes: list[str], seed: int,
+                            uniform_spammer: bool, labels_min: int, labels_max: int,
+                            target: float) -> dict:
+    """Adaptive redundancy through the app: the seven simulated labelers ask the picker
+    (labeling.picking.next_image) in turn and submit through labeling.decisions.submit_label;
+    whenever nobody gets an image, the consensus job runs (review.consensus_jobs.recompute,
+    which marks the images that want another label); it ends when a run leaves nothing to
+    hand out. Returns labels used, Dawid-Skene accuracy, job runs and seconds."""
+    import uuid
+
+    from supervising_ui.accounts.users import create_user
+    from supervising_ui.consensus import consensus_class_ids
+    from supervising_ui.extensions import db
+    from supervising_ui.labeling import decisions, picking, settings
+    from supervising_ui.models import Image, User, utcnow
+    from supervising_ui.projects.service import create_project
+    from supervising_ui.review import consensus_jobs
+    rng = random.Random(seed)
+    started = time.perf_counter()
+    with app.app_context():
+        project = create_project(f"picker-{time.monotonic_ns()}", classes=classes,
+                                 labels_per_image=labels_min)
+        project.consensus_method, project.labels_max = "dawid-skene", labels_max
+        project.target_posterior, project.gold_share = target, 0.0
+        users = [db.session.get(User, create_user(f"{kind}{i}-{project.id}",
+                                                  password="benchmark password 1")[0].id)
+                 for i, (kind, _a, _n) in enumerate(LABELERS)]
+        images = [Image(project_id=project.id, storage_key=f"k{n}", original_name=name,
+                        content_hash=f"{n:064x}", width=227, height=227, meta={})
+                  for n, name in enumerate(truth)]
+        db.session.add_all(images)
+        db.session.commit()
+        name_of = {image.id: image.original_name for image in images}
+        project_id, labels, runs = project.id, 0, 0
+        while True:
+            handed = 0
+            for worker, user in enumerate(users):
+                given = picking.next_image(settings.project_settings(project_id), user, utcnow())
+                if given is None:
+                    continue
+                answer = simulated_label(*LABELERS[worker], truth[name_of[given.image_id]],
+                                         classes, rng, uniform_spammer)
+                decisions.submit_label(given.image_id, settings.project_settings(project_id),
+                                       user, answer, uuid.uuid4().hex, 3.0, utcnow())
+                handed += 1
+            labels += handed
+            if handed:
+                continue
+            runs += 1
+            if not consensus_jobs.recompute(project_id)["wanting_more_labels"]:
+                break
+        names = {c.id: c.name for c in project.classes}
+        found = consensus_class_ids(project_id)
+        accuracy = sum(names.get(found.get(image_id)) == truth[name]
+                       for image_id, name in name_of.items()) / len(name_of)
+    return {"labels": labels, "accuracy": accuracy, "runs": runs,
+            "seconds": time.perf_counter() - started}
+
+
+def print_picker(truth: dict, arguments) -> None:
+    """Print adaptive redundancy through the app's picker beside the fixed count it needs."""
+    classes = sorted(set(truth.values()))
+    if arguments.picker_images:  # a random sample of the images
+        kept = random.Random(arguments.seed).sample(sorted(truth), arguments.picker_images)
+        truth = {name: truth[name] for name in sorted(kept)}
+    rows = fixed_count_needed(truth, arguments.seed, arguments.uniform_spammer)
+    fixed = next(((n, labels) for n, labels, accuracy in rows if accuracy >= TARGET_ACCURACY),
+                 None)
+    for per_image, labels, accuracy in rows:
+        print(f"[{len(truth)} images] fixed {per_image} per image: {labels} labels, "
+              f"Dawid-Skene {accuracy:.2%}")
+    for labels_min, labels_max, target in ((2, 7, 0.95), (2, 7, 0.99)):
+        with tempfile.TemporaryDirectory() as instance:
+            done = adaptive_through_picker(build_app(Path(instance)), truth, classes,
+                                           arguments.seed,
+                                           arguments.uniform_spammer, labels_min, labels_max,
+                                           target)
+        share = f", {done['labels'] / fixed[1]:.0%} of fixed {fixed[0]}'s" if fixed else ""
+        print(f"[{len(truth)} images] picker, adaptive (min {labels_min}, max {labels_max}, "
+              f"target {target}): {done['labels']} labels ({done['labels'] / len(truth):.2f} per "
+              f"image{share}), Dawid-Skene {done['accuracy']:.2%}; {done['runs']} consensus "
+              f"runs, {done['seconds']:.0f} s")
 
 
 if __name__ == "__main__":

@@ -65,6 +65,8 @@ from load_client import (  # noqa: E402
 from load_servers import ROOT, database_cpu_seconds, free_port, gunicorn, serve  # noqa: E402
 
 HIRISE = ROOT.parent / "shared" / "data" / "hirise"
+# --quality: the projects' consensus is Dawid-Skene with adaptive redundancy (set by main).
+QUALITY = False
 __all__ = ["CLASSES", "Client", "ROOT", "create_accounts", "create_project", "delete_created",
            "free_port", "insert_bulk_rows", "synthetic_jpeg"]
 
@@ -94,6 +96,11 @@ def parse_args(argv=None):
     parser.add_argument("--big-sizes", default="10000,1000000",
                         help="project sizes for the next-latency test ('' to skip)")
     parser.add_argument("--big-requests", type=int, default=300)
+    parser.add_argument("--quality", action=argparse.BooleanOptionalAction, default=False,
+                        help="projects with Dawid-Skene consensus and adaptive redundancy "
+                             "(labels 1..3, target posterior 0.95), each server with its job "
+                             "worker (the consensus job runs there, never in a request); "
+                             "PostgreSQL needs --job-queue")
     parser.add_argument("--keep", action="store_true", help="keep the temporary instance")
     parser.add_argument("--access-log", default=None,
                         help="one server: write gunicorn's access log with server-side request "
@@ -148,6 +155,9 @@ def create_project(name: str) -> int:
     # Random order and no automatic retrain (new projects have the learning loop on): the
     # benchmark measures labeling alone; its retrain check starts one on purpose.
     project.serving_order, project.retrain_every = "random", 0
+    if QUALITY:  # --quality: Dawid-Skene and adaptive redundancy on
+        project.consensus_method, project.labels_max, project.target_posterior = \
+            "dawid-skene", 3, 0.95
     db.session.commit()
     return project.id
 
@@ -248,7 +258,7 @@ def set_up_engine(url: str, instance: Path, base_env: dict, args, run_id: str, s
     from supervising_ui.database import create_or_migrate
     resolved = f"sqlite:///{instance / 'supervising_ui.sqlite3'}" if url == "sqlite" else url
     env = dict(base_env, SUPERVISING_UI_DATABASE_URL=resolved)
-    if args.servers > 1:
+    if args.servers > 1 or args.quality:
         env["SUPERVISING_UI_JOB_QUEUE"] = "sqlite" if url == "sqlite" else args.job_queue
     app = create_app({"DATABASE_URL": resolved})
     engine = Engine(resolved.split(":", 1)[0], resolved, app, env)
@@ -274,7 +284,7 @@ def start_servers(engine: Engine, instance: Path, args) -> None:
     """Start this database's server(s): gunicorn alone, or --servers `serve` processes."""
     for index in range(args.servers):
         port = free_port()
-        if args.servers == 1:
+        if args.servers == 1 and not args.quality:
             server = gunicorn(engine.env, port, args.workers, args.threads, args.access_log)
         else:
             server = serve(engine.env, port, args.workers, args.threads,
@@ -403,6 +413,11 @@ def big_projects(engine: Engine, big_sizes: list[int], pool: list, run_id: str, 
 def main(argv=None) -> int:
     """Set up every database, run every round on each back to back, print the figures."""
     args = parse_args(argv)
+    global QUALITY
+    QUALITY = args.quality
+    if args.quality and any(url != "sqlite" for url in args.database_url or ["sqlite"]) \
+            and not args.job_queue:
+        raise SystemExit("--quality on PostgreSQL needs --job-queue (e.g. redis://127.0.0.1:6379/3)")
     sizes = [int(n) for n in args.labelers.split(",") if n]
     big_sizes = [int(n) for n in args.big_sizes.split(",") if n] if args.servers == 1 else []
     instance = Path(tempfile.mkdtemp(prefix="supervising_ui_load_"))
@@ -413,11 +428,14 @@ def main(argv=None) -> int:
     os.environ.update(base_env)
     sys.path.insert(0, str(ROOT))
     run_id, pool, engines = uuid.uuid4().hex[:6], [], []
-    kind = "gunicorn gthread" if args.servers == 1 else f"{args.servers} x serve (gunicorn gthread"
+    kind = "gunicorn gthread" if args.servers == 1 and not args.quality else \
+        f"{args.servers} x serve (gunicorn gthread"
     print(f"{kind} {args.workers} workers x {args.threads} threads"
           f"{')' if args.servers > 1 else ''} per database; {os.cpu_count()} CPUs; "
           f"{args.seconds:.0f} s per round; Later share {args.later_share}; think time "
-          f"{args.think_ms:.0f} ms mean; load average {os.getloadavg()[0]:.1f}", flush=True)
+          f"{args.think_ms:.0f} ms mean; load average {os.getloadavg()[0]:.1f}"
+          f"{'; Dawid-Skene and adaptive redundancy on (--quality)' if args.quality else ''}",
+          flush=True)
     try:
         for url in args.database_url:
             engines.append(set_up_engine(url, instance, base_env, args, run_id, sizes, pool))
