@@ -146,7 +146,8 @@ def test_import_draw_merge_crop_predict_and_overlay(app, users, live_server, bro
     assert LATITUDES[0] < latitude < LATITUDES[1] and "° E" in details
 
     # The reviewer's page shows the crops and the model's predictions.
-    admin.goto(f"{live_server}/projects/{project_id}/observations/{observation_id}/landmarks/review")
+    admin.click("text=Review the landmarks")
+    admin.wait_for_url(f"{live_server}/projects/{project_id}/observations/{observation_id}/landmarks/review")
     assert admin.locator("#landmark-review img").count() == 2
     assert admin.locator("#landmark-review td >> text=%").count() == 2
     assert admin.script_errors == []
