@@ -3,7 +3,11 @@
 When it runs: after every box change (service.py, imports.py, proposals.py ask for it with
 request_merge). A merge job already queued for the observation is enough: it has not read the
 boxes yet, so it will see the change; a running one may have read them already, so a new
-job is queued then.
+job is queued then. Each job carries the observation's fingerprint (box count, last box
+change, the project's minimum votes) from when it was asked for; the worker's minutely check
+(queue_stale_merges) queues a merge for any observation whose fingerprint moved on since its
+last merge job: a change of the minimum votes on the observations page, or a change whose
+job could not be queued. A job that failed on the current fingerprint is not retried.
 
 What it does (merge_observation): every box of the observation, drawn, imported and
 proposed, goes through ``landmarks.merge.merge_boxes`` with the project's minimum votes
@@ -20,7 +24,7 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from ..extensions import db
 from ..jobs import queue as jobs
@@ -65,6 +69,17 @@ def merged(observation_id: int, min_votes: int) -> list:
     return merge_boxes([_geometry(box) for box in boxes], min_votes=min_votes)
 
 
+def fingerprint(observation_id: int) -> dict:
+    """What a merge of the observation depends on: its boxes' count and last change, and the
+    project's minimum votes."""
+    count, last = db.session.execute(select(func.count(Box.id), func.max(Box.updated_at)).where(
+        Box.observation_id == observation_id)).one()
+    project = db.session.scalar(select(Project).join(
+        Observation, Observation.project_id == Project.id).where(Observation.id == observation_id))
+    return {"boxes": int(count), "last_change": last.isoformat() if last else None,
+            "min_votes": min_votes_of(project)}
+
+
 def request_merge(project_id: int, observation_id: int, user_id: int | None = None) -> None:
     """Queue the observation's merge unless one is queued already; never raises (logged)."""
     try:
@@ -73,11 +88,34 @@ def request_merge(project_id: int, observation_id: int, user_id: int | None = No
         if any((params or {}).get("observation_id") == observation_id for params in queued):
             db.session.commit()  # end the read
             return
-        jobs.submit(JOB_KIND, project_id, {"observation_id": observation_id},
+        jobs.submit(JOB_KIND, project_id, {"observation_id": observation_id,
+                                           "fingerprint": fingerprint(observation_id)},
                     created_by_id=user_id)
     except Exception:  # the boxes are stored; the next change or a rerun catches up
         log.exception("could not queue the merge of observation %s", observation_id)
         db.session.rollback()
+
+
+def queue_stale_merges() -> list[int]:
+    """Minutely check: queue the merge of every ready observation whose fingerprint differs
+    from its last merge job's (none yet: stale when it has boxes); return their ids."""
+    last_jobs: dict[int, tuple[str, dict]] = {}
+    for state, params in db.session.execute(select(Job.state, Job.params).where(
+            Job.kind == JOB_KIND).order_by(Job.id.desc()).limit(5000)):
+        observation_id = (params or {}).get("observation_id")
+        if observation_id is not None and observation_id not in last_jobs:
+            last_jobs[observation_id] = (state, params.get("fingerprint"))
+    queued = []
+    for observation_id, project_id in db.session.execute(select(
+            Observation.id, Observation.project_id).where(Observation.status == "ready")).all():
+        current = fingerprint(observation_id)
+        last = last_jobs.get(observation_id)
+        if (last is None and current["boxes"] == 0) or (last is not None and last[1] == current):
+            continue
+        request_merge(project_id, observation_id)
+        queued.append(observation_id)
+    db.session.commit()
+    return queued
 
 
 def run_merge(job, reporter) -> dict:

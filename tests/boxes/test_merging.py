@@ -100,3 +100,23 @@ def test_proposals_are_made_tile_by_tile(app, client, auth, monkeypatch):
     # x 86: (86, 0) is centred in tile (0, 0), so only (186, 20) is its own. The lower tiles
     # see from y 86: their boxes are centred above y 150, in no tile of theirs: dropped.
     assert stored == [(0.0, 0.0), (100.0, 20.0), (186.0, 20.0)]
+
+
+def test_the_minutely_check_merges_again_after_the_minimum_changes(app, users):
+    with app.app_context():
+        observation_id, _ = make_observation()
+        project_id = db.session.get(Observation, observation_id).project_id
+        assert merging.queue_stale_merges() == []  # no boxes, no merge
+        db.session.add_all([_box(observation_id, users["lee"], 10),
+                            _box(observation_id, users["liu"], 11),
+                            _box(observation_id, users["lee"], 200)])
+        db.session.commit()
+        assert merging.queue_stale_merges() == [observation_id]  # boxes no merge has seen
+        assert merging.queue_stale_merges() == []  # that merge saw them
+        assert db.session.scalar(select(func.count(Landmark.id))) == 1
+        project = db.session.get(Observation, observation_id).project
+        project.landmark_min_votes = 1
+        db.session.commit()
+        assert merging.queue_stale_merges() == [observation_id]
+        assert db.session.scalar(select(func.count(Landmark.id))) == 2
+        assert project_id == project.id
