@@ -100,6 +100,7 @@ def create_app(test_config=None) -> Flask:
                           exclusive=True, can_run_twice=True)
     # A reviewer's accept or fix of a landmark settles its crop (an image) to its class.
     box_review.on_landmark_reviewed(review_landmarks.settle_crop)
+    minutely.register(box_merging.queue_stale_merges)  # a minimum changed, a merge not queued
     # The label-error finder (a rerun ranks the same labels again, stored in one transaction).
     jobs.register_handler(finder.JOB_KIND, finder.run_finder, exclusive=True, can_run_twice=True)
     minutely.register(finder.queue_finder_after_retrains)
