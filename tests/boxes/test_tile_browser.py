@@ -59,3 +59,30 @@ def test_draw_reclass_delete_undo_and_done(app, live_server, browser, users):
     page.wait_for_url(f"{live_server}/projects/{project_id}/observations/{observation_id}")
     with app.app_context():
         assert db.session.scalar(select(TileDone.user_id)) == users["lee"]
+
+
+def test_a_proposal_is_taken_with_a(app, live_server, browser, users):
+    with app.app_context():
+        observation_id, tiles = make_observation(width=300, height=200, tile_size=300)
+        project_id = db.session.get(Observation, observation_id).project_id
+        db.session.add(Box(observation_id=observation_id, user_id=None, x_min=200, y_min=100,
+                           x_max=240, y_max=140, source="proposal"))
+        db.session.commit()
+    page = log_in(browser, live_server, "liu")
+    page.set_viewport_size({"width": 1200, "height": 900})
+    page.goto(f"{live_server}/projects/{project_id}/observations/{observation_id}/tiles/{tiles[0]}/label")
+    page.wait_for_selector("#tile-labeling[data-ready='1']")
+    assert page.inner_text("#proposal-count") == "1"
+    assert page.locator("#tile-viewer g.a9s-annotation.proposal").count() == 1
+    inside = page.evaluate(
+        "() => { const p = window.boxesPage.viewer.viewport.imageToViewerElementCoordinates("
+        "new OpenSeadragon.Point(220, 120)); return [p.x, p.y]; }")
+    viewer = page.locator("#tile-viewer").bounding_box()
+    page.mouse.click(viewer["x"] + inside[0], viewer["y"] + inside[1])
+    page.wait_for_function("() => window.boxesPage.selected && window.boxesPage.selected.kind === 'proposal'")
+    page.keyboard.press("a")
+    page.wait_for_function("() => window.boxesPage.boxes.size === 1")
+    with app.app_context():
+        taken = db.session.scalar(select(Box).where(Box.user_id == users["liu"]))
+        assert (taken.x_min, taken.y_max, taken.source) == (200, 140, "drawn")
+    assert page.script_errors == []
