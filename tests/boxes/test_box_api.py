@@ -174,3 +174,19 @@ def test_only_reviewers_review_landmarks(app, client, auth):
     assert [(row["id"], row["class"]) for row in rows] == [(landmark_id, "other")]
     page = client.get(f"/projects/1/observations/{observation_id}/landmarks/review")
     assert page.status_code == 403
+
+
+def test_a_members_only_project_is_404_to_others(app, client, auth, users):
+    observation_id, tiles = _setup(app)
+    with app.app_context():
+        project = db.session.get(Observation, observation_id).project
+        project.members_only = True
+        db.session.commit()
+        project_id = project.id
+    auth.login("lee")
+    base = f"/api/observations/{observation_id}/tiles/{tiles[0]}"
+    assert client.get(f"{base}/boxes").status_code == 404
+    assert _post(client, auth, f"{base}/boxes", box_body(40, 40, 80, 80)).status_code == 404
+    assert client.get(f"{base}/picture").status_code == 404
+    assert client.get(f"/api/observations/{observation_id}/landmarks").status_code == 404
+    assert client.get(f"/projects/{project_id}/observations/{observation_id}/tiles/{tiles[0]}/label").status_code == 404
