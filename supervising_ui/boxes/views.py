@@ -55,7 +55,9 @@ def tile_picture(observation_id, tile_id):
         path = pages.tile_picture_file(_user(), observation_id, tile_id)
     except BoxError as error:
         _api_error(error)
-    return send_file(path, mimetype="image/png", max_age=3600)
+    response = send_file(path, mimetype="image/png", max_age=3600)
+    response.cache_control.private = True  # a project's pixels: no shared cache keeps them
+    return response
 
 
 @blueprint.get("/api/observations/<int:observation_id>/tiles/<int:tile_id>/boxes")
