@@ -191,7 +191,7 @@ def main() -> None:
                               env=env, stdout=open(workdir / "worker.log", "w"),
                               stderr=subprocess.STDOUT)
     try:
-        time.sleep(8)  # let the worker import torch: we time the retrain, not the start-up
+        time.sleep(30)  # let the worker import what a retrain needs: we time the retrain, not start-up
         print(f"load average before the cold retrain: {os.getloadavg()[0]:.1f}")
         cold = timed_retrain(app, project_id, headers, labeler)
         report(f"cold quick retrain ({labeled} labels, {len(train)} images, nothing cached)", cold)

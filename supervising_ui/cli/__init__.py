@@ -215,7 +215,7 @@ def worker_command():
 @click.argument("project_name")
 @click.option("--kind", type=click.Choice(list(triggers.TRAINING_MODES)), default="quick",
               show_default=True,
-              help="quick: the last block and a head over cached activations; finetune: the whole network.")
+              help="quick: a head over cached embeddings (seconds); finetune: the whole network.")
 @click.option("--epochs", type=int, default=None, help="Override the training epochs.")
 @click.option("--wait", is_flag=True, help="Poll the job until it ends, printing its progress.")
 @with_appcontext
