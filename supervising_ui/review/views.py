@@ -143,47 +143,33 @@ def consensus_method(project_id):
     return redirect(url_for("review.agreement_page", project_id=project.id))
 
 
-@blueprint.get("/api/projects/<int:project_id>/gold")
+# One rule per path with its methods: an id out of range is then 404 for each of them (with a
+# rule per method, werkzeug answered 405 to all but one).
+@blueprint.route("/api/projects/<int:project_id>/gold", methods=["GET", "POST"])
 @admin_required
-def api_gold_list(project_id):
-    """The project's gold images with their answers (admins only)."""
+def api_gold(project_id):
+    """GET: the project's gold images with their answers; POST: mark gold images from a CSV
+    body with the columns filename and gold (the answer). Admins only."""
     project = _project_or_404(project_id)
-    return jsonify(images=gold.gold_list(project))
-
-
-@blueprint.post("/api/projects/<int:project_id>/gold")
-@admin_required
-def api_gold_import(project_id):
-    """Mark gold images from a CSV body with the columns filename and gold (the answer)."""
-    project = _project_or_404(project_id)
+    if request.method == "GET":
+        return jsonify(images=gold.gold_list(project))
     try:
-        done = gold.import_gold_csv(project, request.get_data(as_text=True))
+        return jsonify(gold.import_gold_csv(project, request.get_data(as_text=True)))
     except ReviewError as error:
         return _api_error(error)
-    return jsonify(done)
 
 
-@blueprint.put("/api/images/<int:image_id>/gold")
+@blueprint.route("/api/images/<int:image_id>/gold", methods=["PUT", "DELETE"])
 @admin_required
-def api_gold_set(image_id):
-    """Make an image gold: {"label": CLASS} (its known answer)."""
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict) or not isinstance(body.get("label"), str):
+def api_image_gold(image_id):
+    """PUT {"label": CLASS}: make an image gold with that answer; DELETE: make it ordinary."""
+    body = request.get_json(silent=True) if request.method == "PUT" else {"label": None}
+    if not isinstance(body, dict) or (request.method == "PUT" and
+                                      not isinstance(body.get("label"), str)):
         return _api_error(ReviewError('send a JSON object: {"label": CLASS}', 400))
     try:
         project = access.image_project(_user(), image_id)
         return jsonify(gold.set_gold(project, image_id, body["label"]))
-    except ReviewError as error:
-        return _api_error(error)
-
-
-@blueprint.delete("/api/images/<int:image_id>/gold")
-@admin_required
-def api_gold_unset(image_id):
-    """Make an image an ordinary one again (no gold answer)."""
-    try:
-        project = access.image_project(_user(), image_id)
-        return jsonify(gold.set_gold(project, image_id, None))
     except ReviewError as error:
         return _api_error(error)
 

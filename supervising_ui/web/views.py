@@ -54,21 +54,17 @@ def _visible_project_or_404(project_id: int):
     return project, None
 
 
-@blueprint.get("/api/projects/<int:project_id>/settings")
+# One rule with both methods: an id out of range is then 404 for each (see review/views.py).
+@blueprint.route("/api/projects/<int:project_id>/settings", methods=["GET", "PATCH"])
 @admin_required
-def api_settings_get(project_id):
-    """Every setting of the project (admins)."""
-    project, missing = _visible_project_or_404(project_id)
-    return missing or jsonify(api_settings.settings_payload(project))
-
-
-@blueprint.patch("/api/projects/<int:project_id>/settings")
-@admin_required
-def api_settings_patch(project_id):
-    """Change settings: a JSON object of the ones to change; all checked before any is saved."""
+def settings_api(project_id):
+    """GET: every setting of the project; PATCH: a JSON object of the settings to change, all
+    checked before any is saved. Admins only."""
     project, missing = _visible_project_or_404(project_id)
     if missing:
         return missing
+    if request.method == "GET":
+        return jsonify(api_settings.settings_payload(project))
     try:
         return jsonify(api_settings.patch_settings(project, request.get_json(silent=True)))
     except projects.ProjectError as error:
