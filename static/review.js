@@ -60,6 +60,18 @@
     }));
   }
 
+  async function makeGold() {
+    if (!state.item || !state.item.accept_settles_to) {
+      $("status").textContent = "nothing to make gold with: fix the image first";
+      return;
+    }
+    const { status, data } = await api("PUT", `/api/images/${state.item.image_id}/gold`,
+      { label: state.item.accept_settles_to });
+    $("status").textContent = status === 200
+      ? `Image ${data.image_id} is gold: ${data.gold}.` : (data && data.error) || `error ${status}`;
+  }
+  if ($("make-gold")) $("make-gold").addEventListener("click", makeGold);
+
   async function next() {
     const { status, data } = await api("GET", `/api/projects/${projectId}/review/next?${filters()}`);
     if (status !== 200) {
