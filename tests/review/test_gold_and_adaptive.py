@@ -162,3 +162,56 @@ def test_adaptive_marks_clear_when_turned_off_and_leases_hold(app, users):
         assert db.session.scalar(select(func.count()).select_from(Image).where(
             Image.labels_wanted.is_not(None))) == 0
         assert db.session.scalar(select(func.count(Label.id))) == 4
+
+
+def test_concurrent_labelers_with_gold_and_adaptive_marks_lose_nothing(app, users):
+    """Ten labelers in threads claim and label until nothing is left, with gold images served
+    and half the images wanting a second label: no image handed out twice at once, every
+    claim labeled, no count above what an image wants."""
+    import threading
+
+    from supervising_ui.accounts.users import create_user
+
+    from ..conftest import cheap_password_hashes
+    with app.app_context():
+        project_id = make_project(labels_per_image=1, labels_max=3, gold_share=0.3)
+        images = add_images(project_id, 30)
+        project = project_of(project_id)
+        for image_id in images[:4]:
+            gold.set_gold(project, image_id, "crater")
+        for image_id in images[4:17]:
+            db.session.get(Image, image_id).labels_wanted = 2  # as the consensus job marks
+        db.session.commit()
+        with cheap_password_hashes():
+            labelers = [create_user(f"worker{i}", password="long enough password")[0].id
+                        for i in range(10)]
+    claims, errors = [], []
+
+    def work(user_id):
+        with app.app_context():
+            try:
+                while True:
+                    given = ask(project_id, user_id)
+                    if given is None:
+                        return
+                    claims.append((given[0], user_id))
+                    assert label(project_id, user_id, given[0]).created
+            except Exception as error:  # reported below with the thread's user
+                errors.append((user_id, repr(error)))
+            finally:
+                db.session.remove()
+
+    threads = [threading.Thread(target=work, args=(user_id,)) for user_id in labelers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+        assert not thread.is_alive()
+    assert errors == []
+    assert len(claims) == len(set(claims)), "no labeler got an image twice"
+    with app.app_context():
+        assert db.session.scalar(select(func.count(Label.id))) == len(claims), "none lost"
+        counts = dict(db.session.execute(select(Image.id, Image.label_count)).all())
+        assert all(counts[i] == 2 for i in images[4:17]) and all(counts[i] == 1
+                                                                 for i in images[17:])
+        assert all(counts[i] <= len(labelers) for i in images[:4])
