@@ -34,6 +34,7 @@ __all__ = [
     "Image", "ImportBatch", "JOB_STATES", "Job", "Label", "Skip", "ModelVersion", "Prediction",
     "SERVING_ORDERS", "LabelClass", "Project", "SearchColumn", "SearchImage", "SearchMeta",
     "SearchState", "SearchValue", "CONSENSUS_METHODS", "REVIEW_DECISIONS", "ConsensusRun",
-    "ImageConsensus", "LabelIssue", "Review", "BOX_SHAPES", "BOX_SOURCES", "LANDMARK_STATES", "Box", "Landmark",
+    "ImageConsensus", "LabelIssue", "Review", "BOX_SHAPES", "BOX_SOURCES", "LANDMARK_STATES",
+    "Box", "Landmark",
     "LABEL_KINDS", "OBSERVATION_STATES", "Observation", "ObservationTile", "TileDone", "TileLease",
 ]

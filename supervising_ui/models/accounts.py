@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import sqlalchemy as sa
+import sqlalchemy.orm as so
 from flask_login import UserMixin
-from sqlalchemy import Boolean, DateTime, ForeignKey, Index, Integer, String
-from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from ..extensions import db
@@ -18,15 +18,15 @@ ROLES = ("admin", "reviewer", "labeler")
 class User(UserMixin, db.Model):
     """A person who logs in: an admin or a labeler."""
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    username: Mapped[str] = mapped_column(String(80), unique=True)
-    password_hash: Mapped[str] = mapped_column(String(256))
-    role: Mapped[str] = mapped_column(String(16), default="labeler")
-    active: Mapped[bool] = mapped_column(Boolean, default=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    username: so.Mapped[str] = so.mapped_column(sa.String(80), unique=True)
+    password_hash: so.Mapped[str] = so.mapped_column(sa.String(256))
+    role: so.Mapped[str] = so.mapped_column(sa.String(16), default="labeler")
+    active: so.Mapped[bool] = so.mapped_column(sa.Boolean, default=True)
+    created_at: so.Mapped[datetime] = so.mapped_column(sa.DateTime, default=utcnow)
     # Part of every session cookie; raising it (logout, new password, role or state change)
     # ends every copy of every cookie issued before.
-    session_version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    session_version: so.Mapped[int] = so.mapped_column(sa.Integer, default=1, server_default="1")
 
     def set_password(self, password: str) -> None:
         """Store a salted hash of password."""
@@ -59,18 +59,18 @@ class User(UserMixin, db.Model):
 class ApiToken(db.Model):
     """A bearer token for scripts; only its SHA-256 digest is stored."""
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("user.id"), index=True)
-    token_digest: Mapped[str] = mapped_column(String(64), unique=True)
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    user_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("user.id"), index=True)
+    token_digest: so.Mapped[str] = so.mapped_column(sa.String(64), unique=True)
     # What the owner calls it ("nightly import"), so that they know which one to revoke.
-    label: Mapped[str] = mapped_column(String(120), default="", server_default="")
-    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
-    expires_at: Mapped[datetime] = mapped_column(DateTime)
+    label: so.Mapped[str] = so.mapped_column(sa.String(120), default="", server_default="")
+    created_at: so.Mapped[datetime] = so.mapped_column(sa.DateTime, default=utcnow)
+    expires_at: so.Mapped[datetime] = so.mapped_column(sa.DateTime)
     # Refreshed at most once a minute, so that API requests do not each write a row.
-    last_used_at: Mapped[datetime | None] = mapped_column(DateTime)
-    revoked_at: Mapped[datetime | None] = mapped_column(DateTime)
+    last_used_at: so.Mapped[datetime | None] = so.mapped_column(sa.DateTime)
+    revoked_at: so.Mapped[datetime | None] = so.mapped_column(sa.DateTime)
 
-    user: Mapped[User] = relationship()
+    user: so.Mapped[User] = so.relationship()
 
     @property
     def state(self) -> str:
@@ -88,20 +88,21 @@ class LoginAttempt(db.Model):
     """
 
     __table_args__ = (
-        Index("ix_login_attempt_username", "username", "attempted_at"),
-        Index("ix_login_attempt_address", "client_address", "attempted_at"),
+        sa.Index("ix_login_attempt_username", "username", "attempted_at"),
+        sa.Index("ix_login_attempt_address", "client_address", "attempted_at"),
     )
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
     # The name as typed (cut to the column's length): unknown names are throttled too.
-    username: Mapped[str] = mapped_column(String(80))
-    client_address: Mapped[str] = mapped_column(String(64))
-    attempted_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    username: so.Mapped[str] = so.mapped_column(sa.String(80))
+    client_address: so.Mapped[str] = so.mapped_column(sa.String(64))
+    attempted_at: so.Mapped[datetime] = so.mapped_column(sa.DateTime, default=utcnow, index=True)
 
 
 class ProjectMember(db.Model):
     """A member of a members_only project; the key (user_id, project_id) serves every lookup."""
 
-    user_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"), primary_key=True)
-    project_id: Mapped[int] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"),
-                                            primary_key=True)
+    user_id: so.Mapped[int] = so.mapped_column(
+        sa.ForeignKey("user.id", ondelete="CASCADE"), primary_key=True)
+    project_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("project.id", ondelete="CASCADE"),
+                                                  primary_key=True)
