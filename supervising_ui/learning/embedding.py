@@ -11,6 +11,7 @@ features only.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 
 from flask import current_app
@@ -27,10 +28,16 @@ from .triggers import TRAINING_MODES
 log = logging.getLogger(__name__)
 
 JOB_KIND = "embed"
+# Held while the worker's warm-up imports run: a job that needs torch waits for them rather
+# than import the same modules from a second thread at once.
+_WARMING = threading.Lock()
 
 
 def training_config(kind: str, params: dict, classes: list[str], color_input: bool):
-    """The ML package's TrainConfig of a retrain of this kind, with the job's parameters."""
+    """The ML package's TrainConfig of a retrain of this kind, with the job's parameters
+    (after the worker's warm-up: the first import of torch is then done once, in one thread)."""
+    with _WARMING:
+        pass
     from ..ml import TrainConfig
     return TrainConfig(mode=TRAINING_MODES[kind], classes=classes, epochs=params.get("epochs"),
                        tta_views=params.get("tta_views"),
@@ -92,6 +99,12 @@ def warm_up() -> None:
     """Import what a retrain needs (torch and its compiler front end, which the optimizers load
     on first use, ONNX Runtime, matplotlib): run by a starting worker (jobs.queue.WARM_UPS), so
     that its first retrain does not spend seconds importing."""
+    with _WARMING:
+        _import_heavy_modules()
+
+
+def _import_heavy_modules() -> None:
+    """Import torch, ONNX Runtime, matplotlib and the ML modules; log (never raise) a failure."""
     try:
         import matplotlib
         matplotlib.use("Agg")
