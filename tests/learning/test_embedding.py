@@ -121,3 +121,37 @@ def test_onnx_features_are_torch_features(tmp_path, top_blocks):
     assert cached.shape == computed.shape
     assert np.allclose(cached.float().numpy(), computed.float().numpy(),
                        atol=tolerance * float(torch.max(torch.abs(computed))), rtol=0)
+
+
+def test_cached_files_read_as_numpy_writes_them(tmp_path):
+    """read_npy's fast path gives np.load's arrays; other headers still load through np.load."""
+    import io
+
+    from supervising_ui.ml.embeddings import EmbeddingCache, read_npy
+    arrays = [np.arange(1280, dtype=np.float32), np.ones((192, 7, 7), np.float16) / 3,
+              np.float64(2.5) * np.ones(()), np.zeros((2, 0), np.float32),
+              np.asfortranarray(np.arange(6, dtype=np.int32).reshape(2, 3))]
+    for array in arrays:
+        buffer = io.BytesIO()
+        np.save(buffer, array)
+        read = read_npy(buffer.getvalue())
+        assert read.dtype == array.dtype and read.shape == array.shape
+        assert np.array_equal(read, array)
+    cache = EmbeddingCache(tmp_path, "key", np.float16)
+    cache.put("ab" * 32, 0, np.linspace(0, 1, 10))
+    assert cache.get("ab" * 32, 0).dtype == np.float16 and cache.get("ab" * 32, 1) is None
+
+
+def test_the_worker_warms_up_and_a_lone_head_leaves_the_thread_count_as_it_was(app):
+    from supervising_ui.jobs import queue as jobs
+    from supervising_ui.ml.backbones import build_head
+    from supervising_ui.ml.train import train_on_features
+    assert embedding.warm_up in jobs.WARM_UPS
+    embedding.warm_up()  # imports, once; a second call is quick
+    assert not embedding._WARMING.locked()
+    threads = torch.get_num_threads()
+    head = build_head(1280, 2)
+    config = TrainConfig(mode="head", top_blocks=0, epochs=2).resolved()
+    train_on_features(head, torch.randn(1, 8, 1280), torch.tensor([0, 1] * 4), config,
+                      torch.nn.CrossEntropyLoss(), torch.Generator().manual_seed(0))
+    assert torch.get_num_threads() == threads
