@@ -39,15 +39,20 @@ def request_proposals(observation: Observation, user_id: int | None) -> int:
 
 
 def store_proposals(observation: Observation, found) -> int:
-    """Replace the observation's proposals with found (geometry boxes); return how many."""
+    """Replace the observation's proposals with found (geometry boxes, clipped to the
+    observation); return how many."""
     classes = dict(db.session.execute(select(LabelClass.name, LabelClass.id).where(
         LabelClass.project_id == observation.project_id)).all())
     now = utcnow()
+    clipped = [GeometryBox(max(box.x_min, 0.0), max(box.y_min, 0.0),
+                           min(box.x_max, float(observation.width)),
+                           min(box.y_max, float(observation.height)), label=box.label)
+               for box in found]
     rows = [{"observation_id": observation.id, "tile_id": None, "user_id": None,
              "label_class_id": classes.get(box.label), "shape": "box", "source": "proposal",
              "x_min": float(box.x_min), "y_min": float(box.y_min), "x_max": float(box.x_max),
              "y_max": float(box.y_max), "created_at": now, "updated_at": now}
-            for box in found if box.is_valid()]
+            for box in clipped if box.is_valid()]
     db.session.execute(delete(Box).where(Box.observation_id == observation.id,
                                          Box.source == "proposal"))
     if rows:
