@@ -11,8 +11,9 @@ job could not be queued. A job that failed on the current fingerprint is not ret
 
 What it does (merge_observation): every box of the observation, drawn, imported and
 proposed, goes through ``landmarks.merge.merge_boxes`` with the project's minimum votes
-(``landmark_min_votes``, else ``DEFAULT_MIN_VOTES``): the stored landmarks are the consensus
-landmarks, which the observation page, the review page, crops and exports use. (An export
+(``landmark_min_votes``, else ``DEFAULT_MIN_VOTES`` but at most ``labelers_per_tile``): the
+stored landmarks are the consensus landmarks, which the observation page, the review page,
+crops and exports use. (An export
 with another minimum merges the boxes again on the fly: ``merged``.) The new landmarks are
 matched one to one with the stored ones (greedy by IoU >= MATCH_IOU) so that a review and a
 crop outlive a rerun: a matched landmark keeps its id, status and crop (the crop is made
@@ -53,8 +54,12 @@ def human_votes(landmark: Landmark) -> int:
 
 
 def min_votes_of(project: Project) -> int:
-    """The project's minimum human votes for a consensus landmark."""
-    return project.landmark_min_votes or DEFAULT_MIN_VOTES
+    """The project's minimum human votes for a consensus landmark: its own setting, else
+    DEFAULT_MIN_VOTES but never more than the labelers who mark each tile (a minimum of 3
+    with 2 labelers per tile would make no landmark at all)."""
+    if project.landmark_min_votes:
+        return project.landmark_min_votes
+    return max(1, min(DEFAULT_MIN_VOTES, project.labelers_per_tile or 1))
 
 
 def is_consensus(landmark: Landmark) -> bool:

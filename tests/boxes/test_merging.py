@@ -120,3 +120,16 @@ def test_the_minutely_check_merges_again_after_the_minimum_changes(app, users):
         assert merging.queue_stale_merges() == [observation_id]
         assert db.session.scalar(select(func.count(Landmark.id))) == 2
         assert project_id == project.id
+
+
+def test_the_default_minimum_is_never_above_the_labelers_per_tile(app):
+    with app.app_context():
+        observation_id, _ = make_observation()
+        project = db.session.get(Observation, observation_id).project
+        project.labelers_per_tile = 1
+        assert merging.min_votes_of(project) == 1
+        project.labelers_per_tile = 50
+        assert merging.min_votes_of(project) == merging.DEFAULT_MIN_VOTES
+        project.landmark_min_votes = 4
+        assert merging.min_votes_of(project) == 4
+        db.session.rollback()
