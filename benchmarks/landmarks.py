@@ -19,8 +19,8 @@ CC BY 4.0) and prints:
    megapixel, per tile and pooled.
 4. If benchmarks/observation_viewer.py is there, its measure_viewer() figures.
 
-    python benchmarks/landmarks.py [--data DIR] [--tiles ABCEGHIJ] [--skip-proposals]
-        [--skip-viewer]
+    python benchmarks/landmarks.py [--data DIR] [--tiles ABCEGHIJ] [--skip-merge]
+        [--skip-proposals] [--skip-viewer]
 
 A few minutes on 2 cores (the proposals take most of it).
 """
@@ -244,6 +244,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" /
                         "observations")
     parser.add_argument("--tiles", default="ABCEGHIJ")
+    parser.add_argument("--skip-merge", action="store_true", help="parts 3-4 only")
     parser.add_argument("--skip-proposals", action="store_true")
     parser.add_argument("--skip-viewer", action="store_true")
     args = parser.parse_args()
@@ -256,11 +257,12 @@ def main() -> None:
     for tile in tiles:
         print(f"  {tile.name}: {sum(len(b) for b in tile.raw.values())} raw boxes from "
               f"{len(tile.raw)} annotators, {len(tile.merged)} merged")
-    started = time.perf_counter()
-    chosen = cross_validate(tiles)
-    merge_against_catalogue(tiles, chosen)
-    choose_min_votes(tiles)
-    print(f"  (parts 1-2 took {time.perf_counter() - started:.0f} s)")
+    if not args.skip_merge:
+        started = time.perf_counter()
+        chosen = cross_validate(tiles)
+        merge_against_catalogue(tiles, chosen)
+        choose_min_votes(tiles)
+        print(f"  (parts 1-2 took {time.perf_counter() - started:.0f} s)")
     if not args.skip_proposals:
         proposals(tiles)
     if not args.skip_viewer:
