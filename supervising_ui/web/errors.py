@@ -15,7 +15,14 @@ import sqlite3
 
 from flask import Flask, current_app, g, jsonify, request
 from sqlalchemy.exc import DataError, DBAPIError
-from werkzeug.exceptions import BadRequest, HTTPException, ServiceUnavailable
+from werkzeug.exceptions import (
+    BadRequest,
+    HTTPException,
+    MethodNotAllowed,
+    NotFound,
+    ServiceUnavailable,
+)
+from werkzeug.routing import RequestRedirect
 
 from ..extensions import db
 from ..faults import connection_lost, disk_trouble, is_retry_safe
@@ -47,6 +54,8 @@ def wants_json() -> bool:
 
 def http_error(error: HTTPException):
     """Answer an HTTP error as {"error": message} to JSON clients; leave pages to Flask."""
+    if isinstance(error, MethodNotAllowed) and not names_a_resource(error.valid_methods):
+        error = NotFound()
     if error.response is not None or not wants_json():
         return error  # a view's own response (labeling's JSON errors), or an HTML page
     response = jsonify(error=error.description or error.name)
@@ -55,6 +64,22 @@ def http_error(error: HTTPException):
         if name.lower() != "content-type":
             response.headers[name] = value  # Allow of 405, Retry-After of 429 and 503
     return response
+
+
+def names_a_resource(methods) -> bool:
+    """Whether the request's path matches a route under one of methods. An id out of range
+    (the id converter refuses it) matches none, yet werkzeug answers 405 where the path has a
+    rule per method: that is a 404, like the same id under a path with one rule."""
+    adapter = current_app.url_map.bind_to_environ(request.environ)
+    for method in methods or ():
+        try:
+            adapter.match(method=method)
+        except RequestRedirect:
+            return True
+        except HTTPException:
+            continue
+        return True
+    return False
 
 
 def storage_error(error: Exception):

@@ -192,6 +192,18 @@ def test_ids_no_table_can_hold_are_404(app, client, labeler):
     assert client.get(f"/api/images/{MAX_ID}/file").status_code == 404
 
 
+def test_an_id_out_of_range_is_404_under_a_path_with_a_rule_per_method(app, client, labeler):
+    # /api/boxes/<id> has one rule for PATCH and one for DELETE: werkzeug said 405 to both.
+    for bad in (MAX_ID + 1, 10**30):
+        for method in ("DELETE", "PATCH", "GET"):
+            response = client.open(f"/api/boxes/{bad}", method=method,
+                                   headers={"X-CSRFToken": labeler.csrf_token}, json={})
+            assert response.status_code == 404 and response.is_json, (bad, method)
+    # A method the path really lacks is still 405, with the methods it has.
+    response = client.get("/api/boxes/1")
+    assert response.status_code == 405 and {"DELETE", "PATCH"} <= set(response.allow)
+
+
 def test_nul_and_lone_surrogates_are_400_without_echo(app, client, labeler):
     image_id = _stored_image(app)
     url, headers = f"/api/images/{image_id}/labels", {"X-CSRFToken": labeler.csrf_token}
