@@ -31,16 +31,21 @@ def tile_of(user, observation_id: int, tile_id: int,
     return observation, tile
 
 
+def _on_visible_observation(user, model, row_id: int, name: str):
+    """The row of model (a box or landmark) if user may see its observation, else 404."""
+    row = db.session.get(model, row_id)
+    if row is not None:
+        try:
+            observation_of(user, row.observation_id)
+            return row
+        except BoxError:
+            pass
+    raise BoxError(f"no {name} {row_id} that you may see", 404)
+
+
 def visible_box(user, box_id: int) -> Box:
     """The box if user may see its observation, else 404."""
-    box = db.session.get(Box, box_id)
-    if box is None:
-        raise BoxError(f"no box {box_id} that you may see", 404)
-    try:
-        observation_of(user, box.observation_id)
-    except BoxError:
-        raise BoxError(f"no box {box_id} that you may see", 404) from None
-    return box
+    return _on_visible_observation(user, Box, box_id, "box")
 
 
 def own_box(user, box_id: int) -> Box:
@@ -53,14 +58,7 @@ def own_box(user, box_id: int) -> Box:
 
 def visible_landmark(user, landmark_id: int) -> Landmark:
     """The landmark if user may see its observation, else 404."""
-    landmark = db.session.get(Landmark, landmark_id)
-    if landmark is None:
-        raise BoxError(f"no landmark {landmark_id} that you may see", 404)
-    try:
-        observation_of(user, landmark.observation_id)
-    except BoxError:
-        raise BoxError(f"no landmark {landmark_id} that you may see", 404) from None
-    return landmark
+    return _on_visible_observation(user, Landmark, landmark_id, "landmark")
 
 
 def project_of(observation: Observation) -> Project:

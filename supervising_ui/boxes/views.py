@@ -85,17 +85,18 @@ def create_box(observation_id, tile_id):
 @blueprint.post("/api/observations/<int:observation_id>/tiles/<int:tile_id>/done")
 def tile_done(observation_id, tile_id):
     """Mark the tile done for the user (their boxes on it are complete); say the next tile."""
-    try:
-        return jsonify(pages.finish_tile(_user(), observation_id, tile_id, done=True))
-    except BoxError as error:
-        _api_error(error)
+    return _finish_tile(observation_id, tile_id, done=True)
 
 
 @blueprint.post("/api/observations/<int:observation_id>/tiles/<int:tile_id>/later")
 def tile_later(observation_id, tile_id):
     """Put the tile off for the user (Later); say the next tile."""
+    return _finish_tile(observation_id, tile_id, done=False)
+
+
+def _finish_tile(observation_id: int, tile_id: int, done: bool):
     try:
-        return jsonify(pages.finish_tile(_user(), observation_id, tile_id, done=False))
+        return jsonify(pages.finish_tile(_user(), observation_id, tile_id, done=done))
     except BoxError as error:
         _api_error(error)
 

@@ -14,7 +14,16 @@ BOX_SOURCES = ("drawn", "imported", "proposal")
 LANDMARK_STATES = ("pending", "accepted", "fixed", "rejected")
 
 
-class Box(db.Model):
+class PixelCorners:
+    """A rectangle in pixels of the whole observation (x right, y down, the maximum exclusive)."""
+
+    x_min: so.Mapped[float] = so.mapped_column(sa.Float)
+    y_min: so.Mapped[float] = so.mapped_column(sa.Float)
+    x_max: so.Mapped[float] = so.mapped_column(sa.Float)
+    y_max: so.Mapped[float] = so.mapped_column(sa.Float)
+
+
+class Box(PixelCorners, db.Model):
     """One annotator's box (or circle, by its bounding box) in observation pixels."""
 
     __table_args__ = (sa.Index("ix_box_observation", "observation_id", "user_id"),
@@ -28,17 +37,13 @@ class Box(db.Model):
     user_id: so.Mapped[int | None] = so.mapped_column(sa.ForeignKey("user.id"))
     label_class_id: so.Mapped[int | None] = so.mapped_column(sa.ForeignKey("label_class.id"))
     shape: so.Mapped[str] = so.mapped_column(sa.String(8), default="box", server_default="box")
-    x_min: so.Mapped[float] = so.mapped_column(sa.Float)
-    y_min: so.Mapped[float] = so.mapped_column(sa.Float)
-    x_max: so.Mapped[float] = so.mapped_column(sa.Float)
-    y_max: so.Mapped[float] = so.mapped_column(sa.Float)
     source: so.Mapped[str] = so.mapped_column(
         sa.String(16), default="drawn", server_default="drawn")
     created_at: so.Mapped[datetime] = so.mapped_column(sa.DateTime, default=utcnow)
     updated_at: so.Mapped[datetime] = so.mapped_column(sa.DateTime, default=utcnow, onupdate=utcnow)
 
 
-class Landmark(db.Model):
+class Landmark(PixelCorners, db.Model):
     """A consensus landmark: the mean box of a cluster of annotators' boxes, and its review."""
 
     __table_args__ = (sa.Index("ix_landmark_observation", "observation_id", "status"),
@@ -46,10 +51,6 @@ class Landmark(db.Model):
 
     id: so.Mapped[int] = so.mapped_column(primary_key=True)
     observation_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("observation.id"))
-    x_min: so.Mapped[float] = so.mapped_column(sa.Float)
-    y_min: so.Mapped[float] = so.mapped_column(sa.Float)
-    x_max: so.Mapped[float] = so.mapped_column(sa.Float)
-    y_max: so.Mapped[float] = so.mapped_column(sa.Float)
     label_class_id: so.Mapped[int | None] = so.mapped_column(sa.ForeignKey("label_class.id"))
     # How many annotators marked it, and who (comma-separated user ids, "proposal" for the machine).
     votes: so.Mapped[int] = so.mapped_column(sa.Integer, default=0)
