@@ -113,9 +113,9 @@ _SUBMIT = select(
     # Whether the search row is current: one exists, and a change of consensus was written.
     (exists().where(SearchImage.image_id == bindparam("in_image_id")) &
      (select(func.count()).select_from(_CHANGED).scalar_subquery() ==
-      select(func.count()).select_from(_WRITTEN).scalar_subquery())).label("indexed"),
-    _KNOWN_CLASS.label("known_class"))
+      select(func.count()).select_from(_WRITTEN).scalar_subquery())).label("indexed"))
 _COUNTABLE_NOW = select(exists().where(*_COUNTABLE))
+_KNOWN_CLASS_NOW = select(_KNOWN_CLASS)
 
 
 def submit_label(image_id: int, project, user, class_name, request_id, seconds_spent,
@@ -171,10 +171,12 @@ def _store(label: dict, class_name: str, labels_per_image: int):
               "now": label["created_at"], "labels_per_image": labels_per_image}
     values = {f"v_{name}": label[name] for name in _LABEL_VALUES} | {"class_name": class_name}
     if is_postgres():
-        counted, label_id, indexed, known_class = run(_SUBMIT, **params, **values).one()
-        if not counted and not known_class:
+        counted, label_id, indexed = run(_SUBMIT, **params, **values).one()
+        if not counted and not run(_KNOWN_CLASS_NOW, v_project_id=label["project_id"],
+                                   class_name=class_name).scalar():
             # An unknown class counted nothing: say so where the label would have been counted
-            # (a second statement on this rare path keeps the first one short, see _ONE).
+            # (more statements on this rare path keep the first one within psycopg's cache of
+            # prepared statements, 4096 characters; see _ONE).
             return run(_COUNTABLE_NOW, **params).scalar(), label_id, indexed
         return counted, label_id, indexed
     if run(_COUNT_LABEL, **params).rowcount != 1:

@@ -16,6 +16,8 @@ from pathlib import Path
 
 from flask import current_app
 
+from ..images import allow_pillow_up_to
+
 # The extension of the stored copy per format, as storage.KEY_PATTERN allows.
 FORMATS = {"jpegload": "jpg", "pngload": "png", "tiffload": "tif", "jp2": "jp2"}
 # Over this many pixels an observation is refused (a HiRISE RDR has about 1.2 billion).
@@ -78,10 +80,13 @@ def probe_image(path: str | Path) -> ImageProbe:
 def _probe_jp2(path: Path) -> ImageProbe:
     """The header of a JPEG 2000 file, through Pillow."""
     from PIL import Image, UnidentifiedImageError
-    Image.MAX_IMAGE_PIXELS = None  # checked below against MAX_OBSERVATION_PIXELS instead
+    allow_pillow_up_to(MAX_OBSERVATION_PIXELS)  # raised where lower, never switched off
     try:
         with Image.open(path) as image:
             width, height, bands = image.width, image.height, len(image.getbands())
+    except Image.DecompressionBombError:
+        raise ObservationFileRejected(
+            f"the JPEG 2000 image is over the limit of {MAX_OBSERVATION_PIXELS} pixels") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
         raise ObservationFileRejected(f"corrupt JPEG 2000 file ({error})") from error
     return _checked(ImageProbe("jp2", width, height, bands))
@@ -107,7 +112,7 @@ def open_for_tiling(path: str | Path, extension: str, access: str = "sequential"
     if extension == "jp2":
         import numpy as np
         from PIL import Image
-        Image.MAX_IMAGE_PIXELS = None
+        allow_pillow_up_to(MAX_OBSERVATION_PIXELS)  # the import checked its size already
         with Image.open(path) as decoded:
             array = np.asarray(decoded)
         image = pyvips.Image.new_from_array(array)

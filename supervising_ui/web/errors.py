@@ -54,7 +54,8 @@ def wants_json() -> bool:
 
 def http_error(error: HTTPException):
     """Answer an HTTP error as {"error": message} to JSON clients; leave pages to Flask."""
-    if isinstance(error, MethodNotAllowed) and not names_a_resource(error.valid_methods):
+    if isinstance(error, MethodNotAllowed) and error.valid_methods \
+            and not names_a_resource(error.valid_methods):
         error = NotFound()
     if error.response is not None or not wants_json():
         return error  # a view's own response (labeling's JSON errors), or an HTML page
