@@ -482,7 +482,9 @@ def delete_created(project_ids: list[int], run_id: str) -> None:
     from supervising_ui.extensions import db
     from supervising_ui.models import (
         ApiToken,
+        ConsensusRun,
         Image,
+        ImageConsensus,
         ImportBatch,
         Job,
         Label,
@@ -512,6 +514,9 @@ def delete_created(project_ids: list[int], run_id: str) -> None:
                 delete(Skip).where(Skip.image_id.in_(image_ids)),
                 delete(Label).where(Label.project_id == project_id),
                 delete(Prediction).where(Prediction.image_id.in_(image_ids)),
+                # --quality: the consensus job's rows (Dawid-Skene and adaptive redundancy).
+                delete(ImageConsensus).where(ImageConsensus.project_id == project_id),
+                delete(ConsensusRun).where(ConsensusRun.project_id == project_id),
                 delete(Image).where(Image.project_id == project_id),
                 delete(ImportBatch).where(ImportBatch.project_id == project_id),
                 delete(Job).where(Job.project_id == project_id),

@@ -96,8 +96,12 @@ def _want_more_labels(project_id: int, result) -> int:
                     and result.posteriors[image_id] < project.target_posterior:
                 wanted[count + 1].append(int(image_id))
     marked = [image_id for ids in wanted.values() for image_id in ids]
+    # A mark stays while a labeler holds the image's lease: the label they were handed it
+    # for must still count (the next run clears it once the lease has ended).
+    not_leased = or_(Image.leased_to_id.is_(None), Image.lease_expires_at.is_(None),
+                     Image.lease_expires_at <= utcnow())
     db.session.execute(update(Image).where(
-        Image.project_id == project_id, Image.labels_wanted.is_not(None),
+        Image.project_id == project_id, Image.labels_wanted.is_not(None), not_leased,
         Image.id.not_in(marked) if len(marked) < IN_LIST_LIMIT else true())
         .values(labels_wanted=None).execution_options(synchronize_session=False))
     for count, ids in wanted.items():

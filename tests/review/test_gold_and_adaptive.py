@@ -215,3 +215,23 @@ def test_concurrent_labelers_with_gold_and_adaptive_marks_lose_nothing(app, user
         assert all(counts[i] == 2 for i in images[4:17]) and all(counts[i] == 1
                                                                  for i in images[17:])
         assert all(counts[i] <= len(labelers) for i in images[:4])
+
+
+def test_a_mark_stays_while_its_image_is_leased(app, users):
+    """The job may find an image settled while a labeler holds it for its extra label (the
+    Dawid-Skene estimates move with every label): the labeler's submit must still count."""
+    from types import SimpleNamespace
+    with app.app_context():
+        project_id, images = adaptive_project(users)
+        consensus_jobs.recompute(project_id)
+        now = utcnow()
+        assert ask(project_id, users["ada"], now)[0] == images[0]
+        settled = SimpleNamespace(counts={images[0]: 2, images[1]: 2},
+                                  posteriors={images[0]: 1.0, images[1]: 1.0})
+        consensus_jobs._want_more_labels(project_id, settled)
+        db.session.commit()
+        assert db.session.get(Image, images[0]).labels_wanted == 3, "ada holds its lease"
+        assert label(project_id, users["ada"], images[0]).created
+        consensus_jobs._want_more_labels(project_id, settled)
+        db.session.commit()
+        assert db.session.get(Image, images[0]).labels_wanted is None, "no lease: cleared"
