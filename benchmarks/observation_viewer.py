@@ -23,41 +23,20 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from load_servers import free_port, wait_for_server  # noqa: E402  (beside this script)
+
 HIRISE = ROOT.parent / "shared" / "data" / "observations" / "hirise"
 BROWSE = HIRISE / "ESP_072719_1970_RED.browse.jpg"
 LABEL = HIRISE / "ESP_072719_1970_RED.LBL"
 TILE = 256
-
-
-def free_port() -> int:
-    """A TCP port of 127.0.0.1 that nothing listens on now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for_server(url: str, seconds: float = 120) -> None:
-    """Wait until url answers (any status)."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(url, timeout=2)
-            return
-        except urllib.error.HTTPError:
-            return
-        except OSError:
-            time.sleep(0.5)
-    raise SystemExit(f"the server at {url} did not answer")
 
 
 def viewer_levels(width: int, height: int, viewer: tuple[int, int]) -> int:
