@@ -15,19 +15,11 @@ from ..observations import files
 
 
 def open_original(observation: Observation):
-    """The observation's original as a pyvips image, 8-bit with 1 or 3 bands."""
-    import pyvips
+    """The observation's original as a pyvips image, 8-bit with 1 or 3 bands, read where a
+    region is asked for (observations/files.open_for_tiling, the one 8-bit reading)."""
     path = storage.path_for_key(files.observation_store(), observation.image_key)
     extension = observation.image_key.rsplit(".", 1)[-1]
-    if extension == "jp2":
-        return files.open_for_tiling(path, extension)
-    image = pyvips.Image.new_from_file(str(path), access="random", fail=True)
-    if image.format != "uchar":  # as open_for_tiling does: stretched to 0-255
-        low, high = image.min(), image.max()
-        image = ((image - low) * (255.0 / max(high - low, 1e-9))).cast("uchar")
-    if image.bands == 2 or image.bands > 3:
-        image = image[0] if image.bands == 2 else image[0:3]
-    return image
+    return files.open_for_tiling(path, extension, access="random")
 
 
 def region_array(image, left: int, top: int, right: int, bottom: int) -> np.ndarray:
